@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what BackupFuse needs on a Debian 12 machine (run as root, or with sudo available).
+#   scripts/install-deps.sh          runtime + demo tools (fuse3, qemu-utils, libvhdi-utils, 7zip)
+#   scripts/install-deps.sh --test   also what the tests and benchmarks use (libfuse3-dev + gcc for the struct
+#                                    layout check, e2fsprogs/fdisk for disk images)
+# Packages already present are not reinstalled; apt-get runs only when something is missing.
+set -euo pipefail
+
+packages=(fuse3 libfuse3-3 qemu-utils libvhdi-utils 7zip)
+if [[ "${1:-}" == "--test" ]]; then
+  packages+=(libfuse3-dev gcc libc6-dev e2fsprogs fdisk)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}" >&2
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v dotnet >/dev/null 2>&1; then
+  echo "error: the .NET 10 SDK is needed (dotnet not found on PATH); see README.md, section Install" >&2
+  exit 1
+fi

@@ -1,0 +1,132 @@
+using System.Globalization;
+using System.Text;
+
+namespace BackupFuse.Daemon.Plugins;
+
+// Design notes:
+// - A plugin file is a small, human-readable text file named *.vhdx that points at one backup point (an image
+//   in a chain). Through the mount it reads as the complete VHDX of that point; outside the mount it is what it
+//   is: a few lines of text that a person can read and a script can write.
+// - Format (version 1), UTF-8, LF or CRLF line ends:
+//       backupfuse-plugin 1                      <- magic + format version, always the first line
+//       # comment lines and blank lines are ignored
+//       image = /backups/web01-1122.bfi          <- absolute path of the image (required)
+//       image-id = 0f9c3f0e-...                  <- identity of that image (required; checked at open)
+//   Unknown keys are an error in version 1 (a typo must not be ignored silently). A later version adds keys and
+//   raises the number; a reader refuses a version it does not know, with a message naming it.
+// - Detection is by the first line only (Sniff), so a real VHDX ("vhdxfile" magic) or any other *.vhdx passes
+//   through the mount untouched. A file that starts with the magic but does not parse is a damaged plugin: its
+//   own open fails with a clear error; nothing else is affected.
+// - Size cap 64 KiB: a plugin is a pointer, never data.
+
+/// <summary>A plugin file: a small pointer that names a backup point.</summary>
+public sealed record PluginFile(int FormatVersion, string ImagePath, Guid ImageId)
+{
+    /// <summary>The first bytes of every plugin file.</summary>
+    public const string Magic = "backupfuse-plugin ";
+
+    /// <summary>The format version this build writes.</summary>
+    public const int CurrentVersion = 1;
+
+    /// <summary>Plugin files are never larger than this.</summary>
+    public const int MaxSize = 64 * 1024;
+
+    private static readonly byte[] MagicBytes = Encoding.ASCII.GetBytes(Magic);
+
+    /// <summary>Whether content that starts with <paramref name="head"/> is meant to be a plugin file.</summary>
+    public static bool Sniff(ReadOnlySpan<byte> head) => head.StartsWith(MagicBytes);
+
+    /// <summary>Reads and validates the plugin at <paramref name="path"/>.</summary>
+    /// <exception cref="InvalidDataException">The file is not a valid plugin; the message names it and says why.</exception>
+    public static PluginFile Load(string path)
+    {
+        var info = new FileInfo(path);
+        if (info.Length > MaxSize)
+        {
+            throw new InvalidDataException($"{path}: not a plugin file (larger than {MaxSize} bytes)");
+        }
+
+        return Parse(File.ReadAllText(path, Encoding.UTF8), path);
+    }
+
+    /// <summary>Parses plugin text; <paramref name="name"/> appears in error messages.</summary>
+    public static PluginFile Parse(string text, string name)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var lines = text.Replace("\r\n", "\n", StringComparison.Ordinal).Split('\n');
+        if (lines.Length == 0 || !lines[0].StartsWith(Magic, StringComparison.Ordinal))
+        {
+            throw new InvalidDataException($"{name}: not a plugin file (first line must be '{Magic}{CurrentVersion}')");
+        }
+
+        if (!int.TryParse(lines[0].AsSpan(Magic.Length).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out int version))
+        {
+            throw new InvalidDataException($"{name}: damaged plugin file: bad version in first line '{lines[0]}'");
+        }
+
+        if (version != CurrentVersion)
+        {
+            throw new InvalidDataException($"{name}: plugin format version {version} is not supported by this build (it reads version {CurrentVersion})");
+        }
+
+        string? image = null;
+        Guid? id = null;
+        for (int i = 1; i < lines.Length; i++)
+        {
+            string line = lines[i].Trim();
+            if (line.Length == 0 || line[0] == '#')
+            {
+                continue;
+            }
+
+            int eq = line.IndexOf('=', StringComparison.Ordinal);
+            if (eq <= 0)
+            {
+                throw new InvalidDataException($"{name}: damaged plugin file: line {i + 1} is not 'key = value'");
+            }
+
+            string key = line[..eq].Trim();
+            string value = line[(eq + 1)..].Trim();
+            switch (key)
+            {
+                case "image":
+                    image = value;
+                    break;
+                case "image-id":
+                    id = Guid.TryParse(value, out var g) ? g : throw new InvalidDataException($"{name}: damaged plugin file: image-id '{value}' is not a GUID");
+                    break;
+                default:
+                    throw new InvalidDataException($"{name}: damaged plugin file: unknown key '{key}' on line {i + 1}");
+            }
+        }
+
+        if (string.IsNullOrEmpty(image) || !Path.IsPathFullyQualified(image))
+        {
+            throw new InvalidDataException($"{name}: damaged plugin file: 'image = <absolute path>' is missing");
+        }
+
+        if (id is null)
+        {
+            throw new InvalidDataException($"{name}: damaged plugin file: 'image-id = <guid>' is missing");
+        }
+
+        return new PluginFile(version, image, id.Value);
+    }
+
+    /// <summary>The file's text.</summary>
+    public string ToText() =>
+        $"{Magic}{FormatVersion}\n" +
+        "# BackupFuse plugin file. Under `backupfuse mount` this file reads as a complete VHDX disk of the\n" +
+        "# backup point named below; the backup itself is never modified. Written by `backupfuse plugin create`.\n" +
+        $"image = {ImagePath}\n" +
+        $"image-id = {ImageId:D}\n";
+
+    /// <summary>Writes the plugin atomically (temp file + rename) so a reader never sees half a file.</summary>
+    public void Save(string path)
+    {
+        string full = Path.GetFullPath(path);
+        string tmp = full + ".tmp-" + Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
+        File.WriteAllText(tmp, ToText(), new UTF8Encoding(false));
+        File.Move(tmp, full, overwrite: true);
+    }
+}
