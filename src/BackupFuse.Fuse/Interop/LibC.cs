@@ -1,0 +1,143 @@
+using System.Runtime.InteropServices;
+
+namespace BackupFuse.Fuse.Interop;
+
+// Design notes:
+// - Every path-taking call is an *at() call relative to the pre-opened directory descriptor: the directory may be
+//   covered by our own mount, and going through a path would re-enter the mount (recursion, deadlock).
+// - SetLastError=true makes the generated stub capture errno right after the call; read it with
+//   Marshal.GetLastPInvokeError() (ErrnoException.FromLastError does).
+// - Constants are the linux-x64 (generic Linux) values.
+
+/// <summary>glibc entry points used by the pass-through file system (linux-x64).</summary>
+internal static unsafe partial class LibC
+{
+    public const int O_RDONLY = 0x0;
+    public const int O_WRONLY = 0x1;
+    public const int O_RDWR = 0x2;
+    public const int O_ACCMODE = 0x3;
+    public const int O_CREAT = 0x40;
+    public const int O_EXCL = 0x80;
+    public const int O_TRUNC = 0x200;
+    public const int O_APPEND = 0x400;
+    public const int O_NONBLOCK = 0x800;
+    public const int O_DIRECT = 0x4000;
+    public const int O_DIRECTORY = 0x10000;
+    public const int O_NOFOLLOW = 0x20000;
+    public const int O_CLOEXEC = 0x80000;
+    public const int O_PATH = 0x200000;
+
+    public const int AT_FDCWD = -100;
+    public const int AT_SYMLINK_NOFOLLOW = 0x100;
+    public const int AT_REMOVEDIR = 0x200;
+    public const int AT_EMPTY_PATH = 0x1000;
+
+    public const int SEEK_SET = 0;
+    public const int SEEK_DATA = 3;
+    public const int SEEK_HOLE = 4;
+
+    public const uint S_IFMT = 0xF000;
+    public const uint S_IFREG = 0x8000;
+    public const uint S_IFDIR = 0x4000;
+    public const uint S_IFLNK = 0xA000;
+
+    public const int MNT_DETACH = 2;
+
+    static LibC() => NativeLibraries.EnsureRegistered();
+
+    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
+    public static partial int openat(int dirfd, byte* path, int flags, uint mode);
+
+    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
+    public static partial int close(int fd);
+
+    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
+    public static partial int dup(int fd);
+
+    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
+    public static partial int fstatat(int dirfd, byte* path, Stat* buf, int flags);
+
+    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
+    public static partial int fstat(int fd, Stat* buf);
+
+    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
+    public static partial int mkdirat(int dirfd, byte* path, uint mode);
+
+    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
+    public static partial int mknodat(int dirfd, byte* path, uint mode, ulong dev);
+
+    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
+    public static partial int unlinkat(int dirfd, byte* path, int flags);
+
+    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
+    public static partial int renameat2(int olddirfd, byte* oldpath, int newdirfd, byte* newpath, uint flags);
+
+    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
+    public static partial int symlinkat(byte* target, int newdirfd, byte* linkpath);
+
+    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
+    public static partial nint readlinkat(int dirfd, byte* path, byte* buf, nuint size);
+
+    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
+    public static partial int linkat(int olddirfd, byte* oldpath, int newdirfd, byte* newpath, int flags);
+
+    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
+    public static partial int fchmodat(int dirfd, byte* path, uint mode, int flags);
+
+    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
+    public static partial int fchmod(int fd, uint mode);
+
+    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
+    public static partial int fchownat(int dirfd, byte* path, uint owner, uint group, int flags);
+
+    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
+    public static partial int fchown(int fd, uint owner, uint group);
+
+    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
+    public static partial int utimensat(int dirfd, byte* path, Timespec* times, int flags);
+
+    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
+    public static partial int futimens(int fd, Timespec* times);
+
+    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
+    public static partial nint pread(int fd, byte* buf, nuint count, long offset);
+
+    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
+    public static partial nint pwrite(int fd, byte* buf, nuint count, long offset);
+
+    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
+    public static partial int ftruncate(int fd, long length);
+
+    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
+    public static partial int fsync(int fd);
+
+    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
+    public static partial int fdatasync(int fd);
+
+    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
+    public static partial int fallocate(int fd, int mode, long offset, long length);
+
+    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
+    public static partial long lseek(int fd, long offset, int whence);
+
+    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
+    public static partial int fstatvfs(int fd, StatVfs* buf);
+
+    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
+    public static partial nint fdopendir(int fd);
+
+    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
+    public static partial Dirent* readdir(nint dir);
+
+    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
+    public static partial void rewinddir(nint dir);
+
+    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
+    public static partial int closedir(nint dir);
+
+    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
+    public static partial int umount2(byte* target, int flags);
+
+    [LibraryImport(NativeLibraries.LibC)]
+    public static partial uint geteuid();
+}
