@@ -58,8 +58,8 @@ public sealed class VhdxReader : BlockSource
         BatLength = bat.Length;
         ReadMetadata(metadata);
 
-        ChunkRatio = (8L * 1024 * 1024 * LogicalSectorSize) / BlockSize;
-        PayloadBlockCount = (VirtualDiskSize + BlockSize - 1) / BlockSize;
+        ChunkRatio = (8L * 1024 * 1024 * LogicalSectorSize) / PayloadBlockSize;
+        PayloadBlockCount = (VirtualDiskSize + PayloadBlockSize - 1) / PayloadBlockSize;
         long sectorBitmapBlocks = (PayloadBlockCount + ChunkRatio - 1) / ChunkRatio;
         long neededEntries = FileParameters.HasParent
             ? sectorBitmapBlocks * (ChunkRatio + 1)
