@@ -162,13 +162,15 @@ public sealed class VhdxReader : BlockSource
             switch (entry.PayloadState)
             {
                 case PayloadBlockState.FullyPresent:
-                    long fileOffset = (long)entry.FileOffset + within;
-                    if (entry.FileOffset < VhdxLayout.Mebibyte || fileOffset + n > _file.Length)
+                    // The whole block (up to the virtual end, QEMU's rule for a short last block) must be in the file:
+                    // a block cut by truncation is corruption even where the requested bytes survive.
+                    long blockEnd = (long)entry.FileOffset + Math.Min(blockSize, VirtualDiskSize - (block * blockSize));
+                    if (entry.FileOffset < VhdxLayout.Mebibyte || blockEnd > _file.Length)
                     {
                         throw Corrupt($"payload block {block} at file offset {entry.FileOffset} lies outside the file ({_file.Length} bytes)");
                     }
 
-                    _file.Read(fileOffset, piece);
+                    _file.Read((long)entry.FileOffset + within, piece);
                     break;
                 case PayloadBlockState.PartiallyPresent:
                     throw new NotSupportedException($"{Name}: payload block {block} is PARTIALLY_PRESENT; sector bitmaps are not supported yet");
