@@ -10,10 +10,12 @@ namespace BackupFuse.Fuse;
 //   fuse_destroy. Callbacks run on libfuse's worker threads (so the mount may be used from the same process).
 // - Mounted completes from the init callback (the kernel's INIT reached us: the mount serves requests);
 //   Completion completes when the loop has returned and everything is torn down.
-// - Shutdown (Unmount(), the CancellationToken, or SIGINT/SIGTERM when HandleSignals): fuse_exit (sets a flag)
-//   + lazy unmount (umount2(MNT_DETACH) as root, else fusermount3 -u -z). Worker threads blocked reading
-//   /dev/fuse then get ENODEV and the loop returns — after the last open file is closed, because a lazily
-//   detached mount keeps serving its open files. An external `fusermount3 -u` ends the loop the same way.
+// - Shutdown (Unmount(), the CancellationToken, or SIGINT/SIGTERM when HandleSignals): lazy unmount
+//   (umount2(MNT_DETACH) as root, else fusermount3 -u -z). The mount leaves the namespace at once; files still
+//   open (a running VM's disk) keep being served; when the last one closes the kernel ends the connection,
+//   workers get ENODEV and the loop returns. fuse_exit is NOT called on this path: with the exit flag set the
+//   loop stops at the next request and open files would get ENOTCONN (verified). fuse_exit is used only to
+//   force (second signal, Dispose after 10 s, or a failed lazy unmount). `fusermount3 -u` ends the loop the same way.
 //   With auto_unmount, fusermount3 stays as a watchdog and removes the mount if this process is killed.
 // - fuse_exit is only ever called under _lock while the fuse handle is alive; the loop thread clears the handle
 //   under the same lock before destroying it.
@@ -29,7 +31,7 @@ public sealed unsafe class FuseMount : IDisposable
     private readonly object _lock = new();
     private nint _fuse;
     private bool _stopRequested;
-    private bool _mountedOnce;
+    private int _signalCount;
     private Thread? _thread;
     private CancellationTokenRegistration _cancellation;
 
@@ -67,38 +69,48 @@ public sealed unsafe class FuseMount : IDisposable
         _thread.Start();
     }
 
-    /// <summary>Asks the mount to end: fuse_exit + lazy unmount. Idempotent, callable from any thread.</summary>
-    public void Unmount()
+    /// <summary>
+    /// Asks the mount to end: lazy unmount (the mount leaves the namespace at once; files still open keep being
+    /// served and the loop ends when the last one is closed). With <paramref name="force"/>, or when the lazy
+    /// unmount fails, also fuse_exit: the loop then ends at the next request and open files get ENOTCONN.
+    /// Idempotent, callable from any thread.
+    /// </summary>
+    public void Unmount(bool force = false)
     {
-        bool unmountPath;
+        bool detach;
         lock (_lock)
         {
-            if (_stopRequested)
-            {
-                return;
-            }
-
+            detach = !_stopRequested && _fuse != 0;
             _stopRequested = true;
-            unmountPath = _fuse != 0;
-            if (_fuse != 0)
+            if (_fuse != 0 && force)
             {
                 LibFuse.fuse_exit(_fuse);
             }
         }
 
-        if (unmountPath)
+        if (detach && !DetachMount())
         {
-            DetachMount();
+            lock (_lock)
+            {
+                if (_fuse != 0)
+                {
+                    LibFuse.fuse_exit(_fuse);
+                }
+            }
         }
     }
+
+    /// <summary>Asks the mount to end (lazy unmount); see <see cref="Unmount(bool)"/>.</summary>
+    public void Unmount() => Unmount(force: false);
 
     /// <summary>Unmounts and waits (up to 10 s) for the loop to end.</summary>
     public void Dispose()
     {
         Unmount();
-        if (_thread != null && !_completion.Task.Wait(TimeSpan.FromSeconds(10)))
+        if (_thread != null && !((IAsyncResult)_completion.Task).AsyncWaitHandle.WaitOne(TimeSpan.FromSeconds(10)))
         {
-            _log.Log(FuseLogLevel.Warning, $"{MountPoint}: the FUSE loop did not end within 10 s (files still open?)", null);
+            _log.Log(FuseLogLevel.Warning, $"{MountPoint}: the FUSE loop did not end within 10 s (files still open?): forcing it", null);
+            Unmount(force: true);
         }
 
         _cancellation.Dispose();
@@ -152,10 +164,9 @@ public sealed unsafe class FuseMount : IDisposable
             }
 
             _log.Log(FuseLogLevel.Debug, $"{MountPoint}: mounted (libfuse {FuseLibrary.PackageVersion}), starting the loop", null);
-            if (stopEarly)
+            if (stopEarly && !DetachMount())
             {
                 LibFuse.fuse_exit(fuse);
-                DetachMount();
             }
 
             if (Options.HandleSignals)
@@ -165,8 +176,12 @@ public sealed unsafe class FuseMount : IDisposable
                     signals.Add(PosixSignalRegistration.Create(signal, ctx =>
                     {
                         ctx.Cancel = true;
-                        _log.Log(FuseLogLevel.Information, $"{MountPoint}: {ctx.Signal} received, unmounting", null);
-                        Unmount();
+                        bool again = Volatile.Read(ref _signalCount) > 0;
+                        Interlocked.Increment(ref _signalCount);
+                        _log.Log(FuseLogLevel.Information, again
+                            ? $"{MountPoint}: {ctx.Signal} received again, ending now (open files get ENOTCONN)"
+                            : $"{MountPoint}: {ctx.Signal} received, unmounting (open files are served until closed; signal again to force)", null);
+                        Unmount(force: again);
                     }));
                 }
             }
@@ -235,13 +250,12 @@ public sealed unsafe class FuseMount : IDisposable
 
     private void OnInitialized()
     {
-        _mountedOnce = true;
         _log.Log(FuseLogLevel.Information, $"{MountPoint}: mounted", null);
         _mounted.TrySetResult();
     }
 
-    /// <summary>Lazy unmount: the mount disappears from the namespace now; open files keep being served.</summary>
-    private void DetachMount()
+    /// <summary>Lazy unmount: the mount disappears from the namespace now; open files keep being served. False on failure.</summary>
+    private bool DetachMount()
     {
         try
         {
@@ -252,31 +266,32 @@ public sealed unsafe class FuseMount : IDisposable
                 {
                     if (LibC.umount2(p, LibC.MNT_DETACH) == 0)
                     {
-                        return;
+                        return true;
                     }
                 }
 
                 var e = ErrnoException.FromLastError("umount2", MountPoint);
-                _log.Log(FuseLogLevel.Debug, $"{MountPoint}: lazy unmount: {e.Message} (already unmounted?)", null);
-                if (_mountedOnce)
-                {
-                    return;
-                }
+                _log.Log(FuseLogLevel.Warning, $"{MountPoint}: lazy unmount failed: {e.Message}", null);
+                return false;
             }
 
-            using var p2 = Process.Start(new ProcessStartInfo("fusermount3", ["-u", "-q", "-z", MountPoint])
+            using var fusermount = Process.Start(new ProcessStartInfo("fusermount3", ["-u", "-q", "-z", MountPoint])
             {
                 UseShellExecute = false,
                 RedirectStandardError = true,
             });
-            if (p2 != null && !p2.WaitForExit(TimeSpan.FromSeconds(10)))
+            if (fusermount == null || !fusermount.WaitForExit(TimeSpan.FromSeconds(10)))
             {
-                p2.Kill();
+                fusermount?.Kill();
+                return false;
             }
+
+            return fusermount.ExitCode == 0;
         }
         catch (Exception e)
         {
             _log.Log(FuseLogLevel.Warning, $"{MountPoint}: lazy unmount failed: {e.Message}", e);
+            return false;
         }
     }
 }
