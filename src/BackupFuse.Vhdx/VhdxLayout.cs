@@ -62,7 +62,6 @@ public sealed class VhdxLayout
 
     private readonly LayoutExtent[] _extents;
     private readonly byte[] _bytes;
-    private readonly long _payloadBlocksPerChunk;
     private readonly long _usedBatEntries;
 
     private VhdxLayout(long diskLength, Guid identity, VhdxLayoutOptions options)
@@ -75,7 +74,6 @@ public sealed class VhdxLayout
 
         BlockSize = options.BlockSize;
         ChunkRatio = (8L * Mebibyte * options.LogicalSectorSize) / BlockSize;
-        _payloadBlocksPerChunk = ChunkRatio;
         PayloadBlockCount = (VirtualDiskSize + BlockSize - 1) / BlockSize;
         SectorBitmapBlockCount = (PayloadBlockCount + ChunkRatio - 1) / ChunkRatio;
         BatLength = BlockAlignment.AlignUp(SectorBitmapBlockCount * (ChunkRatio + 1) * BatEntry.Size, Mebibyte);
@@ -159,7 +157,7 @@ public sealed class VhdxLayout
     public VhdxHeader CurrentHeader => Header(Header1SequenceNumber + 1);
 
     /// <summary>BAT index of payload block <paramref name="block"/>: k + floor(k / ChunkRatio).</summary>
-    public long PayloadBatIndex(long block) => block + (block / _payloadBlocksPerChunk);
+    public long PayloadBatIndex(long block) => block + (block / ChunkRatio);
 
     /// <summary>BAT index of the sector-bitmap entry of <paramref name="chunk"/>.</summary>
     public long SectorBitmapBatIndex(long chunk) => (chunk * (ChunkRatio + 1)) + ChunkRatio;
