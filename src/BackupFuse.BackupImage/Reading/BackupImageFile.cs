@@ -1,0 +1,443 @@
+using System.Buffers;
+using BackupFuse.BackupImage.Crypto;
+using BackupFuse.BackupImage.Format;
+using Microsoft.Win32.SafeHandles;
+
+namespace BackupFuse.BackupImage.Reading;
+
+// Design notes:
+// - Open reads the header (512 B), the trailer (128 B) and the index directory (24 B per NON-EMPTY index page), and
+//   nothing else: a 1 TiB sparse image opens by reading well under a kilobyte. Index pages are read on demand and
+//   kept in a small bounded LRU (IndexPageCache). IndexBytesRead counts every metadata byte read, for tests.
+// - Validation order on open: file length, header (magic, major version, CRC, fields), trailer (magic, CRC, id, its
+//   position), directory (CRC, order, ranges), then the key check for encrypted images. Pages are validated when
+//   loaded (CRC, GCM tag, every entry's kind/flags/range), chunks on every read (CRC, GCM tag, exact decompressed
+//   length). Any failure is an InvalidDataException naming the file and, for chunks, the chunk index and disk offset.
+// - Thread-safe: positional reads on one SafeFileHandle, a locked page cache, pooled AesGcm instances; no state
+//   changes after Open apart from the cache and counters.
+// - The file is opened read-only; nothing here can write to an image.
+
+/// <summary>An open .bfi image: header, trailer, lazily loaded index, and verified chunk reads.</summary>
+public sealed class BackupImageFile : IDisposable
+{
+    /// <summary>Default number of index pages kept in memory per image (64 x 56 KiB = 3.5 MiB at 1024 entries/page).</summary>
+    public const int DefaultPageCacheCapacity = 64;
+
+    private readonly SafeFileHandle _handle;
+    private readonly uint[] _pageNumbers;
+    private readonly IndexDirectoryEntry[] _directory;
+    private readonly IndexPageCache _pages;
+    private readonly ImageKeys? _keys;
+    private long _indexBytesRead;
+
+    private BackupImageFile(string path, SafeFileHandle handle, long fileLength, ImageHeader header, ImageTrailer trailer, IndexDirectoryEntry[] directory, ImageKeys? keys, int cacheCapacity, long bytesRead)
+    {
+        Path = path;
+        _handle = handle;
+        FileLength = fileLength;
+        Header = header;
+        Trailer = trailer;
+        _directory = directory;
+        _pageNumbers = Array.ConvertAll(directory, d => d.PageNumber);
+        _keys = keys;
+        _pages = new IndexPageCache(cacheCapacity);
+        _indexBytesRead = bytesRead;
+    }
+
+    /// <summary>The image file.</summary>
+    public string Path { get; }
+
+    /// <summary>The parsed header.</summary>
+    public ImageHeader Header { get; }
+
+    /// <summary>The parsed trailer.</summary>
+    public ImageTrailer Trailer { get; }
+
+    /// <summary>Size of the image file.</summary>
+    public long FileLength { get; }
+
+    /// <summary>Identity of the image.</summary>
+    public Guid Id => Header.ImageId;
+
+    /// <summary>Identity of the parent, <see cref="Guid.Empty"/> for a full backup.</summary>
+    public Guid ParentId => Header.ParentId;
+
+    /// <summary>Whether this is a full backup.</summary>
+    public bool IsFull => Header.IsFull;
+
+    /// <summary>Size of the disk.</summary>
+    public long DiskSize => Header.DiskSize;
+
+    /// <summary>Chunk size.</summary>
+    public int ChunkSize => Header.ChunkSize;
+
+    /// <summary>Number of chunks of the disk.</summary>
+    public long ChunkCount => Header.ChunkCount;
+
+    /// <summary>Whether the image is encrypted.</summary>
+    public bool IsEncrypted => Header.Encryption != EncryptionMethod.None;
+
+    /// <summary>Metadata bytes read so far (header, trailer, directory and index pages), to prove the index is lazy.</summary>
+    public long IndexBytesRead => Interlocked.Read(ref _indexBytesRead);
+
+    /// <summary>Number of non-empty index pages.</summary>
+    public int IndexPageCount => _directory.Length;
+
+    /// <summary>
+    /// Opens and validates an image. <paramref name="passphrase"/> is needed only for encrypted images.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The file is not a valid image (names the file and the problem).</exception>
+    /// <exception cref="PassphraseException">The image is encrypted and the passphrase is missing or wrong.</exception>
+    public static BackupImageFile Open(string path, PassphraseSource? passphrase = null, int pageCacheCapacity = DefaultPageCacheCapacity)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        ArgumentOutOfRangeException.ThrowIfLessThan(pageCacheCapacity, 1);
+        var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
+        try
+        {
+            long length = RandomAccess.GetLength(handle);
+            var header = ReadHeader(handle, length, path);
+            if (length < ImageHeader.Size + ImageTrailer.Size)
+            {
+                throw new InvalidDataException($"{path}: no valid trailer at the end of the file: the image is truncated or was not completely written");
+            }
+
+            Span<byte> tb = stackalloc byte[ImageTrailer.Size];
+            ReadExactly(handle, length - ImageTrailer.Size, tb, path);
+            var trailer = ImageTrailer.Parse(tb, header, length, path);
+            var directory = ReadDirectory(handle, header, trailer, path);
+            var keys = header.Encryption == EncryptionMethod.None ? null : ImageKeys.Open(header, passphrase, path);
+            long read = ImageHeader.Size + ImageTrailer.Size + ((long)trailer.DirectoryCount * IndexDirectoryEntry.Size);
+            return new BackupImageFile(path, handle, length, header, trailer, directory, keys, pageCacheCapacity, read);
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Reads and validates only the header of <paramref name="path"/> (what a catalog scan needs).</summary>
+    public static ImageHeader ReadHeader(string path)
+    {
+        using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
+        return ReadHeader(handle, RandomAccess.GetLength(handle), path);
+    }
+
+    private static ImageHeader ReadHeader(SafeFileHandle handle, long length, string path)
+    {
+        if (length < ImageHeader.Size)
+        {
+            throw new InvalidDataException($"{path}: not a backup image (file is shorter than the {ImageHeader.Size}-byte header)");
+        }
+
+        Span<byte> hb = stackalloc byte[ImageHeader.Size];
+        ReadExactly(handle, 0, hb, path);
+        return ImageHeader.Parse(hb, path);
+    }
+
+    private static IndexDirectoryEntry[] ReadDirectory(SafeFileHandle handle, ImageHeader header, ImageTrailer trailer, string path)
+    {
+        int count = trailer.DirectoryCount;
+        var bytes = new byte[(long)count * IndexDirectoryEntry.Size];
+        ReadExactly(handle, trailer.DirectoryOffset, bytes, path);
+        uint crc = Crc32C.Compute(bytes);
+        if (crc != trailer.DirectoryCrc)
+        {
+            throw new InvalidDataException($"{path}: index directory checksum mismatch (stored 0x{trailer.DirectoryCrc:X8}, computed 0x{crc:X8}): the index is corrupt");
+        }
+
+        long maxPages = (header.ChunkCount + header.EntriesPerPage - 1) / header.EntriesPerPage;
+        int pageLength = StoredPageLength(header);
+        var entries = new IndexDirectoryEntry[count];
+        for (int i = 0; i < count; i++)
+        {
+            var e = IndexDirectoryEntry.Read(bytes.AsSpan(i * IndexDirectoryEntry.Size));
+            string? problem =
+                e.PageNumber >= maxPages ? $"page number {e.PageNumber} is beyond the disk" :
+                i > 0 && e.PageNumber <= entries[i - 1].PageNumber ? "page numbers are not strictly ascending" :
+                e.StoredLength != pageLength ? $"stored page length {e.StoredLength} is not {pageLength}" :
+                e.Offset < ImageHeader.Size || e.Offset > trailer.DirectoryOffset - e.StoredLength ? $"page offset {e.Offset} is outside the data area" :
+                null;
+            if (problem != null)
+            {
+                throw new InvalidDataException($"{path}: invalid index directory entry {i}: {problem}");
+            }
+
+            entries[i] = e;
+        }
+
+        return entries;
+    }
+
+    /// <summary>Bytes of one stored index page for this header.</summary>
+    internal static int StoredPageLength(ImageHeader header) =>
+        (header.EntriesPerPage * ChunkEntry.Size) + (header.Encryption == EncryptionMethod.None ? 0 : ImageKeys.TagSize);
+
+    /// <summary>Plaintext length of chunk <paramref name="chunkIndex"/> (the last chunk may be short).</summary>
+    public int ChunkLength(long chunkIndex) => (int)Math.Min(ChunkSize, DiskSize - (chunkIndex * ChunkSize));
+
+    /// <summary>Whether the index page holding <paramref name="chunkIndex"/> exists (false: all its chunks are absent).</summary>
+    public bool HasPageFor(long chunkIndex) => Array.BinarySearch(_pageNumbers, (uint)(chunkIndex / Header.EntriesPerPage)) >= 0;
+
+    /// <summary>First chunk at or after <paramref name="chunkIndex"/> that lies in a non-empty page, or ChunkCount.</summary>
+    public long NextChunkInAnyPage(long chunkIndex)
+    {
+        long page = chunkIndex / Header.EntriesPerPage;
+        int i = Array.BinarySearch(_pageNumbers, (uint)Math.Min(page, uint.MaxValue));
+        if (i >= 0)
+        {
+            return chunkIndex;
+        }
+
+        i = ~i;
+        return i < _pageNumbers.Length ? Math.Min(ChunkCount, (long)_pageNumbers[i] * Header.EntriesPerPage) : ChunkCount;
+    }
+
+    /// <summary>The index entry of a chunk (loads its page on demand).</summary>
+    /// <exception cref="InvalidDataException">The index page is corrupt.</exception>
+    public ChunkEntry GetEntry(long chunkIndex)
+    {
+        if ((ulong)chunkIndex >= (ulong)ChunkCount)
+        {
+            throw new ArgumentOutOfRangeException(nameof(chunkIndex), $"chunk {chunkIndex} is outside 0..{ChunkCount - 1}");
+        }
+
+        int perPage = Header.EntriesPerPage;
+        int i = Array.BinarySearch(_pageNumbers, (uint)(chunkIndex / perPage));
+        if (i < 0)
+        {
+            return ChunkEntry.Absent;
+        }
+
+        return _pages.GetOrLoad((uint)i, LoadPage)[chunkIndex % perPage];
+    }
+
+    private ChunkEntry[] LoadPage(uint directoryIndex)
+    {
+        var d = _directory[directoryIndex];
+        int perPage = Header.EntriesPerPage;
+        long firstChunk = (long)d.PageNumber * perPage;
+        string where = $"{Path}: index page {d.PageNumber} (chunks {firstChunk}..{firstChunk + perPage - 1})";
+        byte[] stored = ArrayPool<byte>.Shared.Rent(d.StoredLength);
+        byte[]? plain = null;
+        try
+        {
+            var s = stored.AsSpan(0, d.StoredLength);
+            ReadExactly(_handle, d.Offset, s, Path);
+            Interlocked.Add(ref _indexBytesRead, d.StoredLength);
+            uint crc = Crc32C.Compute(s);
+            if (crc != d.Crc)
+            {
+                throw new InvalidDataException($"{where}: checksum mismatch (stored 0x{d.Crc:X8}, computed 0x{crc:X8}): the index is corrupt");
+            }
+
+            ReadOnlySpan<byte> page = s;
+            if (_keys != null)
+            {
+                plain = ArrayPool<byte>.Shared.Rent(d.StoredLength - ImageKeys.TagSize);
+                var p = plain.AsSpan(0, d.StoredLength - ImageKeys.TagSize);
+                if (!_keys.TryDecryptPage(d.PageNumber, s, p))
+                {
+                    throw new InvalidDataException($"{where}: authentication failed: the index is corrupt or was tampered with");
+                }
+
+                page = p;
+            }
+
+            var entries = new ChunkEntry[perPage];
+            for (int k = 0; k < perPage; k++)
+            {
+                var e = ChunkEntry.Read(page.Slice(k * ChunkEntry.Size, ChunkEntry.Size));
+                string? problem = ValidateEntry(e, firstChunk + k);
+                if (problem != null)
+                {
+                    throw new InvalidDataException($"{where}: entry for chunk {firstChunk + k} is invalid: {problem}");
+                }
+
+                entries[k] = e;
+            }
+
+            return entries;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(stored);
+            if (plain != null)
+            {
+                ArrayPool<byte>.Shared.Return(plain, clearArray: true);
+            }
+        }
+    }
+
+    private string? ValidateEntry(ChunkEntry e, long chunkIndex)
+    {
+        if (e.Kind == ChunkKind.Absent || e.Kind == ChunkKind.Zero)
+        {
+            return e.Kind == ChunkKind.Zero && chunkIndex >= ChunkCount ? "beyond the end of the disk" : null;
+        }
+
+        if (e.Kind != ChunkKind.Data)
+        {
+            return $"unknown kind {(byte)e.Kind}";
+        }
+
+        if (chunkIndex >= ChunkCount)
+        {
+            return "beyond the end of the disk";
+        }
+
+        var allowed = ChunkFlags.Compressed | ChunkFlags.Encrypted;
+        bool encrypted = (e.Flags & ChunkFlags.Encrypted) != 0;
+        int maxStored = ChunkLength(chunkIndex) + (encrypted ? ImageKeys.TagSize : 0);
+        return
+            (e.Flags & ~allowed) != 0 ? $"unknown flags 0x{(byte)e.Flags:X2}" :
+            encrypted != IsEncrypted ? "encryption flag disagrees with the header" :
+            (e.Flags & ChunkFlags.Compressed) != 0 && Header.Codec == ChunkCodec.None ? "compressed chunk in an image without a codec" :
+            e.StoredLength <= 0 || e.StoredLength > maxStored ? $"stored length {e.StoredLength} is out of range 1..{maxStored}" :
+            e.PayloadOffset < ImageHeader.Size || e.PayloadOffset > Trailer.DirectoryOffset - e.StoredLength ? $"payload offset {e.PayloadOffset} is outside the data area" :
+            null;
+    }
+
+    /// <summary>
+    /// Fills <paramref name="destination"/> (exactly <see cref="ChunkLength"/> bytes) with the plaintext of a chunk:
+    /// zeros for Zero and Absent entries, the verified and decompressed payload for Data entries.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The chunk or its index page is corrupt (names file, chunk and disk offset).</exception>
+    public void ReadChunk(long chunkIndex, Span<byte> destination)
+    {
+        var entry = GetEntry(chunkIndex);
+        if (destination.Length != ChunkLength(chunkIndex))
+        {
+            throw new ArgumentException($"chunk {chunkIndex} is {ChunkLength(chunkIndex)} bytes, buffer is {destination.Length}", nameof(destination));
+        }
+
+        if (entry.Kind != ChunkKind.Data)
+        {
+            destination.Clear();
+            return;
+        }
+
+        ReadPayload(entry, chunkIndex, destination);
+    }
+
+    /// <summary>Reads a chunk like <see cref="ReadChunk"/> and also checks the SHA-256 of the plaintext (what verify does).</summary>
+    /// <exception cref="InvalidDataException">The chunk is corrupt.</exception>
+    public void VerifyChunk(long chunkIndex, Span<byte> scratch)
+    {
+        var entry = GetEntry(chunkIndex);
+        if (entry.Kind != ChunkKind.Data)
+        {
+            return;
+        }
+
+        var plain = scratch[..ChunkLength(chunkIndex)];
+        ReadPayload(entry, chunkIndex, plain);
+        if (ChunkHash.Of(plain) != entry.Hash)
+        {
+            throw new InvalidDataException($"{ChunkPlace(chunkIndex)}: SHA-256 of the plaintext does not match the index");
+        }
+    }
+
+    private void ReadPayload(ChunkEntry entry, long chunkIndex, Span<byte> destination)
+    {
+        byte[] stored = ArrayPool<byte>.Shared.Rent(entry.StoredLength);
+        byte[]? plain = null;
+        try
+        {
+            var s = stored.AsSpan(0, entry.StoredLength);
+            ReadExactly(_handle, entry.PayloadOffset, s, Path);
+            uint crc = Crc32C.Compute(s);
+            if (crc != entry.Crc)
+            {
+                throw new InvalidDataException($"{ChunkPlace(chunkIndex)}: checksum mismatch (stored 0x{entry.Crc:X8}, computed 0x{crc:X8}): the chunk is corrupt");
+            }
+
+            byte[] data = stored;
+            int dataLength = entry.StoredLength;
+            if ((entry.Flags & ChunkFlags.Encrypted) != 0)
+            {
+                dataLength -= ImageKeys.TagSize;
+                plain = ArrayPool<byte>.Shared.Rent(Math.Max(1, dataLength));
+                if (!_keys!.TryDecryptChunk(entry.PayloadOffset, entry.Flags, s, plain.AsSpan(0, dataLength)))
+                {
+                    throw new InvalidDataException($"{ChunkPlace(chunkIndex)}: authentication failed: the chunk is corrupt or was tampered with");
+                }
+
+                data = plain;
+            }
+
+            if ((entry.Flags & ChunkFlags.Compressed) != 0)
+            {
+                if (!ChunkCompressor.TryDecompress(data, 0, dataLength, destination))
+                {
+                    throw new InvalidDataException($"{ChunkPlace(chunkIndex)}: the compressed data does not decompress to {destination.Length} bytes");
+                }
+            }
+            else if (dataLength == destination.Length)
+            {
+                data.AsSpan(0, dataLength).CopyTo(destination);
+            }
+            else
+            {
+                throw new InvalidDataException($"{ChunkPlace(chunkIndex)}: raw chunk holds {dataLength} bytes, expected {destination.Length}");
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(stored);
+            if (plain != null)
+            {
+                ArrayPool<byte>.Shared.Return(plain, clearArray: true);
+            }
+        }
+    }
+
+    /// <summary>"file: chunk N (disk offset X)" for messages.</summary>
+    internal string ChunkPlace(long chunkIndex) => $"{Path}: chunk {chunkIndex} (disk offset {chunkIndex * ChunkSize})";
+
+    /// <summary>The facts `info` shows, from the header and trailer only.</summary>
+    public ImageInfo GetInfo() => new(
+        Path,
+        Id,
+        ParentId,
+        $"{Header.MajorVersion}.{Header.MinorVersion}",
+        Header.CreatedUtc,
+        DiskSize,
+        ChunkSize,
+        Header.Codec,
+        Header.Encryption,
+        FileLength,
+        Trailer.PayloadBytes,
+        Trailer.IndexBytes,
+        ChunkCount,
+        Trailer.DataChunks,
+        Trailer.ZeroChunks,
+        ChunkCount - Trailer.DataChunks - Trailer.ZeroChunks,
+        Trailer.UniquePayloads);
+
+    private static void ReadExactly(SafeFileHandle handle, long offset, Span<byte> buffer, string path)
+    {
+        while (!buffer.IsEmpty)
+        {
+            int n = RandomAccess.Read(handle, buffer, offset);
+            if (n <= 0)
+            {
+                throw new InvalidDataException($"{path}: unexpected end of file at offset {offset}: the image is truncated");
+            }
+
+            buffer = buffer[n..];
+            offset += n;
+        }
+    }
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        _keys?.Dispose();
+        _handle.Dispose();
+    }
+
+    /// <inheritdoc/>
+    public override string ToString() => Path;
+}
