@@ -137,4 +137,32 @@ public sealed class PassThroughTests(ITestOutputHelper output)
         Assert.Equal(-Errno.EROFS, Posix.Truncate(m["a.txt"], 0));
         Assert.Equal("A", File.ReadAllText(m["a.txt"]));
     }
+
+    [Fact]
+    public void FilesCreatedByAnotherUser_BelongToThatUser_WithTheRequestedMode()
+    {
+        if (FuseTestEnvironment.SkipUnlessMountable(output) || FuseTestEnvironment.Skip(output, Environment.UserName != "root" || !ExternalTool.Exists("setpriv") ? "needs root and setpriv to act as another user" : null))
+        {
+            return;
+        }
+
+        using var m = new TestMount(
+            output,
+            d =>
+            {
+                File.SetUnixFileMode(Path.GetDirectoryName(d)!, (UnixFileMode)0x1ED); // 0755: the temp parent is 0700
+                File.SetUnixFileMode(d, (UnixFileMode)0x1FF);                         // 0777
+            },
+            allowOther: true);
+        var r = ExternalTool.Run("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c",
+            $"umask 027 && echo hi > {m["by-nobody.txt"]} && mkdir {m["dir-by-nobody"]} && ln -s target {m["link-by-nobody"]}"]);
+        Assert.True(r.ExitCode == 0, r.Output);
+        m.Unmount();
+
+        var stat = ExternalTool.Check("stat", "-c", "%n %u %g %a", Path.Combine(m.Directory, "by-nobody.txt"), Path.Combine(m.Directory, "dir-by-nobody"), Path.Combine(m.Directory, "link-by-nobody")).StdOut;
+        output.WriteLine(stat);
+        Assert.Contains("by-nobody.txt 65534 65534 640", stat);   // 0666 & ~027, owned by the caller
+        Assert.Contains("dir-by-nobody 65534 65534 750", stat);   // 0777 & ~027
+        Assert.Contains("link-by-nobody 65534 65534 777", stat);
+    }
 }

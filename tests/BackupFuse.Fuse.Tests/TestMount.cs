@@ -15,7 +15,7 @@ internal sealed class TestMount : IDisposable
     private readonly TempDirectory _temp;
     private readonly ITestOutputHelper _output;
 
-    public TestMount(ITestOutputHelper output, Action<string>? populate = null, IVirtualFileProvider? provider = null, bool readOnly = false, bool separateMountPoint = false)
+    public TestMount(ITestOutputHelper output, Action<string>? populate = null, IVirtualFileProvider? provider = null, bool readOnly = false, bool separateMountPoint = false, bool allowOther = false)
     {
         _output = output;
         _temp = new TempDirectory("bf-fuse");
@@ -31,7 +31,7 @@ internal sealed class TestMount : IDisposable
         populate?.Invoke(Directory);
         Log = new RecordingLog(output);
         FileSystem = DirectoryOverlayFileSystem.Open(Directory, provider, readOnly); // before mounting over it
-        Mount = new FuseMount(new FuseMountOptions { MountPoint = MountPoint, ReadOnly = readOnly }, FileSystem, Log);
+        Mount = new FuseMount(new FuseMountOptions { MountPoint = MountPoint, ReadOnly = readOnly, AllowOther = allowOther }, FileSystem, Log);
         Mount.Start();
         try
         {
