@@ -506,11 +506,8 @@ internal static unsafe class FuseCallbacks
             cfg->DirectIo = 0;    // per open: virtual files set fi->direct_io, pass-through files keep the page cache
             cfg->KernelCache = 0;
             cfg->AutoCache = 0;
-            if (conn->Capable != 0)
-            {
-                conn->MaxWrite = (uint)FuseMountOptions.MaxRequestBytes;
-                conn->MaxRead = (uint)FuseMountOptions.MaxRequestBytes; // equals the -o max_read we pass
-            }
+            conn->MaxWrite = (uint)FuseMountOptions.MaxRequestBytes; // libfuse >= 3.6 caps it at its buffer (1 MiB)
+            conn->MaxRead = (uint)FuseMountOptions.MaxRequestBytes;  // must equal the -o max_read we pass (else EPROTO)
 
             s.Initialized(*conn);
         }
