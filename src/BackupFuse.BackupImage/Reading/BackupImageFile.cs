@@ -83,6 +83,9 @@ public sealed class BackupImageFile : IDisposable
     /// <summary>Number of non-empty index pages.</summary>
     public int IndexPageCount => _directory.Length;
 
+    /// <summary>The index directory (one entry per non-empty page), for tools and tests.</summary>
+    public IReadOnlyList<IndexDirectoryEntry> IndexDirectory => _directory;
+
     /// <summary>
     /// Opens and validates an image. <paramref name="passphrase"/> is needed only for encrypted images.
     /// </summary>

@@ -1,0 +1,152 @@
+using BackupFuse.BackupImage.Crypto;
+using BackupFuse.BackupImage.Format;
+using BackupFuse.Blocks;
+
+namespace BackupFuse.BackupImage.Reading;
+
+// Design notes:
+// - Open follows parent ids from the given image down to a full backup, finding each parent BY IDENTITY through the
+//   catalog (never by a stored path). Checks at each step, in this order: parent found (else FileNotFoundException
+//   naming the id and the directories searched), no cycle (an id seen twice), the file found really has that id
+//   (the catalog may be stale), same disk size, same chunk size, then the parent's own header/trailer/index checks.
+// - Without a catalog, the image's own directory is searched.
+// - The chain owns the opened files. CreateSource returns a ChainSource over BackupImageSources that do not own the
+//   files, so several sources (e.g. one per open VHDX handle) may share one chain; dispose the chain last.
+// - Thread-safe after Open.
+
+/// <summary>One image and its ancestors, opened and checked, newest first.</summary>
+public sealed class BackupChain : IDisposable
+{
+    /// <summary>Longest chain accepted (a guard against hostile or broken catalogs).</summary>
+    public const int MaxDepth = 4096;
+
+    private readonly BackupImageFile[] _layers;
+
+    private BackupChain(BackupImageFile[] layers, ImageCatalog catalog)
+    {
+        _layers = layers;
+        Catalog = catalog;
+    }
+
+    /// <summary>The images, newest (the one opened) first, full backup last.</summary>
+    public IReadOnlyList<BackupImageFile> Layers => _layers;
+
+    /// <summary>The image the chain was opened for.</summary>
+    public BackupImageFile Top => _layers[0];
+
+    /// <summary>The catalog used to resolve parents.</summary>
+    public ImageCatalog Catalog { get; }
+
+    /// <summary>Size of the disk.</summary>
+    public long DiskSize => Top.DiskSize;
+
+    /// <summary>Chunk size shared by every image of the chain.</summary>
+    public int ChunkSize => Top.ChunkSize;
+
+    /// <summary>
+    /// Opens <paramref name="imagePath"/> and its ancestors. <paramref name="passphrase"/> is used for every encrypted
+    /// image of the chain.
+    /// </summary>
+    /// <exception cref="FileNotFoundException">A parent is not in any search directory.</exception>
+    /// <exception cref="InvalidDataException">An image is corrupt, or the chain is inconsistent (identity, cycle, size).</exception>
+    /// <exception cref="PassphraseException">An image is encrypted and the passphrase is missing or wrong.</exception>
+    public static BackupChain Open(string imagePath, ImageCatalog? catalog = null, PassphraseSource? passphrase = null, int pageCacheCapacity = BackupImageFile.DefaultPageCacheCapacity)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(imagePath);
+        catalog ??= new ImageCatalog([System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(imagePath))!]);
+        var layers = new List<BackupImageFile>();
+        try
+        {
+            var current = BackupImageFile.Open(imagePath, passphrase, pageCacheCapacity);
+            layers.Add(current);
+            var seen = new List<Guid> { current.Id };
+            while (!current.IsFull)
+            {
+                Guid parentId = current.ParentId;
+                if (seen.Contains(parentId))
+                {
+                    throw new InvalidDataException($"cycle in the backup chain of {imagePath}: {string.Join(" -> ", seen.Append(parentId))}");
+                }
+
+                if (layers.Count >= MaxDepth)
+                {
+                    throw new InvalidDataException($"backup chain of {imagePath} is longer than {MaxDepth} images");
+                }
+
+                var found = catalog.Find(parentId)
+                    ?? throw new FileNotFoundException($"parent image {parentId} of {current.Path} was not found in the search directories: {string.Join(", ", catalog.SearchDirectories)}");
+                var parent = BackupImageFile.Open(found.Path, passphrase, pageCacheCapacity);
+                layers.Add(parent);
+                if (parent.Id != parentId)
+                {
+                    throw new InvalidDataException($"{parent.Path} was expected to be image {parentId} (the parent of {current.Path}) but is image {parent.Id}");
+                }
+
+                if (parent.DiskSize != current.DiskSize)
+                {
+                    throw new InvalidDataException($"{current.Path} has disk size {current.DiskSize} but its parent {parent.Path} has {parent.DiskSize}");
+                }
+
+                if (parent.ChunkSize != current.ChunkSize)
+                {
+                    throw new InvalidDataException($"{current.Path} has chunk size {current.ChunkSize} but its parent {parent.Path} has {parent.ChunkSize}");
+                }
+
+                seen.Add(parentId);
+                current = parent;
+            }
+
+            return new BackupChain([.. layers], catalog);
+        }
+        catch
+        {
+            foreach (var layer in layers)
+            {
+                layer.Dispose();
+            }
+
+            throw;
+        }
+    }
+
+    /// <summary>A block source reading the chain as one disk (the sources do not own the files: keep the chain open).</summary>
+    public ChainSource CreateSource() => new([.. _layers.Select(l => (IBlockSource)new BackupImageSource(l))]);
+
+    /// <summary>What `info` shows for each image, newest first.</summary>
+    public IReadOnlyList<ImageInfo> Describe() => [.. _layers.Select(l => l.GetInfo())];
+
+    /// <summary>
+    /// The chunk as the chain reads it: whether it is all zeros and, when not, the SHA-256 of its plaintext, from the
+    /// newest layer that holds it. Reads only index pages.
+    /// </summary>
+    public (bool IsZero, ChunkHash Hash) EffectiveChunk(long chunkIndex)
+    {
+        foreach (var layer in _layers)
+        {
+            var e = layer.GetEntry(chunkIndex);
+            if (e.Kind == ChunkKind.Data)
+            {
+                return (false, e.Hash);
+            }
+
+            if (e.Kind == ChunkKind.Zero)
+            {
+                return (true, default);
+            }
+        }
+
+        return (true, default);
+    }
+
+    /// <summary>First chunk at or after <paramref name="chunkIndex"/> that any layer has an index page for, or ChunkCount.</summary>
+    public long NextChunkInAnyPage(long chunkIndex) => _layers.Min(l => l.NextChunkInAnyPage(chunkIndex));
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        foreach (var layer in _layers)
+        {
+            layer.Dispose();
+        }
+    }
+}

@@ -1,0 +1,28 @@
+namespace BackupFuse.BackupImage.Writing;
+
+/// <summary>What a finished backup wrote.</summary>
+/// <param name="Destination">The image path ("-" or a description for streams).</param>
+/// <param name="ImageId">Identity of the new image.</param>
+/// <param name="ParentId">Identity of its parent (<see cref="Guid.Empty"/> for a full backup).</param>
+/// <param name="DiskSize">Size of the source disk.</param>
+/// <param name="ImageSize">Bytes written to the image.</param>
+/// <param name="DataChunks">Chunks stored as data (including deduplicated references).</param>
+/// <param name="ZeroChunks">Chunks recorded as zeros.</param>
+/// <param name="AbsentChunks">Chunks not stored (unchanged from the parent, or holes/zeros in a full backup).</param>
+/// <param name="UniquePayloads">Payloads actually stored.</param>
+/// <param name="PayloadBytes">Bytes of stored payloads.</param>
+/// <param name="SourceBytesRead">Bytes read from the source (holes are not read).</param>
+/// <param name="Elapsed">Wall time.</param>
+public sealed record BackupResult(
+    string Destination,
+    Guid ImageId,
+    Guid ParentId,
+    long DiskSize,
+    long ImageSize,
+    long DataChunks,
+    long ZeroChunks,
+    long AbsentChunks,
+    long UniquePayloads,
+    long PayloadBytes,
+    long SourceBytesRead,
+    TimeSpan Elapsed);

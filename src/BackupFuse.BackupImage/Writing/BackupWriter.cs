@@ -1,0 +1,262 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using BackupFuse.BackupImage.Crypto;
+using BackupFuse.BackupImage.Format;
+using BackupFuse.Blocks;
+
+namespace BackupFuse.BackupImage.Writing;
+
+// Design notes:
+// - Pipeline: one reader thread walks the disk in chunk order, skipping holes (SEEK_DATA/SEEK_HOLE or extents) as
+//   whole runs without reading them; N worker threads test for zeros, hash (SHA-256), compare with the parent chain's
+//   effective hash and compress; the calling thread writes results in chunk order. Both queues are bounded, so memory
+//   stays at about (queue depth x chunk size) whatever the disk size.
+// - An incremental never reads the parent's data: BackupChain.EffectiveChunk reads only index pages. A chunk equal to
+//   what the chain already reads (same SHA-256, or zero over zero) is left Absent.
+// - Output to a file goes to "<dest>.partial", is fsynced, renamed to <dest> (never overwriting) and the directory is
+//   fsynced. Any failure deletes the partial file, so no file that opens as valid is ever left behind; "no space" is
+//   reported as such. Output to a stream (a pipe, stdout) is written straight through: a reader recognises a cut
+//   stream by its missing trailer.
+// - The writer never opens an existing image for writing.
+
+/// <summary>Writes a full or incremental backup image of a disk (a file, a block device or any IBlockSource).</summary>
+public static partial class BackupWriter
+{
+    /// <summary>Backs up the file or block device <paramref name="sourcePath"/> to <paramref name="destinationPath"/> ("-" = stdout).</summary>
+    /// <exception cref="IOException">The source cannot be read or the destination cannot be written (message names which and why).</exception>
+    public static BackupResult Backup(string sourcePath, string destinationPath, BackupOptions options, IProgress<BackupProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(sourcePath);
+        using var disk = new FileDiskReader(sourcePath);
+        return ToDestination(disk, destinationPath, options, progress, cancellationToken);
+    }
+
+    /// <summary>Backs up <paramref name="source"/> to <paramref name="destinationPath"/> ("-" = stdout). Zero/Unallocated extents are not read.</summary>
+    public static BackupResult Backup(IBlockSource source, string destinationPath, BackupOptions options, IProgress<BackupProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        using var disk = new BlockSourceDiskReader(source, source.GetType().Name);
+        return ToDestination(disk, destinationPath, options, progress, cancellationToken);
+    }
+
+    /// <summary>Backs up the file or block device to a forward-only stream (a pipe); the stream is not closed.</summary>
+    public static BackupResult Backup(string sourcePath, Stream destination, BackupOptions options, IProgress<BackupProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(sourcePath);
+        using var disk = new FileDiskReader(sourcePath);
+        return Run(disk, destination, "stream", options, progress, cancellationToken);
+    }
+
+    /// <summary>Backs up <paramref name="source"/> to a forward-only stream; the stream is not closed.</summary>
+    public static BackupResult Backup(IBlockSource source, Stream destination, BackupOptions options, IProgress<BackupProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        using var disk = new BlockSourceDiskReader(source, source.GetType().Name);
+        return Run(disk, destination, "stream", options, progress, cancellationToken);
+    }
+
+    private static BackupResult ToDestination(IDiskReader disk, string destinationPath, BackupOptions options, IProgress<BackupProgress>? progress, CancellationToken ct)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(destinationPath);
+        if (destinationPath == "-")
+        {
+            using var stdout = Console.OpenStandardOutput();
+            return Run(disk, stdout, "-", options, progress, ct);
+        }
+
+        string dest = Path.GetFullPath(destinationPath);
+        if (File.Exists(dest) || Directory.Exists(dest))
+        {
+            throw new IOException($"{dest} already exists: an image is never overwritten");
+        }
+
+        string partial = dest + ".partial";
+        FileStream? fs = null;
+        try
+        {
+            fs = new FileStream(partial, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20);
+            var result = Run(disk, fs, dest, options, progress, ct);
+            fs.Flush(flushToDisk: true);
+            fs.Dispose();
+            fs = null;
+            File.Move(partial, dest, overwrite: false);
+            FsyncDirectory(Path.GetDirectoryName(dest)!);
+            return result;
+        }
+        catch (Exception e)
+        {
+            try
+            {
+                fs?.Dispose();
+            }
+            catch (IOException)
+            {
+                // Flushing the rest failed too (typically the same full disk); the partial file goes anyway.
+            }
+
+            TryDelete(partial);
+            if (e is IOException io && IsDiskFull(io))
+            {
+                throw new IOException($"no space left on device while writing {dest}", e);
+            }
+
+            throw;
+        }
+    }
+
+    private static bool IsDiskFull(IOException e)
+    {
+        for (Exception? x = e; x != null; x = x.InnerException)
+        {
+            if (x is IOException io && (io.HResult == 28 || io.HResult == unchecked((int)0x80070070) || io.HResult == unchecked((int)0x80070027) ||
+                io.Message.Contains("No space left", StringComparison.OrdinalIgnoreCase) || io.Message.Contains("no space left", StringComparison.Ordinal)))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Nothing more can be done; a .partial file never opens as a valid image name in a catalog (*.bfi).
+        }
+    }
+
+    private static BackupResult Run(IDiskReader disk, Stream output, string destName, BackupOptions options, IProgress<BackupProgress>? progress, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        ArgumentNullException.ThrowIfNull(options);
+        var header = BuildHeader(disk, options, out var keys);
+        using (keys)
+        {
+            var sw = Stopwatch.StartNew();
+            var writer = new ImageStreamWriter(output, header, keys, options.Deduplicate);
+            var pipeline = new BackupPipeline(disk, header, options, writer, progress);
+            pipeline.Run(ct);
+            writer.Finish();
+            progress?.Report(new BackupProgress(header.DiskSize, header.DiskSize, writer.Position));
+            return new BackupResult(
+                destName,
+                header.ImageId,
+                header.ParentId,
+                header.DiskSize,
+                writer.Position,
+                writer.DataChunks,
+                writer.ZeroChunks,
+                header.ChunkCount - writer.DataChunks - writer.ZeroChunks,
+                writer.UniquePayloads,
+                writer.PayloadBytes,
+                pipeline.SourceBytesRead,
+                sw.Elapsed);
+        }
+    }
+
+    private static ImageHeader BuildHeader(IDiskReader disk, BackupOptions options, out ImageKeys? keys)
+    {
+        var parent = options.Parent;
+        if (disk.Length <= 0)
+        {
+            throw new IOException($"source {disk.Name} is empty");
+        }
+
+        int chunkSize = options.ChunkSize ?? parent?.ChunkSize ?? BackupOptions.DefaultChunkSize;
+        if (parent != null)
+        {
+            if (parent.DiskSize != disk.Length)
+            {
+                throw new InvalidOperationException($"source {disk.Name} is {disk.Length} bytes but the parent image {parent.Top.Path} is a disk of {parent.DiskSize} bytes");
+            }
+
+            if (chunkSize != parent.ChunkSize)
+            {
+                throw new InvalidOperationException($"chunk size {chunkSize} differs from the parent's {parent.ChunkSize} ({parent.Top.Path})");
+            }
+        }
+
+        if (chunkSize < ImageHeader.MinChunkSize || chunkSize > ImageHeader.MaxChunkSize || (chunkSize & (chunkSize - 1)) != 0)
+        {
+            throw new ArgumentException($"chunk size {chunkSize} is not a power of two in {ImageHeader.MinChunkSize}..{ImageHeader.MaxChunkSize}", nameof(options));
+        }
+
+        if (options.EntriesPerPage < 1 || options.EntriesPerPage > 65536 || (options.EntriesPerPage & (options.EntriesPerPage - 1)) != 0)
+        {
+            throw new ArgumentException("entries per page must be a power of two in 1..65536", nameof(options));
+        }
+
+        if (options.DeflateLevel is < 1 or > 9)
+        {
+            throw new ArgumentException("deflate level must be 1..9", nameof(options));
+        }
+
+        var id = options.ImageId ?? Guid.NewGuid();
+        byte[] salt = new byte[32];
+        byte[] check = new byte[32];
+        int iterations = 0;
+        keys = null;
+        if (options.Encrypt)
+        {
+            var passphrase = options.Passphrase ?? throw new ArgumentException("encryption needs a passphrase", nameof(options));
+            var top = parent?.Top.Header;
+            if (top != null && top.Encryption != EncryptionMethod.None)
+            {
+                salt = top.KdfSalt; // same passphrase, same salt: the chain derives its master key once
+                iterations = top.KdfIterations;
+            }
+            else
+            {
+                if (options.KdfIterations < BackupOptions.MinKdfIterations || options.KdfIterations > ImageHeader.MaxKdfIterations)
+                {
+                    throw new ArgumentException($"key derivation iterations must be {BackupOptions.MinKdfIterations}..{ImageHeader.MaxKdfIterations}", nameof(options));
+                }
+
+                RandomNumberGenerator.Fill(salt);
+                iterations = options.KdfIterations;
+            }
+
+            keys = ImageKeys.Create(passphrase, salt, iterations, id, out check);
+        }
+
+        return new ImageHeader
+        {
+            ImageId = id,
+            ParentId = parent?.Top.Id ?? Guid.Empty,
+            DiskSize = disk.Length,
+            ChunkSize = chunkSize,
+            EntriesPerPage = options.EntriesPerPage,
+            CreatedUtc = DateTime.UtcNow,
+            Codec = options.Codec,
+            Encryption = options.Encrypt ? EncryptionMethod.Aes256GcmPbkdf2Sha256 : EncryptionMethod.None,
+            KdfIterations = iterations,
+            KdfSalt = salt,
+            KeyCheck = check,
+        };
+    }
+
+    private static void FsyncDirectory(string dir)
+    {
+        int fd = open(dir, 0x10000 /* O_RDONLY | O_DIRECTORY */);
+        if (fd >= 0)
+        {
+            _ = fsync(fd);
+            _ = close(fd);
+        }
+    }
+
+    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int open(string path, int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int fsync(int fd);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int close(int fd);
+}
