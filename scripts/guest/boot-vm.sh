@@ -24,6 +24,9 @@
 # Exit status: 0 = qemu exited by itself (guest power-off) and LOG holds BFGUEST-BOOTED and BFGUEST-POWEROFF;
 # 2 = usage error; 3 = timeout (qemu killed); 4 = qemu failed (its stderr is shown); 5 = the guest ran but the
 # markers are missing (e.g. BFGUEST-INITRAMFS-ERROR, kernel panic). A one-line summary goes to stderr.
+# A read-only drive (readonly=on, or a read-only FUSE file) still boots and exits 0: the guest prints
+# "BFGUEST-ERROR: cannot remount / read-write" (reported here as a warning) and cannot honour bf.write.
+# Use snapshot=on in the drive spec to boot a read-only image with writes going to a throw-away overlay.
 set -euo pipefail
 
 usage() {
@@ -154,5 +157,8 @@ if ! has_marker BFGUEST-BOOTED "$log" || ! has_marker BFGUEST-POWEROFF "$log"; t
   echo "boot-vm: guest did not complete (no BFGUEST-BOOTED/BFGUEST-POWEROFF in $log, accel $accel, ${secs} s); last console lines:" >&2
   tr -d '\r' <"$log" 2>/dev/null | grep -av '^$' | tail -n 8 >&2 || true
   exit 5
+fi
+if tr -d '\r' <"$log" | grep -aq 'BFGUEST-ERROR'; then
+  echo "boot-vm: warning: the guest reported: $(tr -d '\r' <"$log" | grep -a 'BFGUEST-ERROR' | head -n 3 | tr '\n' ' ')(read-only drive?)" >&2
 fi
 echo "boot-vm: ok (accel $accel, ${secs} s, drive $drive)" >&2
