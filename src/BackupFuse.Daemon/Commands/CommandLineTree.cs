@@ -30,7 +30,14 @@ public static class CommandLineTree
 
     private static IEnumerable<Command> Commands()
     {
-        yield break;
+        yield return BackupCommand.Create();
+        yield return InfoCommand.Create();
+        yield return VerifyCommand.Create();
+        yield return ExportCommand.Create();
+        yield return PluginCommand.Create();
+        yield return MountCommand.Create();
+        yield return StatusCommand.CreateStatus();
+        yield return StatusCommand.CreateUnmount();
     }
 
     /// <summary>Wraps a command body: exceptions become one message and exit code 1.</summary>

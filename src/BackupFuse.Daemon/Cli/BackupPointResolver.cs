@@ -1,0 +1,59 @@
+using System.CommandLine;
+using BackupFuse.BackupImage.Crypto;
+using BackupFuse.BackupImage.Reading;
+using BackupFuse.Daemon.Plugins;
+
+namespace BackupFuse.Daemon.Cli;
+
+/// <summary>What a command argument named: a backup image, or a plugin file pointing at one.</summary>
+public sealed record BackupPoint(string ImagePath, PluginFile? Plugin, string? PluginPath);
+
+/// <summary>Resolves a command argument that may be an image or a plugin file, and opens its chain.</summary>
+public static class BackupPointResolver
+{
+    /// <summary>Reads <paramref name="path"/>: a plugin file names its image, anything else is taken as an image.</summary>
+    public static BackupPoint Resolve(string path)
+    {
+        if (!File.Exists(path))
+        {
+            throw new CliError($"{path}: no such file");
+        }
+
+        Span<byte> head = stackalloc byte[32];
+        int n;
+        using (var h = File.OpenHandle(path))
+        {
+            n = RandomAccess.Read(h, head, 0);
+        }
+
+        if (!PluginFile.Sniff(head[..n]))
+        {
+            return new BackupPoint(path, null, null);
+        }
+
+        var plugin = PluginFile.Load(path);
+        return new BackupPoint(plugin.ImagePath, plugin, path);
+    }
+
+    /// <summary>Opens the chain of <paramref name="point"/>, looking parents (and a moved image) up in the catalog.</summary>
+    public static BackupChain OpenChain(BackupPoint point, ParseResult parse, Option<string[]> images, PassphraseSource passphrase)
+    {
+        ArgumentNullException.ThrowIfNull(point);
+        string image = point.ImagePath;
+        var catalog = ImagesOption.Catalog(parse, images, point.PluginPath ?? image);
+        if (point.Plugin != null && !File.Exists(image))
+        {
+            image = catalog.Find(point.Plugin.ImageId)?.Path
+                ?? throw new CliError($"{point.PluginPath}: image {point.ImagePath} is missing, and no image with identity {point.Plugin.ImageId} is in {string.Join(", ", catalog.SearchDirectories)}");
+        }
+
+        var chain = BackupChain.Open(image, catalog, passphrase);
+        if (point.Plugin != null && chain.Top.Id != point.Plugin.ImageId)
+        {
+            chain.Dispose();
+            throw new CliError($"{point.PluginPath}: image {image} has identity {chain.Top.Id}, but the plugin names {point.Plugin.ImageId}");
+        }
+
+        return chain;
+    }
+}

@@ -1,0 +1,81 @@
+using System.Buffers;
+using BackupFuse.Blocks;
+
+namespace BackupFuse.Daemon.Cli;
+
+/// <summary>
+/// Copies a whole block source to a file or a stream. To a file, Zero/Unallocated extents become holes (the file
+/// is sized first and only data is written); to a stream (a pipe), zeros are written out.
+/// </summary>
+public static class SparseCopy
+{
+    private const int BufferSize = 4 << 20;
+
+    /// <summary>Copies <paramref name="source"/> to <paramref name="path"/> ("-" = standard output), reporting progress.</summary>
+    public static void Copy(IBlockSource source, string path, ProgressBar? bar, CancellationToken token)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        if (path == "-")
+        {
+            using var stdout = Console.OpenStandardOutput();
+            CopyTo(source, (data, _) => stdout.Write(data), sparse: false, bar, token);
+            stdout.Flush();
+            return;
+        }
+
+        if (File.Exists(path))
+        {
+            throw new CliError($"{path} already exists; choose a new file name");
+        }
+
+        string tmp = path + ".partial";
+        try
+        {
+            using (var handle = File.OpenHandle(tmp, FileMode.CreateNew, FileAccess.Write))
+            {
+                RandomAccess.SetLength(handle, source.Length);
+                CopyTo(source, (data, offset) => RandomAccess.Write(handle, data, offset), sparse: true, bar, token);
+                RandomAccess.FlushToDisk(handle);
+            }
+
+            File.Move(tmp, path);
+        }
+        catch
+        {
+            File.Delete(tmp);
+            throw;
+        }
+    }
+
+    private static void CopyTo(IBlockSource source, Action<ReadOnlySpan<byte>, long> write, bool sparse, ProgressBar? bar, CancellationToken token)
+    {
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
+        try
+        {
+            long pos = 0;
+            while (pos < source.Length)
+            {
+                token.ThrowIfCancellationRequested();
+                var extent = source.GetExtent(pos, Math.Min(BufferSize, source.Length - pos));
+                var span = buffer.AsSpan(0, (int)extent.Length);
+                if (extent.Kind == ExtentKind.Data)
+                {
+                    source.Read(pos, span);
+                    write(span, pos);
+                }
+                else if (!sparse)
+                {
+                    span.Clear();
+                    write(span, pos);
+                }
+
+                pos = extent.End;
+                bar?.Report(pos, source.Length);
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+}

@@ -1,0 +1,85 @@
+using System.CommandLine;
+using BackupFuse.BackupImage.Format;
+using BackupFuse.BackupImage.Reading;
+using BackupFuse.BackupImage.Writing;
+using BackupFuse.Daemon.Cli;
+
+namespace BackupFuse.Daemon.Commands;
+
+/// <summary><c>backupfuse backup</c>: one backup point of a disk, full or incremental.</summary>
+public static class BackupCommand
+{
+    /// <summary>Builds the command.</summary>
+    public static Command Create()
+    {
+        var source = new Argument<string>("source") { Description = "Disk to back up: a block device (/dev/sdb) or a raw image file. Holes of sparse files are skipped." };
+        var dest = new Argument<string>("dest") { Description = "Image file to write (.bfi), or - for standard output. An existing file is never overwritten." };
+        var parent = new Option<string?>("--parent") { Description = "Make an incremental: store only the chunks that differ from this image's chain (its data is not re-read)." };
+        var images = ImagesOption.Create();
+        var codec = new Option<string>("--codec") { Description = "Chunk compression: deflate or none.", DefaultValueFactory = _ => "deflate" };
+        codec.AcceptOnlyFromAmong("deflate", "none");
+        var chunkSize = new Option<int?>("--chunk-size") { Description = $"Chunk size in KiB, a power of two (default {BackupOptions.DefaultChunkSize / 1024}; an incremental uses its parent's)." };
+        var encrypt = new Option<bool>("--encrypt") { Description = "Encrypt every chunk with AES-256-GCM; the key comes from the passphrase (file or environment, never the command line)." };
+        var passphrase = new PassphraseOptions();
+        var command = new Command("backup",
+            "Back up a disk into one image file (a backup point), full or incremental.\n\n" +
+            "Examples:\n" +
+            "  backupfuse backup /dev/sdb /backups/web01-full.bfi\n" +
+            "  backupfuse backup /dev/sdb /backups/web01-1122.bfi --parent /backups/web01-full.bfi\n" +
+            "  BACKUPFUSE_PASSPHRASE=... backupfuse backup disk.raw /backups/disk.bfi --encrypt\n" +
+            "  backupfuse backup disk.raw - > /mnt/tape/disk.bfi");
+        command.Arguments.Add(source);
+        command.Arguments.Add(dest);
+        command.Options.Add(parent);
+        command.Options.Add(images);
+        command.Options.Add(codec);
+        command.Options.Add(chunkSize);
+        command.Options.Add(encrypt);
+        passphrase.AddTo(command);
+        command.SetGuardedAction((parse, token) =>
+        {
+            string src = parse.GetValue(source)!;
+            string dst = parse.GetValue(dest)!;
+            if (!File.Exists(src))
+            {
+                throw new CliError($"{src}: no such file or block device");
+            }
+
+            var pass = passphrase.Resolve(parse);
+            string? parentPath = parse.GetValue(parent);
+            using var chain = parentPath == null ? null : BackupChain.Open(parentPath, ImagesOption.Catalog(parse, images, parentPath), pass);
+            int? kib = parse.GetValue(chunkSize);
+            if (kib is { } k && (k <= 0 || (k & (k - 1)) != 0))
+            {
+                throw new CliError($"--chunk-size {k}: must be a power of two (KiB)");
+            }
+
+            var options = new BackupOptions
+            {
+                Parent = chain,
+                Codec = parse.GetValue(codec) == "none" ? ChunkCodec.None : ChunkCodec.Deflate,
+                ChunkSize = kib * 1024,
+                Encrypt = parse.GetValue(encrypt),
+                Passphrase = pass,
+            };
+            BackupResult result;
+            using (var bar = new ProgressBar(dst == "-" ? "backup" : Path.GetFileName(dst)))
+            {
+                result = BackupWriter.Backup(src, dst, options, new Progress(bar), token);
+            }
+
+            Console.Error.WriteLine(
+                $"{(dst == "-" ? "stdout" : result.Destination)}: {(chain == null ? "full" : "incremental")} backup {result.ImageId} of {Bytes.Format(result.DiskSize)}" +
+                $" -> {Bytes.Format(result.ImageSize)} in {result.Elapsed.TotalSeconds:F1} s" +
+                $" ({result.DataChunks} data, {result.ZeroChunks} zero, {result.AbsentChunks} {(chain == null ? "hole" : "unchanged")} chunks)");
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    // Synchronous progress: System.Progress<T> would post to the thread pool and report out of order.
+    private sealed class Progress(ProgressBar bar) : IProgress<BackupProgress>
+    {
+        public void Report(BackupProgress value) => bar.Report(value.BytesDone, value.BytesTotal);
+    }
+}

@@ -1,0 +1,77 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using BackupFuse.BackupImage.Reading;
+using BackupFuse.Daemon.Cli;
+using BackupFuse.Vhdx;
+
+namespace BackupFuse.Daemon.Commands;
+
+/// <summary><c>backupfuse info</c>: what an image or plugin is, and its chain.</summary>
+public static class InfoCommand
+{
+    /// <summary>Builds the command.</summary>
+    public static Command Create()
+    {
+        var target = new Argument<string>("image") { Description = "A backup image (.bfi) or a plugin file (.vhdx)." };
+        var images = ImagesOption.Create();
+        var json = new Option<bool>("--json") { Description = "Print JSON instead of text." };
+        var passphrase = new PassphraseOptions();
+        var command = new Command("info",
+            "Show a backup point: identity, parent, the whole chain, sizes, compression ratio, encryption.\n\n" +
+            "Examples:\n  backupfuse info /backups/web01-1122.bfi\n  backupfuse info /vms/web01.vhdx --images /backups\n  backupfuse info /backups/web01-full.bfi --json");
+        command.Arguments.Add(target);
+        command.Options.Add(images);
+        command.Options.Add(json);
+        passphrase.AddTo(command);
+        command.SetGuardedAction((parse, _) =>
+        {
+            var point = BackupPointResolver.Resolve(parse.GetValue(target)!);
+            using var chain = BackupPointResolver.OpenChain(point, parse, images, passphrase.Resolve(parse));
+            var layers = chain.Describe();
+            var vhdx = VhdxLayout.Create(chain.DiskSize, chain.Top.Id);
+            if (parse.GetValue(json))
+            {
+                var doc = new
+                {
+                    plugin = point.PluginPath,
+                    image = chain.Top.Path,
+                    id = chain.Top.Id,
+                    diskSize = chain.DiskSize,
+                    vhdxSize = vhdx.FileLength,
+                    vhdxDataWriteGuid = vhdx.DataWriteGuid,
+                    chain = layers.Select(l => new
+                    {
+                        path = l.Path, id = l.Id, parent = l.IsFull ? (Guid?)null : l.ParentId, format = l.FormatVersion, created = l.CreatedUtc,
+                        fileSize = l.FileSize, chunkSize = l.ChunkSize, codec = l.Codec.ToString(), encryption = l.Encryption.ToString(),
+                        dataChunks = l.DataChunks, zeroChunks = l.ZeroChunks, absentChunks = l.AbsentChunks, compressionRatio = l.CompressionRatio,
+                    }),
+                };
+                Console.WriteLine(JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }));
+                return ExitCodes.Ok;
+            }
+
+            if (point.PluginPath != null)
+            {
+                Console.WriteLine($"plugin:       {point.PluginPath}");
+                Console.WriteLine($"  VHDX size:  {Bytes.Format(vhdx.FileLength)} ({vhdx.FileLength} bytes), DataWriteGuid {vhdx.DataWriteGuid:B}");
+            }
+
+            Console.WriteLine($"disk size:    {Bytes.Format(chain.DiskSize)} ({chain.DiskSize} bytes)");
+            Console.WriteLine($"chain:        {layers.Count} image(s), newest first");
+            foreach (var l in layers)
+            {
+                Console.WriteLine($"- {l.Path}");
+                Console.WriteLine($"    identity:    {l.Id}");
+                Console.WriteLine($"    parent:      {(l.IsFull ? "none (full backup)" : l.ParentId.ToString())}");
+                Console.WriteLine($"    created:     {l.CreatedUtc.ToString("u", CultureInfo.InvariantCulture)}   format {l.FormatVersion}");
+                Console.WriteLine($"    file size:   {Bytes.Format(l.FileSize)}   chunks of {Bytes.Format(l.ChunkSize)}, {l.Codec}, encryption {l.Encryption}");
+                Console.WriteLine($"    chunks:      {l.DataChunks} data, {l.ZeroChunks} zero, {l.AbsentChunks} {(l.IsFull ? "never written (holes, read as zeros)" : "not in this image (the parent's)")}");
+                Console.WriteLine($"    compression: {l.CompressionRatio:F2}:1");
+            }
+
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+}

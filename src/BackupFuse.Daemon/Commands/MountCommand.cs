@@ -1,0 +1,172 @@
+using System.CommandLine;
+using System.Diagnostics;
+using BackupFuse.Daemon.Cli;
+using BackupFuse.Daemon.Mounting;
+using BackupFuse.Daemon.Plugins;
+using BackupFuse.Fuse;
+using BackupFuse.Fuse.Overlay;
+using Serilog;
+
+namespace BackupFuse.Daemon.Commands;
+
+/// <summary><c>backupfuse mount</c>: serve a directory with its plugin files read as VHDX disks.</summary>
+public static class MountCommand
+{
+    private static readonly Argument<string> Dir = new("dir")
+    {
+        Description = "Directory holding plugin files (*.vhdx) and anything else the hypervisor keeps there.",
+    };
+
+    private static readonly Option<string[]> Images = new("--images")
+    {
+        Description = "Directory to find backup images in (repeatable). Plugins may only point at images below these.",
+        AllowMultipleArgumentsPerToken = false,
+        Arity = ArgumentArity.OneOrMore,
+        Required = true,
+    };
+
+    private static readonly Option<string?> At = new("--at")
+    {
+        Description = "Mount at this (empty) directory instead of over <dir> itself.",
+    };
+
+    private static readonly Option<bool> ReadOnly = new("--read-only")
+    {
+        Description = "Refuse every write through the mount (EROFS).",
+    };
+
+    private static readonly Option<bool> AllowOther = new("--allow-other")
+    {
+        Description = "Let other users (e.g. a libvirt qemu user) use the mount. Non-root needs user_allow_other in /etc/fuse.conf.",
+    };
+
+    private static readonly Option<bool> Foreground = new("--foreground", "-f")
+    {
+        Description = "Stay in the foreground until unmounted (for systemd, Docker and debugging). Without it the daemon goes to the background once the mount is live.",
+    };
+
+    private static readonly PassphraseOptions Passphrase = new();
+
+    /// <summary>Builds the command.</summary>
+    public static Command Create()
+    {
+        var command = new Command("mount",
+            "Mount <dir> so that its plugin files read as complete VHDX disks of their backup points.\n" +
+            "All other files pass through unchanged (read, write, create, rename, ...).\n\n" +
+            "Examples:\n" +
+            "  backupfuse mount /vms --images /backups\n" +
+            "  backupfuse mount /vms --images /backups --images /mnt/usb/backups --at /mnt/vms --read-only\n" +
+            "Unmount with 'backupfuse unmount /vms' (or fusermount3 -u /vms).");
+        command.Arguments.Add(Dir);
+        command.Options.Add(Images);
+        command.Options.Add(At);
+        command.Options.Add(ReadOnly);
+        command.Options.Add(AllowOther);
+        command.Options.Add(Foreground);
+        Passphrase.AddTo(command);
+        command.SetGuardedAction((parse, token) => Run(parse, token));
+        return command;
+    }
+
+    private static int Run(ParseResult parse, CancellationToken token)
+    {
+        string dir = Path.GetFullPath(parse.GetValue(Dir)!);
+        if (!Directory.Exists(dir))
+        {
+            throw new CliError($"{dir}: no such directory");
+        }
+
+        string mountPoint = Path.GetFullPath(parse.GetValue(At) ?? dir);
+        if (!Directory.Exists(mountPoint))
+        {
+            throw new CliError($"--at {mountPoint}: no such directory");
+        }
+
+        if (MountTable.IsMounted(mountPoint))
+        {
+            throw new CliError($"{mountPoint}: a BackupFuse mount is already there (see 'backupfuse status')");
+        }
+
+        var roots = new ImageRoots(parse.GetValue(Images)!);
+        string realMountPoint = ImageRoots.RealPath(mountPoint) ?? mountPoint;
+        foreach (var root in roots.Directories)
+        {
+            if (ImageRoots.IsUnder(root, realMountPoint))
+            {
+                throw new CliError($"--images {root} lies inside the mount point {mountPoint}; keep backup images outside the mounted directory");
+            }
+        }
+
+        FuseLibrary.ThrowIfUnavailable();
+        if (!parse.GetValue(Foreground))
+        {
+            return Daemonize(mountPoint, parse.GetValue(GlobalOptions.LogFile));
+        }
+
+        var opener = new BackupPointOpener(roots, Passphrase.Resolve(parse));
+        using var provider = new PluginProvider(opener);
+        using var fs = DirectoryOverlayFileSystem.Open(dir, provider, parse.GetValue(ReadOnly));
+        var options = new FuseMountOptions
+        {
+            MountPoint = mountPoint,
+            ReadOnly = parse.GetValue(ReadOnly),
+            AllowOther = parse.GetValue(AllowOther),
+            HandleSignals = true,
+        };
+        Log.Information("mounting {Dir} at {MountPoint} (images from {Roots}{ReadOnly})", dir, mountPoint, string.Join(", ", roots.Directories), options.ReadOnly ? ", read-only" : string.Empty);
+        int rc = FuseHost.Run(options, fs, new SerilogFuseLog(), token, () => Log.Information("mounted {MountPoint}; libfuse {Version}", mountPoint, FuseLibrary.PackageVersion));
+        Log.Information("unmounted {MountPoint}", mountPoint);
+        return rc == 0 ? ExitCodes.Ok : ExitCodes.Error;
+    }
+
+    /// <summary>
+    /// Starts this same command again with --foreground in a new session (setsid), waits until the mount is live
+    /// or the child has failed, and returns. The child's log goes to a file whose path is printed.
+    /// </summary>
+    private static int Daemonize(string mountPoint, string? userLogFile)
+    {
+        string[] args = Environment.GetCommandLineArgs()[1..];
+        string logFile = userLogFile ?? Path.Combine(Path.GetTempPath(), $"backupfuse-mount-{Environment.ProcessId}.log");
+        var psi = new ProcessStartInfo("setsid") { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true, RedirectStandardInput = true };
+        string self = Environment.ProcessPath ?? throw new CliError("cannot find this program's path to start the daemon");
+        if (Path.GetFileNameWithoutExtension(self) == "dotnet")
+        {
+            psi.ArgumentList.Add(self);
+            self = typeof(MountCommand).Assembly.Location;
+        }
+
+        psi.ArgumentList.Add(self);
+        foreach (var a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        psi.ArgumentList.Add("--foreground");
+        if (userLogFile == null)
+        {
+            psi.ArgumentList.Add("--log-file");
+            psi.ArgumentList.Add(logFile);
+        }
+        using var child = Process.Start(psi) ?? throw new CliError("could not start the daemon process");
+        child.StandardInput.Close();
+        var stderr = child.StandardError.ReadToEndAsync();
+        _ = child.StandardOutput.ReadToEndAsync();
+        var deadline = Stopwatch.StartNew();
+        while (deadline.Elapsed < TimeSpan.FromSeconds(60))
+        {
+            if (MountTable.IsMounted(mountPoint))
+            {
+                Console.Error.WriteLine($"mounted {mountPoint} (daemon pid {child.Id}, log {logFile}); unmount with 'backupfuse unmount {mountPoint}'");
+                return ExitCodes.Ok;
+            }
+
+            if (child.WaitForExit(100))
+            {
+                Console.Error.Write(stderr.Result);
+                return child.ExitCode == 0 ? ExitCodes.Error : child.ExitCode;
+            }
+        }
+
+        throw new CliError($"the daemon did not mount {mountPoint} within 60 s; see {logFile}");
+    }
+}

@@ -1,0 +1,21 @@
+using BackupFuse.Testing;
+
+namespace BackupFuse.IntegrationTests;
+
+/// <summary>Runs the real <c>backupfuse</c> executable built next to the tests.</summary>
+internal static class Cli
+{
+    public static string Executable => Path.Combine(AppContext.BaseDirectory, "backupfuse");
+
+    public static ToolResult Run(params string[] args) => ExternalTool.Run(Executable, args, TimeSpan.FromMinutes(5));
+
+    public static ToolResult RunWithEnv(IDictionary<string, string> env, params string[] args) => ExternalTool.Run(Executable, args, TimeSpan.FromMinutes(5), env);
+
+    /// <summary>Runs and asserts exit code 0, returning the result.</summary>
+    public static ToolResult Ok(params string[] args)
+    {
+        var r = Run(args);
+        Assert.True(r.ExitCode == 0, $"backupfuse {string.Join(' ', args)} exited {r.ExitCode}: {r.Output}");
+        return r;
+    }
+}
