@@ -1,4 +1,5 @@
 using BackupFuse.Blocks;
+using BackupFuse.Vhdx.Differencing;
 
 namespace BackupFuse.Vhdx;
 
@@ -13,13 +14,22 @@ namespace BackupFuse.Vhdx;
 //   disk's extent with Unallocated turned into Zero (this is the bottom of what the kernel sees: FUSE
 //   SEEK_HOLE/SEEK_DATA and st_blocks are driven from it).
 // - Thread-safe: no mutable state; the disk source must be thread-safe (IBlockSource contract).
-// - Deliberately not done: writes (CanWrite is false), caching (a CacheFilter belongs below, on the disk).
+// - Two modes. Pristine (the first constructor): read-only, CanWrite false, exactly the bytes of the layout; this is
+//   what a differencing child's parent (the ".base.vhdx" view) must be, since its DataWriteGuid may never change.
+//   Writable (the constructor with an ISynthesizedPatchStore, over a writable disk such as DifferencingVhdxOverlay):
+//   writes into payload runs are translated to disk offsets (TryMapToDisk) and go to the disk; writes anywhere else
+//   (QEMU rewriting both headers, a hypervisor writing the log area, bytes past the end) go to the patch store as
+//   4 KiB pages, and reads of non-payload runs put the patched pages over the synthesized bytes. A write past the
+//   end grows the logical length (kept in the patch store, so it survives restarts). Payload bytes are never
+//   patched: they live in the disk only, so the two stores never disagree about a byte.
+// - Deliberately not done: caching (a CacheFilter belongs below, on the disk), shrinking the file.
 
 /// <summary>A complete fixed-layout VHDX file computed on demand over a virtual disk.</summary>
 public sealed class SynthesizedVhdx : BlockSource
 {
     private readonly IBlockSource _disk;
     private readonly bool _ownsDisk;
+    private readonly ISynthesizedPatchStore? _patches;
 
     /// <summary>
     /// Presents <paramref name="disk"/> as a VHDX whose GUIDs derive from <paramref name="identity"/>.
@@ -32,6 +42,23 @@ public sealed class SynthesizedVhdx : BlockSource
         Layout = VhdxLayout.Create(disk.Length, identity, options);
     }
 
+    /// <summary>
+    /// Presents <paramref name="disk"/> (writable, e.g. a <see cref="DifferencingVhdxOverlay"/>) as a WRITABLE VHDX:
+    /// payload writes go to the disk, all other writes to <paramref name="patches"/>.
+    /// </summary>
+    public SynthesizedVhdx(IBlockSource disk, Guid identity, ISynthesizedPatchStore patches, VhdxLayoutOptions? options = null, bool ownsDisk = true)
+        : this(disk, identity, options, ownsDisk)
+    {
+        _patches = patches ?? throw new ArgumentNullException(nameof(patches));
+        if (!disk.CanWrite)
+        {
+            throw new ArgumentException("a writable synthesized VHDX needs a writable disk", nameof(disk));
+        }
+    }
+
+    /// <summary>The patch store of the writable mode, else null.</summary>
+    public ISynthesizedPatchStore? Patches => _patches;
+
     /// <summary>The layout in use.</summary>
     public VhdxLayout Layout { get; }
 
@@ -42,15 +69,28 @@ public sealed class SynthesizedVhdx : BlockSource
     public Guid DataWriteGuid => Layout.DataWriteGuid;
 
     /// <inheritdoc/>
-    public override long Length => Layout.FileLength;
+    public override long Length => _patches is null ? Layout.FileLength : Math.Max(Layout.FileLength, _patches.LogicalLength);
 
     /// <inheritdoc/>
     public override int BlockSize => 4096;
 
     /// <inheritdoc/>
+    public override bool CanWrite => _patches is not null;
+
+    /// <inheritdoc/>
     public override void Read(long offset, Span<byte> buffer)
     {
         AssertRange(offset, buffer.Length);
+        if (_patches is not null && offset + buffer.Length > Layout.FileLength)
+        {
+            // The part a writer appended: zeros under its patches.
+            long from = Math.Max(offset, Layout.FileLength);
+            var past = buffer[(int)(from - offset)..];
+            past.Clear();
+            _patches.Overlay(from, past);
+            buffer = buffer[..(int)(from - offset)];
+        }
+
         var extents = Layout.Extents;
         int index = buffer.IsEmpty ? 0 : Layout.FindExtent(offset);
         while (!buffer.IsEmpty)
@@ -75,6 +115,11 @@ public sealed class SynthesizedVhdx : BlockSource
                     break;
             }
 
+            if (_patches is not null && e.Kind != LayoutExtentKind.Payload)
+            {
+                _patches.Overlay(offset, piece);
+            }
+
             buffer = buffer[n..];
             offset += n;
             index++;
@@ -85,8 +130,119 @@ public sealed class SynthesizedVhdx : BlockSource
     public override Extent GetExtent(long offset, long maxLength)
     {
         AssertRange(offset, 1);
+        if (_patches is not null)
+        {
+            return GetPatchedExtent(offset, maxLength);
+        }
+
+        return GetLayoutExtent(offset, maxLength);
+    }
+
+    /// <summary>
+    /// Stores <paramref name="data"/> (writable mode only): payload bytes go to the disk, all other bytes to the patch
+    /// store. A write past <see cref="Length"/> extends the file.
+    /// </summary>
+    public override void Write(long offset, ReadOnlySpan<byte> data)
+    {
+        if (_patches is null)
+        {
+            base.Write(offset, data);
+            return;
+        }
+
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        long end = offset + data.Length;
+        long payloadEnd = Layout.PayloadOffset + Layout.DiskLength;
+        while (!data.IsEmpty)
+        {
+            int n;
+            if (TryMapToDisk(offset, out long diskOffset, out long run))
+            {
+                n = (int)Math.Min(data.Length, run);
+                _disk.Write(diskOffset, data[..n]);
+            }
+            else
+            {
+                n = offset < Layout.PayloadOffset ? (int)Math.Min(data.Length, Layout.PayloadOffset - offset) : data.Length;
+                _patches.Write(offset, data[..n], ReadUnpatchedPage);
+            }
+
+            data = data[n..];
+            offset += n;
+        }
+
+        if (end > Layout.FileLength)
+        {
+            _patches.GrowLogicalLength(end);
+        }
+    }
+
+    /// <inheritdoc/>
+    public override void Flush()
+    {
+        if (_patches is not null)
+        {
+            _disk.Flush();
+            _patches.Flush();
+        }
+    }
+
+    private Extent GetPatchedExtent(long offset, long maxLength)
+    {
+        long end = Math.Min(Length, offset + Math.Min(maxLength, Length - offset));
+        Extent baseExtent;
+        if (offset >= Layout.FileLength)
+        {
+            baseExtent = new Extent(offset, end - offset, ExtentKind.Zero);
+        }
+        else
+        {
+            baseExtent = GetLayoutExtent(offset, end - offset);
+            if (Layout.Extents[Layout.FindExtent(offset)].Kind == LayoutExtentKind.Payload)
+            {
+                return baseExtent;
+            }
+        }
+
+        long patch = _patches!.FindNextPatch(offset, baseExtent.End);
+        if (patch < 0)
+        {
+            return baseExtent;
+        }
+
+        return patch <= offset
+            ? new Extent(offset, Math.Min(baseExtent.End, patch + ISynthesizedPatchStore.PageSize) - offset, ExtentKind.Data)
+            : baseExtent with { Length = patch - offset };
+    }
+
+    /// <summary>The synthesized bytes of a 4 KiB page without patches (payload bytes are left zero: they are never patched).</summary>
+    private void ReadUnpatchedPage(long pageOffset, Span<byte> page)
+    {
+        page.Clear();
+        long end = Math.Min(pageOffset + page.Length, Layout.FileLength);
+        var extents = Layout.Extents;
+        for (long pos = pageOffset; pos < end;)
+        {
+            var e = extents[Layout.FindExtent(pos)];
+            int n = (int)Math.Min(end - pos, e.End - pos);
+            var piece = page.Slice((int)(pos - pageOffset), n);
+            if (e.Kind == LayoutExtentKind.Bytes)
+            {
+                Layout.ReadBytes(e.SourceOffset + (pos - e.FileOffset), piece);
+            }
+            else if (e.Kind == LayoutExtentKind.Bat)
+            {
+                Layout.ReadBat(e.SourceOffset + (pos - e.FileOffset), piece);
+            }
+
+            pos += n;
+        }
+    }
+
+    private Extent GetLayoutExtent(long offset, long maxLength)
+    {
         var e = Layout.Extents[Layout.FindExtent(offset)];
-        long length = Math.Min(Math.Min(maxLength, Length - offset), e.End - offset);
+        long length = Math.Min(Math.Min(maxLength, Layout.FileLength - offset), e.End - offset);
         switch (e.Kind)
         {
             case LayoutExtentKind.Payload:
@@ -107,7 +263,7 @@ public sealed class SynthesizedVhdx : BlockSource
     {
         diskOffset = 0;
         runLength = 0;
-        if (fileOffset < 0 || fileOffset >= Length)
+        if (fileOffset < 0 || fileOffset >= Layout.FileLength)
         {
             return false;
         }
