@@ -13,7 +13,10 @@ public sealed record DifferencingParent(
     Guid DataWriteGuid,
     string RelativePath)
 {
-    /// <summary>Optional absolute_win32_path value (e.g. <c>\\?\C:\vms\.backupfuse\web01.base.vhdx</c>); null to omit the key.</summary>
+    /// <summary>
+    /// absolute_win32_path value (e.g. <c>\\?\C:\vms\.backupfuse\web01.base.vhdx</c>); null writes <c>\\?\C:\</c> + the file
+    /// name of <see cref="RelativePath"/>, which is what libvhdi needs (it uses only the last component, next to the child).
+    /// </summary>
     public string? AbsoluteWin32Path { get; init; }
 
     /// <summary>The parent description of a synthesized (pristine, never written) VHDX with the given layout.</summary>

@@ -108,10 +108,12 @@ public static class DifferencingVhdxFormat
             new(ParentLocator.ParentLinkageKey, parent.DataWriteGuid.ToString("B")),
             new(ParentLocator.RelativePathKey, parent.RelativePath.Replace('/', '\\')),
         };
-        if (parent.AbsoluteWin32Path is { } absolute)
-        {
-            entries.Add(new(ParentLocator.AbsoluteWin32PathKey, absolute));
-        }
+        // libvhdi 20210425 (vhdiinfo/vhdimount) reads only absolute_win32_path or volume_path, never relative_path, and
+        // then looks for the text after the last '\' next to the child [verified]. So an absolute path is always
+        // written; without one from the caller it is \\?\C:\<file name of the relative path>. Windows tries
+        // relative_path first, so the made-up drive is harmless there.
+        string relative = parent.RelativePath.Replace('/', '\\');
+        entries.Add(new(ParentLocator.AbsoluteWin32PathKey, parent.AbsoluteWin32Path ?? @"\\?\C:\" + relative[(relative.LastIndexOf('\\') + 1)..]));
 
         return new ParentLocator(VhdxGuids.VhdxParentLocatorType, entries);
     }
