@@ -3,7 +3,7 @@ using BackupFuse.Testing;
 namespace BackupFuse.IntegrationTests;
 
 /// <summary>Runs the real <c>backupfuse</c> executable built next to the tests.</summary>
-internal static class Cli
+public static class Cli
 {
     public static string Executable => Path.Combine(AppContext.BaseDirectory, "backupfuse");
 

@@ -8,7 +8,7 @@ namespace BackupFuse.IntegrationTests;
 /// A real <c>backupfuse mount --foreground</c> process, started and stopped the way a user or systemd would
 /// (SIGTERM, SIGKILL, fusermount3 -u). Its log is kept for assertion messages.
 /// </summary>
-internal sealed class DaemonProcess : IDisposable
+public sealed class DaemonProcess : IDisposable
 {
     private readonly Process _process;
     private readonly System.Text.StringBuilder _log = new();
