@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
+# Every FUSE test must run here: a missing /dev/fuse or libfuse3 fails the run instead of skipping.
+export BACKUPFUSE_REQUIRE_FUSE=1
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

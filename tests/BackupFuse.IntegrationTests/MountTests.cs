@@ -119,6 +119,21 @@ public sealed class MountTests : IClassFixture<MountTests.Points>
             long size = new FileInfo(plugin).Length;
             Assert.True(blocks * 512 < size, $"st_blocks {blocks} does not show the zero areas as holes (size {size})");
             Assert.True(blocks > 0);
+
+            // SEEK_DATA/SEEK_HOLE through the mount agree with the backup's zero areas: the first payload hole is
+            // where the reference VHDX reads zeros, and the next data after it is non-zero.
+            using var reference = Reference(1);
+            using var h = File.OpenHandle(plugin);
+            long hole = Seek(h, reference.PayloadOffset, SeekHole);
+            long data = Seek(h, hole, SeekData);
+            Assert.True(hole < size && data > hole, $"hole {hole}, data {data}");
+            var zeros = new byte[(int)Math.Min(data - hole, 1 << 20)];
+            reference.Read(hole, zeros);
+            Assert.True(zeros.AsSpan().IndexOfAnyExcept((byte)0) < 0, $"the hole at {hole} holds data");
+            var after = new byte[64 * 1024];
+            reference.Read(data, after);
+            Assert.True(after.AsSpan().IndexOfAnyExcept((byte)0) >= 0, $"SEEK_DATA gave {data}, but the 64 KiB chunk there is all zeros");
+            Assert.Equal(0, Seek(h, 0, SeekData));
         }
 
         using (var daemon = _p.Mount())
@@ -267,6 +282,19 @@ public sealed class MountTests : IClassFixture<MountTests.Points>
         {
             Assert.IsAssignableFrom<IOException>(e);
         }
+    }
+
+    private const int SeekData = 3;
+    private const int SeekHole = 4;
+
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    private static extern long lseek(Microsoft.Win32.SafeHandles.SafeFileHandle fd, long offset, int whence);
+
+    private static long Seek(Microsoft.Win32.SafeHandles.SafeFileHandle h, long offset, int whence)
+    {
+        long r = lseek(h, offset, whence);
+        Assert.True(r >= 0, $"lseek({offset}, {whence}) failed: errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()}");
+        return r;
     }
 
     private static string HashHead(string path)
