@@ -11,6 +11,7 @@ internal static class Program
     public static int Main(string[] args)
     {
         var root = CommandLineTree.Build();
+        VersionInfo.InstallOn(root);
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
@@ -26,6 +27,13 @@ internal static class Program
         try
         {
             Logging.Configure(parse.GetValue(GlobalOptions.LogFormat), parse.GetValue(GlobalOptions.Verbose), parse.GetValue(GlobalOptions.LogFile));
+            if (RunsMount(parse) && VersionInfo.MountProblem() is { } problem)
+            {
+                // Before any image is opened or the daemon forks: say what to install instead of failing later.
+                Console.Error.WriteLine($"error: {problem}");
+                return ExitCodes.Error;
+            }
+
             return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
         }
         catch (Exception e)
@@ -37,4 +45,8 @@ internal static class Program
             Log.CloseAndFlush();
         }
     }
+
+    /// <summary>True when the command line runs <c>mount</c> itself (not <c>mount --help</c>).</summary>
+    private static bool RunsMount(ParseResult parse) =>
+        parse.CommandResult.Command.Name == "mount" && parse.Action == parse.CommandResult.Command.Action;
 }
