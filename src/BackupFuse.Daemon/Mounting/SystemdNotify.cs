@@ -1,0 +1,61 @@
+using System.Net.Sockets;
+using System.Text;
+using Serilog;
+
+namespace BackupFuse.Daemon.Mounting;
+
+// Design notes:
+// - The sd_notify protocol is one Unix datagram of "KEY=value" lines sent to the socket named by $NOTIFY_SOCKET
+//   (a path, or an abstract name written with a leading '@'). No libsystemd: the whole client is these lines.
+// - The unit (packaging/backupfuse@.service) is Type=notify, so systemd holds dependent units (a VM that uses
+//   the disk) until READY=1, which is sent once the kernel mount is live, not when the process starts.
+// - Without $NOTIFY_SOCKET (not under systemd, or Type=simple) every call does nothing. A failed send is logged
+//   and otherwise ignored: notification is advisory and must never take the mount down.
+// - The variable is left in the environment: the daemon never starts children that could claim to be it
+//   (NotifyAccess=main makes systemd ignore them anyway).
+
+/// <summary>Tells systemd (Type=notify) that the mount is ready or stopping; does nothing outside systemd.</summary>
+public static class SystemdNotify
+{
+    /// <summary>The environment variable systemd sets for Type=notify services.</summary>
+    public const string SocketVariable = "NOTIFY_SOCKET";
+
+    /// <summary>READY=1 with a status line naming the mount point.</summary>
+    public static void Ready(string mountPoint) => Send($"READY=1\nSTATUS=Serving {mountPoint}");
+
+    /// <summary>STOPPING=1: unmounting; open files are served until closed.</summary>
+    public static void Stopping() => Send("STOPPING=1\nSTATUS=Unmounting; open files are served until closed");
+
+    /// <summary>Sends one notification datagram; returns false when there is no socket or the send failed.</summary>
+    public static bool Send(string message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        string? address = Environment.GetEnvironmentVariable(SocketVariable);
+        if (string.IsNullOrEmpty(address) || !OperatingSystem.IsLinux())
+        {
+            return false;
+        }
+
+        if (address[0] == '@')
+        {
+            address = "\0" + address[1..];
+        }
+        else if (address[0] != '/')
+        {
+            Log.Warning("{Variable}={Address} is neither a path nor an abstract socket name; not notifying systemd", SocketVariable, address);
+            return false;
+        }
+
+        try
+        {
+            using var socket = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
+            socket.SendTo(Encoding.UTF8.GetBytes(message), new UnixDomainSocketEndPoint(address));
+            return true;
+        }
+        catch (SocketException e)
+        {
+            Log.Warning("could not notify systemd through {Address}: {Error}", address.TrimStart('\0'), e.Message);
+            return false;
+        }
+    }
+}
