@@ -6,7 +6,7 @@ using BackupFuse.Daemon.Plugins;
 namespace BackupFuse.Daemon.Cli;
 
 /// <summary>What a command argument named: a backup image, or a plugin file pointing at one.</summary>
-public sealed record BackupPoint(string ImagePath, PluginFile? Plugin, string? PluginPath);
+public sealed record BackupPoint(string ImagePath, PluginFile? Plugin, string? PluginPath, bool IsVhdx = false);
 
 /// <summary>Resolves a command argument that may be an image or a plugin file, and opens its chain.</summary>
 public static class BackupPointResolver
@@ -26,6 +26,12 @@ public static class BackupPointResolver
             n = RandomAccess.Read(h, head, 0);
         }
 
+        if (head[..n].StartsWith("vhdxfile"u8))
+        {
+            // A VHDX: a real one, or a plugin seen through a mount (which reads as the VHDX with its changes).
+            return new BackupPoint(path, null, null, IsVhdx: true);
+        }
+
         if (!PluginFile.Sniff(head[..n]))
         {
             return new BackupPoint(path, null, null);
@@ -39,6 +45,11 @@ public static class BackupPointResolver
     public static BackupChain OpenChain(BackupPoint point, ParseResult parse, Option<string[]> images, PassphraseSource passphrase)
     {
         ArgumentNullException.ThrowIfNull(point);
+        if (point.IsVhdx)
+        {
+            throw new CliError($"{point.ImagePath} is a VHDX file, not a backup image or plugin file (is its directory mounted? use the plugin outside the mount)");
+        }
+
         string image = point.ImagePath;
         var catalog = ImagesOption.Catalog(parse, images, point.PluginPath ?? image);
         if (point.Plugin != null && !File.Exists(image))

@@ -35,6 +35,7 @@ public static class CommandLineTree
         yield return VerifyCommand.Create();
         yield return ExportCommand.Create();
         yield return PluginCommand.Create();
+        yield return ResetCommand.Create();
         yield return MountCommand.Create();
         yield return StatusCommand.CreateStatus();
         yield return StatusCommand.CreateUnmount();

@@ -1,25 +1,27 @@
 using System.CommandLine;
 using BackupFuse.Blocks;
 using BackupFuse.Daemon.Cli;
+using BackupFuse.Daemon.Mounting;
 using BackupFuse.Vhdx;
 
 namespace BackupFuse.Daemon.Commands;
 
-/// <summary><c>backupfuse export</c>: the full disk of a backup point as a standalone file.</summary>
+/// <summary><c>backupfuse export</c>: the full disk of a backup point, with or without a VM's changes, as a standalone file.</summary>
 public static class ExportCommand
 {
     /// <summary>Builds the command.</summary>
     public static Command Create()
     {
-        var target = new Argument<string>("image") { Description = "A backup image (.bfi) or a plugin file (.vhdx)." };
+        var target = new Argument<string>("image") { Description = "A backup image (.bfi), a plugin file (its changes included), or a VHDX (e.g. a plugin seen through the mount)." };
         var output = new Argument<string>("out") { Description = "File to write (must not exist), or - for standard output." };
         var format = new Option<string>("--format") { Description = "raw: the plain disk; vhdx: a standalone fixed VHDX.", DefaultValueFactory = _ => "raw" };
         format.AcceptOnlyFromAmong("raw", "vhdx");
         var images = ImagesOption.Create();
         var passphrase = new PassphraseOptions();
         var command = new Command("export",
-            "Write the full disk of a backup point to a standalone file (zero areas stay holes).\n\n" +
-            "Examples:\n  backupfuse export /backups/web01-1122.bfi /tmp/web01.raw\n  backupfuse export /vms/web01.vhdx /tmp/web01.vhdx --format vhdx --images /backups");
+            "Write the full disk of a backup point to a standalone file (zero areas stay holes). For a plugin, the changes\n" +
+            "VMs made are included (backup + changes, flattened); refused while a VM has the disk open.\n\n" +
+            "Examples:\n  backupfuse export /backups/web01-1122.bfi /tmp/web01.raw\n  backupfuse export /vms/web01.vhdx /tmp/web01-now.vhdx --format vhdx --images /backups");
         command.Arguments.Add(target);
         command.Arguments.Add(output);
         command.Options.Add(format);
@@ -27,27 +29,57 @@ public static class ExportCommand
         passphrase.AddTo(command);
         command.SetGuardedAction((parse, token) =>
         {
-            var point = BackupPointResolver.Resolve(parse.GetValue(target)!);
-            using var chain = BackupPointResolver.OpenChain(point, parse, images, passphrase.Resolve(parse));
-            IBlockSource source = chain.CreateSource();
-            if (parse.GetValue(format) == "vhdx")
+            string path = parse.GetValue(target)!;
+            var point = BackupPointResolver.Resolve(path);
+            bool asVhdx = parse.GetValue(format) == "vhdx";
+            string outPath = parse.GetValue(output)!;
+            if (point.IsVhdx)
             {
-                source = new SynthesizedVhdx(source, chain.Top.Id);
+                using var file = new FileBlockSource(path);
+                using var disk = VhdxReader.Open(file, path);
+                Write(asVhdx ? new SynthesizedVhdx(disk, Guid.NewGuid(), ownsDisk: false) : disk, outPath, asVhdx, token);
+                return ExitCodes.Ok;
             }
 
-            using (source)
+            var chain = BackupPointResolver.OpenChain(point, parse, images, passphrase.Resolve(parse));
+            ChangesLocation? changes = null;
+            if (point.PluginPath != null)
             {
-                string outPath = parse.GetValue(output)!;
-                using (var bar = new ProgressBar("export"))
+                changes = ChangesLocation.ForPlugin(Path.GetFullPath(point.PluginPath));
+                var users = changes.Exists ? OpenFileScanner.Users(changes.ChangesFile) : [];
+                if (users.Count > 0)
                 {
-                    SparseCopy.Copy(source, outPath, bar, token);
+                    chain.Dispose();
+                    throw new CliError($"{point.PluginPath} is in use by {string.Join(", ", users.Select(u => $"{u.Command} (pid {u.Pid})"))}; stop the VM first (or export the VHDX through the mount)");
                 }
-
-                Console.Error.WriteLine($"exported {Bytes.Format(source.Length)} to {outPath}");
             }
 
+            using var stack = BackupPointStack.Open(chain, point.Plugin ?? new Plugins.PluginFile(1, chain.Top.Path, chain.Top.Id), changes, create: false);
+            // A disk with changes is a new disk: it gets a new identity. The backup point alone keeps its own.
+            var source = asVhdx ? new SynthesizedVhdx(stack.Disk, stack.Changes == null ? chain.Top.Id : Guid.NewGuid(), ownsDisk: false) : stack.Disk;
+            Write(source, outPath, asVhdx, token);
             return ExitCodes.Ok;
         });
         return command;
+    }
+
+    private static void Write(IBlockSource source, string outPath, bool ownsSource, CancellationToken token)
+    {
+        try
+        {
+            using (var bar = new ProgressBar("export"))
+            {
+                SparseCopy.Copy(source, outPath, bar, token);
+            }
+
+            Console.Error.WriteLine($"exported {Bytes.Format(source.Length)} to {outPath}");
+        }
+        finally
+        {
+            if (ownsSource)
+            {
+                source.Dispose();
+            }
+        }
     }
 }

@@ -3,13 +3,36 @@ using System.Globalization;
 using System.Text.Json;
 using BackupFuse.BackupImage.Reading;
 using BackupFuse.Daemon.Cli;
+using BackupFuse.Daemon.Mounting;
 using BackupFuse.Vhdx;
+using BackupFuse.Vhdx.Differencing;
 
 namespace BackupFuse.Daemon.Commands;
 
 /// <summary><c>backupfuse info</c>: what an image or plugin is, and its chain.</summary>
 public static class InfoCommand
 {
+    private static string DescribeChanges(string pluginPath, BackupChain chain)
+    {
+        var changes = ChangesLocation.ForPlugin(Path.GetFullPath(pluginPath));
+        if (!changes.Exists)
+        {
+            return "none (reads as the backup point)";
+        }
+
+        var users = OpenFileScanner.Users(changes.ChangesFile);
+        if (users.Count > 0)
+        {
+            return $"{changes.ChangesFile}, in use by {string.Join(", ", users.Select(u => $"{u.Command} (pid {u.Pid})"))}";
+        }
+
+        var layout = BackupPointStack.PristineLayout(chain);
+        using var child = DifferencingVhdxFile.Open(changes.ChangesFile, layout.DataWriteGuid, layout.VirtualDiskSize);
+        var stats = child.GetStatistics();
+        return $"{Bytes.Format(stats.ChangedBytes)} of the disk changed ({stats.AllocatedBlocks} blocks of {Bytes.Format(stats.PayloadBlockSize)}), " +
+            $"{stats.PatchedPages} header pages rewritten; {changes.ChangesFile} is {Bytes.Format(stats.FileLength)}";
+    }
+
     /// <summary>Builds the command.</summary>
     public static Command Create()
     {
@@ -53,8 +76,9 @@ public static class InfoCommand
 
             if (point.PluginPath != null)
             {
-                Console.WriteLine($"plugin:       {point.PluginPath}");
+                Console.WriteLine($"plugin:       {point.PluginPath}{(point.Plugin!.Pristine ? " (pristine view, read-only)" : string.Empty)}");
                 Console.WriteLine($"  VHDX size:  {Bytes.Format(vhdx.FileLength)} ({vhdx.FileLength} bytes), DataWriteGuid {vhdx.DataWriteGuid:B}");
+                Console.WriteLine($"  changes:    {DescribeChanges(point.PluginPath, chain)}");
             }
 
             Console.WriteLine($"disk size:    {Bytes.Format(chain.DiskSize)} ({chain.DiskSize} bytes)");

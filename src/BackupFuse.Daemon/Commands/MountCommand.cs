@@ -35,6 +35,11 @@ public static class MountCommand
         Description = "Refuse every write through the mount (EROFS).",
     };
 
+    private static readonly Option<bool> Volatile = new("--volatile")
+    {
+        Description = "Keep the guests' changes in a temporary directory and drop them at unmount (try things out, keep nothing).",
+    };
+
     private static readonly Option<bool> AllowOther = new("--allow-other")
     {
         Description = "Let other users (e.g. a libvirt qemu user) use the mount. Non-root needs user_allow_other in /etc/fuse.conf.",
@@ -52,7 +57,9 @@ public static class MountCommand
     {
         var command = new Command("mount",
             "Mount <dir> so that its plugin files read as complete VHDX disks of their backup points.\n" +
-            "All other files pass through unchanged (read, write, create, rename, ...).\n\n" +
+            "All other files pass through unchanged (read, write, create, rename, ...).\n" +
+            "What a VM writes to a disk goes to a differencing VHDX in .backupfuse/ beside its plugin; the backup is never\n" +
+            "modified ('backupfuse reset' drops the changes, 'backupfuse export' flattens them).\n\n" +
             "Examples:\n" +
             "  backupfuse mount /vms --images /backups\n" +
             "  backupfuse mount /vms --images /backups --images /mnt/usb/backups --at /mnt/vms --read-only\n" +
@@ -61,6 +68,7 @@ public static class MountCommand
         command.Options.Add(Images);
         command.Options.Add(At);
         command.Options.Add(ReadOnly);
+        command.Options.Add(Volatile);
         command.Options.Add(AllowOther);
         command.Options.Add(Foreground);
         Passphrase.AddTo(command);
@@ -84,7 +92,13 @@ public static class MountCommand
 
         if (MountTable.IsMounted(mountPoint))
         {
-            throw new CliError($"{mountPoint}: a BackupFuse mount is already there (see 'backupfuse status')");
+            if (!MountTable.IsDead(mountPoint))
+            {
+                throw new CliError($"{mountPoint}: a BackupFuse mount is already there (see 'backupfuse status')");
+            }
+
+            Log.Warning("{MountPoint}: removing a dead BackupFuse mount (its daemon ended while a file was open)", mountPoint);
+            MountTable.DetachDead(mountPoint);
         }
 
         var roots = new ImageRoots(parse.GetValue(Images)!);
@@ -103,8 +117,30 @@ public static class MountCommand
             return Daemonize(mountPoint, parse.GetValue(GlobalOptions.LogFile));
         }
 
+        if (parse.GetValue(ReadOnly) && parse.GetValue(Volatile))
+        {
+            throw new CliError("--read-only and --volatile exclude each other");
+        }
+
+        string? volatileDir = parse.GetValue(Volatile) ? Directory.CreateTempSubdirectory("backupfuse-volatile-").FullName : null;
+        try
+        {
+            return Serve(parse, dir, mountPoint, roots, volatileDir, token);
+        }
+        finally
+        {
+            if (volatileDir != null)
+            {
+                Directory.Delete(volatileDir, recursive: true);
+                Log.Information("dropped the volatile changes in {Dir}", volatileDir);
+            }
+        }
+    }
+
+    private static int Serve(ParseResult parse, string dir, string mountPoint, ImageRoots roots, string? volatileDir, CancellationToken token)
+    {
         var opener = new BackupPointOpener(roots, Passphrase.Resolve(parse));
-        using var provider = new PluginProvider(opener);
+        using var provider = new PluginProvider(opener, new PluginProviderOptions { ReadOnly = parse.GetValue(ReadOnly), VolatileDirectory = volatileDir });
         using var fs = DirectoryOverlayFileSystem.Open(dir, provider, parse.GetValue(ReadOnly));
         var options = new FuseMountOptions
         {
@@ -113,7 +149,8 @@ public static class MountCommand
             AllowOther = parse.GetValue(AllowOther),
             HandleSignals = true,
         };
-        Log.Information("mounting {Dir} at {MountPoint} (images from {Roots}{ReadOnly})", dir, mountPoint, string.Join(", ", roots.Directories), options.ReadOnly ? ", read-only" : string.Empty);
+        Log.Information("mounting {Dir} at {MountPoint} (images from {Roots}{Mode})", dir, mountPoint, string.Join(", ", roots.Directories),
+            options.ReadOnly ? ", read-only" : volatileDir != null ? $", volatile changes in {volatileDir}" : string.Empty);
         int rc = FuseHost.Run(options, fs, new SerilogFuseLog(), token, () => Log.Information("mounted {MountPoint}; libfuse {Version}", mountPoint, FuseLibrary.PackageVersion));
         Log.Information("unmounted {MountPoint}", mountPoint);
         return rc == 0 ? ExitCodes.Ok : ExitCodes.Error;
@@ -154,7 +191,7 @@ public static class MountCommand
         var deadline = Stopwatch.StartNew();
         while (deadline.Elapsed < TimeSpan.FromSeconds(60))
         {
-            if (MountTable.IsMounted(mountPoint))
+            if (MountTable.IsMounted(mountPoint) && !MountTable.IsDead(mountPoint))
             {
                 Console.Error.WriteLine($"mounted {mountPoint} (daemon pid {child.Id}, log {logFile}); unmount with 'backupfuse unmount {mountPoint}'");
                 return ExitCodes.Ok;

@@ -39,6 +39,40 @@ public static class MountTable
     public static bool IsMounted(string mountPoint) =>
         List().Any(m => m.MountPoint == Path.GetFullPath(mountPoint).TrimEnd('/') || (m.MountPoint == "/" && mountPoint == "/"));
 
+    /// <summary>
+    /// Whether the BackupFuse mount at <paramref name="mountPoint"/> is dead: its daemon is gone (the kernel answers
+    /// ENOTCONN) but the mount stayed, which happens when the daemon was killed while a file was open (fusermount3's
+    /// auto_unmount then finds the mount busy).
+    /// </summary>
+    public static bool IsDead(string mountPoint)
+    {
+        try
+        {
+            _ = Directory.GetFileSystemEntries(mountPoint);
+            return false;
+        }
+        catch (IOException e) when (e.Message.Contains("not connected", StringComparison.OrdinalIgnoreCase) || e.HResult == 107)
+        {
+            return true;
+        }
+    }
+
+    /// <summary>Detaches a dead mount (lazy unmount: processes that still hold its files keep failing, nothing else does).</summary>
+    public static void DetachDead(string mountPoint)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo("fusermount3") { UseShellExecute = false, RedirectStandardError = true };
+        psi.ArgumentList.Add("-u");
+        psi.ArgumentList.Add("-z");
+        psi.ArgumentList.Add(mountPoint);
+        using var p = System.Diagnostics.Process.Start(psi) ?? throw new IOException("cannot run fusermount3 (package fuse3)");
+        string err = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        if (p.ExitCode != 0)
+        {
+            throw new IOException($"cannot remove the dead mount at {mountPoint}: {err.Trim()}");
+        }
+    }
+
     // mountinfo escapes space, tab, newline and backslash as \ooo (octal).
     private static string Unescape(string field)
     {

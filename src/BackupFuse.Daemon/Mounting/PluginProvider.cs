@@ -1,9 +1,9 @@
 using System.Collections.Concurrent;
+using BackupFuse.Blocks;
 using BackupFuse.Daemon.Plugins;
 using BackupFuse.Fuse.Overlay;
 using BackupFuse.Vhdx;
 using Serilog;
-using BackupFuse.Blocks;
 
 namespace BackupFuse.Daemon.Mounting;
 
@@ -11,16 +11,19 @@ namespace BackupFuse.Daemon.Mounting;
 // - Decides which files of the mounted directory are plugins: a regular file named *.vhdx, at most 64 KiB, whose
 //   first line is the plugin magic. Anything else (a real VHDX, a file too big, another name) passes through.
 // - One entry per plugin path, keyed by the underlying file's (device, inode, size, mtime): editing or replacing
-//   the plugin makes a new entry; the old one is retired and disposed when its last open handle closes.
-// - An entry holds the opened chain and the SynthesizedVhdx over it, shared by every open handle through leases
-//   (one chain, one set of index caches, whatever the number of readers).
-// - A damaged plugin, a dangling one, or one outside the roots is still shown (with the plugin file's own size)
-//   so that `ls` works; its open fails with the mapped errno (EIO, or EACCES outside the roots) and one log line.
-// - The underlying files are read only through the UnderlyingDirectory (the mount may cover them).
-// - Thread-safe: FUSE worker threads call Probe/Open concurrently; entries are created under a per-path lock.
+//   the plugin makes a new entry. Probe needs only sizes: it opens the chain briefly and keeps the numbers.
+// - Opening builds the stack (chain, changes, synthesized VHDX) once, shared by every open handle; the last close
+//   disposes it, which flushes the changes and releases their lock (see SharedStack).
+// - Writable mounts keep a plugin's changes in a differencing VHDX under .backupfuse/ next to it (or in the volatile
+//   directory), created on the first open. Pristine-view plugins (view = pristine) and read-only mounts never write.
+// - A damaged plugin, a dangling one, or one outside the roots is still shown (with the plugin file's own size) so
+//   that `ls` works; its open fails with the mapped errno (EIO, or EACCES outside the roots) and one log line.
+// - The underlying files are reached only through the UnderlyingDirectory (the mount may cover them): by descriptor,
+//   or by its /proc/self/fd path for code that takes paths.
+// - Thread-safe: FUSE worker threads call Probe/Open concurrently; entries are created under one lock.
 
 /// <summary>Presents plugin files as synthesized VHDX files.</summary>
-public sealed class PluginProvider(BackupPointOpener opener) : IVirtualFileProvider, IDisposable
+public sealed class PluginProvider(BackupPointOpener opener, PluginProviderOptions options) : IVirtualFileProvider, IDisposable
 {
     private readonly ConcurrentDictionary<string, PluginEntry> _entries = new(StringComparer.Ordinal);
 
@@ -52,7 +55,15 @@ public sealed class PluginProvider(BackupPointOpener opener) : IVirtualFileProvi
             };
         }
 
-        return entry.Share!.Lease();
+        try
+        {
+            return entry.Stack!.Lease();
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+        {
+            Log.Warning("{Plugin}: cannot open: {Reason}", relativePath, e.Message);
+            throw;
+        }
     }
 
     private static bool IsCandidate(string relativePath, in UnderlyingFileStat stat) =>
@@ -75,7 +86,6 @@ public sealed class PluginProvider(BackupPointOpener opener) : IVirtualFileProvi
 
             var created = Load(directory, relativePath, key, stat);
             _entries[relativePath] = created;
-            existing?.Share?.Retire();
             return created.IsPlugin ? created : null;
         }
     }
@@ -95,48 +105,63 @@ public sealed class PluginProvider(BackupPointOpener opener) : IVirtualFileProvi
             return new PluginEntry(key, IsPlugin: false, default, null, null);
         }
 
-        var plainInfo = new VirtualFileInfo(stat.Size, stat.Size, Writable: false, stat.ModifiedUtc);
         try
         {
             var plugin = PluginFile.Parse(System.Text.Encoding.UTF8.GetString(content), relativePath);
-            var chain = opener.Open(plugin, relativePath);
-            SynthesizedVhdx vhdx;
-            try
+            bool writable = !options.ReadOnly && !plugin.Pristine;
+            VirtualFileInfo info;
+            string imagePath;
+            using (var chain = opener.Open(plugin, relativePath))
+            using (var vhdx = new SynthesizedVhdx(chain.CreateSource(), chain.Top.Id))
             {
-                vhdx = new SynthesizedVhdx(chain.CreateSource(), chain.Top.Id);
-            }
-            catch
-            {
-                chain.Dispose();
-                throw;
+                info = new VirtualFileInfo(vhdx.Length, VirtualFiles.CountAllocatedBytes(vhdx), writable, stat.ModifiedUtc);
+                imagePath = chain.Top.Path;
+                Log.Information("{Plugin}: backup point {Image} ({Id}), VHDX of {Size} bytes{Mode}", relativePath, imagePath, chain.Top.Id, vhdx.Length, writable ? string.Empty : ", read-only");
             }
 
-            var info = new VirtualFileInfo(vhdx.Length, VirtualFiles.CountAllocatedBytes(vhdx), Writable: false, stat.ModifiedUtc);
-            Log.Information("{Plugin}: backup point {Image} ({Id}), VHDX of {Size} bytes", relativePath, chain.Top.Path, chain.Top.Id, vhdx.Length);
-            return new PluginEntry(key, IsPlugin: true, info, new SharedSource(vhdx, chain), null);
+            var changes = writable ? options.ChangesFor(directory, relativePath) : null;
+            var stack = new SharedStack(() => BackupPointStack.Open(opener.Open(plugin, relativePath), plugin, changes, create: true));
+            return new PluginEntry(key, IsPlugin: true, info, stack, null);
         }
         catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
         {
             Log.Warning("{Plugin}: cannot serve this plugin: {Reason}", relativePath, e.Message);
-            return new PluginEntry(key, IsPlugin: true, plainInfo, null, e);
+            return new PluginEntry(key, IsPlugin: true, new VirtualFileInfo(stat.Size, stat.Size, Writable: false, stat.ModifiedUtc), null, e);
         }
     }
 
     /// <inheritdoc/>
     public void Dispose()
     {
-        lock (_entries)
-        {
-            foreach (var entry in _entries.Values)
-            {
-                entry.Share?.Retire();
-            }
-
-            _entries.Clear();
-        }
+        // Open stacks belong to their handles: they are disposed when the last handle is released.
+        _entries.Clear();
     }
 
     private readonly record struct PluginKey(ulong Device, ulong Inode, long Size, long Seconds, long Nanoseconds);
 
-    private sealed record PluginEntry(PluginKey Key, bool IsPlugin, VirtualFileInfo Info, SharedSource? Share, Exception? Failure);
+    private sealed record PluginEntry(PluginKey Key, bool IsPlugin, VirtualFileInfo Info, SharedStack? Stack, Exception? Failure);
+}
+
+/// <summary>How plugins of one mount behave.</summary>
+public sealed class PluginProviderOptions
+{
+    /// <summary>The mount is read-only: no changes are kept, writes fail with EROFS.</summary>
+    public bool ReadOnly { get; init; }
+
+    /// <summary>Where to keep changes for --volatile mounts (dropped at unmount); null keeps them beside the plugins.</summary>
+    public string? VolatileDirectory { get; init; }
+
+    /// <summary>Where the changes of the plugin at <paramref name="relativePath"/> live.</summary>
+    public ChangesLocation ChangesFor(UnderlyingDirectory directory, string relativePath)
+    {
+        ArgumentNullException.ThrowIfNull(directory);
+        if (VolatileDirectory != null)
+        {
+            // One folder per plugin path, so plugins with the same name in different subfolders never collide.
+            string folder = Path.Combine(VolatileDirectory, Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(relativePath)))[..16]);
+            return ChangesLocation.InDirectory(folder, Path.GetFileNameWithoutExtension(relativePath));
+        }
+
+        return ChangesLocation.ForPlugin(directory.DescriptorPath(relativePath));
+    }
 }

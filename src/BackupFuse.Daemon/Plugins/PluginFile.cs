@@ -12,6 +12,9 @@ namespace BackupFuse.Daemon.Plugins;
 //       # comment lines and blank lines are ignored
 //       image = /backups/web01-1122.bfi          <- absolute path of the image (required)
 //       image-id = 0f9c3f0e-...                  <- identity of that image (required; checked at open)
+//       view = pristine                          <- optional: always the backup as it was, read-only, never with
+//                                                   changes (the daemon writes such a pointer as the parent that a
+//                                                   differencing file's relative_path names)
 //   Unknown keys are an error in version 1 (a typo must not be ignored silently). A later version adds keys and
 //   raises the number; a reader refuses a version it does not know, with a message naming it.
 // - Detection is by the first line only (Sniff), so a real VHDX ("vhdxfile" magic) or any other *.vhdx passes
@@ -20,7 +23,7 @@ namespace BackupFuse.Daemon.Plugins;
 // - Size cap 64 KiB: a plugin is a pointer, never data.
 
 /// <summary>A plugin file: a small pointer that names a backup point.</summary>
-public sealed record PluginFile(int FormatVersion, string ImagePath, Guid ImageId)
+public sealed record PluginFile(int FormatVersion, string ImagePath, Guid ImageId, bool Pristine = false)
 {
     /// <summary>The first bytes of every plugin file.</summary>
     public const string Magic = "backupfuse-plugin ";
@@ -71,6 +74,7 @@ public sealed record PluginFile(int FormatVersion, string ImagePath, Guid ImageI
 
         string? image = null;
         Guid? id = null;
+        bool pristine = false;
         for (int i = 1; i < lines.Length; i++)
         {
             string line = lines[i].Trim();
@@ -95,6 +99,9 @@ public sealed record PluginFile(int FormatVersion, string ImagePath, Guid ImageI
                 case "image-id":
                     id = Guid.TryParse(value, out var g) ? g : throw new InvalidDataException($"{name}: damaged plugin file: image-id '{value}' is not a GUID");
                     break;
+                case "view":
+                    pristine = value == "pristine" ? true : throw new InvalidDataException($"{name}: damaged plugin file: view '{value}' is unknown (only 'pristine')");
+                    break;
                 default:
                     throw new InvalidDataException($"{name}: damaged plugin file: unknown key '{key}' on line {i + 1}");
             }
@@ -110,7 +117,7 @@ public sealed record PluginFile(int FormatVersion, string ImagePath, Guid ImageI
             throw new InvalidDataException($"{name}: damaged plugin file: 'image-id = <guid>' is missing");
         }
 
-        return new PluginFile(version, image, id.Value);
+        return new PluginFile(version, image, id.Value, pristine);
     }
 
     /// <summary>The file's text.</summary>
@@ -119,7 +126,8 @@ public sealed record PluginFile(int FormatVersion, string ImagePath, Guid ImageI
         "# BackupFuse plugin file. Under `backupfuse mount` this file reads as a complete VHDX disk of the\n" +
         "# backup point named below; the backup itself is never modified. Written by `backupfuse plugin create`.\n" +
         $"image = {ImagePath}\n" +
-        $"image-id = {ImageId:D}\n";
+        $"image-id = {ImageId:D}\n" +
+        (Pristine ? "view = pristine\n" : string.Empty);
 
     /// <summary>Writes the plugin atomically (temp file + rename) so a reader never sees half a file.</summary>
     public void Save(string path)

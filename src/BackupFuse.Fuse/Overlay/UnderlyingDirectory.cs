@@ -29,6 +29,15 @@ public sealed unsafe class UnderlyingDirectory : IDisposable
     /// <summary>The directory descriptor.</summary>
     internal int Descriptor => _fd >= 0 ? _fd : throw new ObjectDisposedException(nameof(UnderlyingDirectory));
 
+    /// <summary>
+    /// A path that reaches <paramref name="relativePath"/> below this directory through the descriptor
+    /// (/proc/self/fd/N/...): the kernel resolves it from the underlying directory, not through a mount covering it,
+    /// so code that only takes paths (file formats opening their own files) can work beside the mount. Valid while
+    /// this object is open; only for this process.
+    /// </summary>
+    public string DescriptorPath(string relativePath) =>
+        string.IsNullOrEmpty(relativePath) ? $"/proc/self/fd/{Descriptor}" : $"/proc/self/fd/{Descriptor}/{relativePath.TrimStart('/')}";
+
     /// <summary>Opens <paramref name="path"/> (must be a directory). Do this before mounting over it.</summary>
     public static UnderlyingDirectory Open(string path)
     {

@@ -266,15 +266,19 @@ public sealed class DifferencingVhdxFile : BlockSource
                     int done = 0;
                     while (done < n)
                     {
-                        int sector = (within + done) / LogicalSectorSize;
+                        // Requests need not be sector aligned: work in bytes, look the bitmap up by sector.
+                        int position = within + done;
+                        int sector = position / LogicalSectorSize;
+                        int lastSector = (within + n - 1) / LogicalSectorSize;
                         int run;
                         bool present;
                         lock (_meta)
                         {
-                            (present, run) = BitRun(block, sector, (n - done) / LogicalSectorSize);
+                            (present, run) = BitRun(block, sector, lastSector - sector + 1);
                         }
 
-                        var part = piece.Slice(done, run * LogicalSectorSize);
+                        int runEnd = Math.Min(within + n, (sector + run) * LogicalSectorSize);
+                        var part = piece.Slice(done, runEnd - position);
                         if (present)
                         {
                             ReadData(block, (long)entry.FileOffset + within + done, part);

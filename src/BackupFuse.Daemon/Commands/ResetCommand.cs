@@ -1,0 +1,53 @@
+using System.CommandLine;
+using BackupFuse.Daemon.Cli;
+using BackupFuse.Daemon.Mounting;
+
+namespace BackupFuse.Daemon.Commands;
+
+/// <summary><c>backupfuse reset</c>: drop the changes of one disk.</summary>
+public static class ResetCommand
+{
+    /// <summary>Builds the command.</summary>
+    public static Command Create()
+    {
+        var plugin = new Argument<string>("plugin") { Description = "The plugin file (*.vhdx) whose changes to drop; mounted or not." };
+        var command = new Command("reset",
+            "Drop everything VMs wrote to one disk: the plugin reads as the pristine backup point again. Refused while\n" +
+            "the disk is open (a running VM). The backup itself was never modified.\n\n" +
+            "Example:\n  backupfuse reset /vms/web01.vhdx");
+        command.Arguments.Add(plugin);
+        command.SetGuardedAction((parse, _) =>
+        {
+            string pluginPath = Path.GetFullPath(parse.GetValue(plugin)!);
+            if (!File.Exists(pluginPath))
+            {
+                throw new CliError($"{pluginPath}: no such file");
+            }
+
+            var changes = ChangesLocation.ForPlugin(pluginPath);
+            if (!changes.Exists)
+            {
+                Console.Error.WriteLine($"{pluginPath}: no changes to drop");
+                return ExitCodes.Ok;
+            }
+
+            var users = OpenFileScanner.Users(pluginPath, changes.ChangesFile);
+            if (users.Count > 0)
+            {
+                throw new CliError($"{pluginPath} is in use by {string.Join(", ", users.Select(u => $"{u.Command} (pid {u.Pid})"))}; stop the VM first");
+            }
+
+            long size = new FileInfo(changes.ChangesFile).Length;
+            File.Delete(changes.ChangesFile);
+            File.Delete(changes.BaseViewFile);
+            if (Directory.Exists(changes.StateDirectory) && !Directory.EnumerateFileSystemEntries(changes.StateDirectory).Any())
+            {
+                Directory.Delete(changes.StateDirectory);
+            }
+
+            Console.Error.WriteLine($"{pluginPath}: dropped the changes ({Bytes.Format(size)} differencing file)");
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+}

@@ -1,0 +1,45 @@
+namespace BackupFuse.Daemon.Mounting;
+
+/// <summary>A process that has a file open.</summary>
+public sealed record FileUser(int Pid, string Command);
+
+/// <summary>
+/// Finds processes that have given files open, by reading /proc/PID/fd links (as root: every process). This is how
+/// <c>reset</c> refuses to drop the changes of a disk a VM has open: the hypervisor holds the plugin open, and the
+/// daemon holds the changes file open exactly while any handle of the plugin is open.
+/// </summary>
+public static class OpenFileScanner
+{
+    /// <summary>The processes (other than this one) that have any of <paramref name="paths"/> open.</summary>
+    public static IReadOnlyList<FileUser> Users(params string[] paths)
+    {
+        var wanted = new HashSet<string>(paths.Select(Path.GetFullPath), StringComparer.Ordinal);
+        var users = new List<FileUser>();
+        foreach (var procDir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(procDir), out int pid) || pid == Environment.ProcessId)
+            {
+                continue;
+            }
+
+            try
+            {
+                foreach (var fd in Directory.EnumerateFileSystemEntries(Path.Combine(procDir, "fd")))
+                {
+                    var target = new FileInfo(fd).LinkTarget;
+                    if (target != null && wanted.Contains(target))
+                    {
+                        users.Add(new FileUser(pid, File.ReadAllText(Path.Combine(procDir, "comm")).Trim()));
+                        break;
+                    }
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // The process ended, or its descriptors are not ours to see.
+            }
+        }
+
+        return users;
+    }
+}
