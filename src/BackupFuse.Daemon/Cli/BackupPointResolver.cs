@@ -51,7 +51,7 @@ public static class BackupPointResolver
         }
 
         string image = point.ImagePath;
-        var catalog = ImagesOption.Catalog(parse, images, point.PluginPath ?? image);
+        var catalog = point.PluginPath == null ? ImagesOption.Catalog(parse, images, image) : ImagesOption.Catalog(parse, images, image, point.PluginPath);
         if (point.Plugin != null && !File.Exists(image))
         {
             image = catalog.Find(point.Plugin.ImageId)?.Path

@@ -13,11 +13,11 @@ public static class ImagesOption
         Arity = ArgumentArity.OneOrMore,
     };
 
-    /// <summary>A catalog over the given directories plus the directory of <paramref name="imagePath"/>.</summary>
-    public static ImageCatalog Catalog(ParseResult parse, Option<string[]> option, string imagePath)
+    /// <summary>A catalog over the directories of <paramref name="nearPaths"/> (an image, a plugin) plus the given ones.</summary>
+    public static ImageCatalog Catalog(ParseResult parse, Option<string[]> option, params string[] nearPaths)
     {
         ArgumentNullException.ThrowIfNull(parse);
-        var dirs = new List<string> { Path.GetDirectoryName(Path.GetFullPath(imagePath))! };
+        var dirs = nearPaths.Select(p => Path.GetDirectoryName(Path.GetFullPath(p))!).Where(Directory.Exists).ToList();
         foreach (var d in parse.GetValue(option) ?? [])
         {
             if (!Directory.Exists(d))
