@@ -57,12 +57,27 @@ qemu-img check "$work/vms/tuesday.vhdx"
 qemu-img compare -f vhdx -F raw "$work/vms/tuesday.vhdx" "$work/disk.raw"
 vhdiinfo "$work/vms/tuesday.vhdx" | sed -n '1,12p'
 
-step "Booting the Tuesday backup point as a VM (QEMU, format=vhdx, serial console below)"
-scripts/guest/boot-vm.sh --drive "file=$work/vms/tuesday.vhdx,format=vhdx,snapshot=on" --log "$work/boot.log" --timeout 180
-grep -a BFGUEST "$work/boot.log" | tr -d '\r'
-grep -aq "BFGUEST-FILE:tuesday" "$work/boot.log" || { echo "the guest did not see the Tuesday file" >&2; exit 1; }
+step "Booting the Tuesday backup point as a VM (QEMU, format=vhdx); the guest writes a file"
+scripts/guest/boot-vm.sh --drive "file=$work/vms/tuesday.vhdx,format=vhdx,cache=none,aio=threads" \
+  --append-extra "bf.write=hello-from-the-vm" --log "$work/boot1.log" --timeout 180
+grep -a BFGUEST "$work/boot1.log" | tr -d '\r'
+grep -aq "BFGUEST-FILE:tuesday" "$work/boot1.log" || { echo "the guest did not see the Tuesday file" >&2; exit 1; }
+ls -l "$work/vms/.backupfuse"
 
-step "The backup files were only read"
+step "Unmount, mount again, boot again: the guest's write is still there (kept in a differencing VHDX)"
+"$bf" unmount "$work/vms"
+sleep 0.5
+"$bf" info "$work/vms/tuesday.vhdx" | sed -n '1,3p'
+"$bf" mount "$work/vms" --images "$work/backups"
+scripts/guest/boot-vm.sh --drive "file=$work/vms/tuesday.vhdx,format=vhdx,cache=none,aio=threads" --log "$work/boot2.log" --timeout 180
+grep -a BFGUEST "$work/boot2.log" | tr -d '\r'
+grep -aq "BFGUEST-SEEN:hello-from-the-vm" "$work/boot2.log" || { echo "the guest's write did not survive the remount" >&2; exit 1; }
+vhdiinfo "$work/vms/.backupfuse/tuesday.changes.vhdx" | grep -E "Disk type|Parent"
+
+step "The backup files were only read; 'reset' drops the VM's changes"
 "$bf" verify "$work/backups/demo-tuesday.bfi"
+"$bf" unmount "$work/vms"
+sleep 0.5
+"$bf" reset "$work/vms/tuesday.vhdx"
 echo
-echo "Demo finished: a backup booted as a VM straight from the mount."
+echo "Demo finished: a backup booted as a VM straight from the mount, kept its changes aside, and was reset."
