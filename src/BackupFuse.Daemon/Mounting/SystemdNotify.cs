@@ -26,11 +26,13 @@ public static class SystemdNotify
     /// <summary>STOPPING=1: unmounting; open files are served until closed.</summary>
     public static void Stopping() => Send("STOPPING=1\nSTATUS=Unmounting; open files are served until closed");
 
-    /// <summary>Sends one notification datagram; returns false when there is no socket or the send failed.</summary>
-    public static bool Send(string message)
+    /// <summary>Sends one notification datagram to $NOTIFY_SOCKET; returns false when there is none or the send failed.</summary>
+    public static bool Send(string message) => Send(Environment.GetEnvironmentVariable(SocketVariable), message);
+
+    /// <summary>Sends one notification datagram to <paramref name="address"/> (a path, or '@' + an abstract name).</summary>
+    public static bool Send(string? address, string message)
     {
         ArgumentNullException.ThrowIfNull(message);
-        string? address = Environment.GetEnvironmentVariable(SocketVariable);
         if (string.IsNullOrEmpty(address) || !OperatingSystem.IsLinux())
         {
             return false;
