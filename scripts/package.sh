@@ -39,10 +39,9 @@ rm -rf "$work"
 mkdir -p "$work"
 
 if [[ -z "$binary" ]]; then
-  # The same arguments as the Dockerfile's build stage. IL3000 (Assembly.Location in a single-file app) is
-  # reported on the `dotnet backupfuse.dll` re-exec path, which a single-file app never takes.
+  # The same arguments as the Dockerfile's build stage.
   dotnet publish src/BackupFuse.Daemon/BackupFuse.Daemon.csproj -c Release -r linux-x64 --self-contained \
-    -p:PublishSingleFile=true -p:DebugType=none -p:WarningsNotAsErrors=IL3000 -o "$work/publish" --nologo >&2
+    -p:PublishSingleFile=true -p:DebugType=none -o "$work/publish" --nologo >&2
   binary="$work/publish/backupfuse"
 fi
 if [[ ! -x "$binary" ]]; then

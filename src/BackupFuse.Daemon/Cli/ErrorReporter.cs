@@ -21,7 +21,7 @@ public static class ErrorReporter
 
         switch (e)
         {
-            case CliError or InvalidDataException or IOException or UnauthorizedAccessException or CryptographicException or NotSupportedException:
+            case CliError or InvalidDataException or IOException or UnauthorizedAccessException or CryptographicException or NotSupportedException or PlatformNotSupportedException:
                 Console.Error.WriteLine($"error: {e.Message}");
                 Log.Debug(e, "command failed");
                 return ExitCodes.Error;

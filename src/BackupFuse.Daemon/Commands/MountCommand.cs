@@ -151,7 +151,11 @@ public static class MountCommand
         };
         Log.Information("mounting {Dir} at {MountPoint} (images from {Roots}{Mode})", dir, mountPoint, string.Join(", ", roots.Directories),
             options.ReadOnly ? ", read-only" : volatileDir != null ? $", volatile changes in {volatileDir}" : string.Empty);
-        int rc = FuseHost.Run(options, fs, new SerilogFuseLog(), token, () => Log.Information("mounted {MountPoint}; libfuse {Version}", mountPoint, FuseLibrary.PackageVersion));
+        int rc = FuseHost.Run(options, fs, new SerilogFuseLog(), token, () =>
+        {
+            Log.Information("mounted {MountPoint}; libfuse {Version}", mountPoint, FuseLibrary.PackageVersion);
+            SystemdNotify.Ready(mountPoint);
+        });
         Log.Information("unmounted {MountPoint}", mountPoint);
         return rc == 0 ? ExitCodes.Ok : ExitCodes.Error;
     }
@@ -169,7 +173,7 @@ public static class MountCommand
         if (Path.GetFileNameWithoutExtension(self) == "dotnet")
         {
             psi.ArgumentList.Add(self);
-            self = typeof(MountCommand).Assembly.Location;
+            self = Path.Combine(AppContext.BaseDirectory, "backupfuse.dll");
         }
 
         psi.ArgumentList.Add(self);
