@@ -114,6 +114,9 @@ public sealed class VhdxLog
         }
     }
 
+    /// <summary>Offset in the log where the next entry goes (for tests that tear it).</summary>
+    internal int WritePosition => _writePosition;
+
     /// <summary>Test hook: runs after an entry is written and flushed, before it is applied (throw to simulate a crash).</summary>
     internal Action? AfterEntryWritten { get; set; }
 
