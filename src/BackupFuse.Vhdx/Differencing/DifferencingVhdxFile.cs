@@ -358,7 +358,7 @@ public sealed class DifferencingVhdxFile : BlockSource
                 WriteInBlock(block, within, data[..n]);
             }
 
-            if (_cache.DirtyCount >= AutoCommitSectors)
+            if (_cache.DirtyCount >= AutoCommitThreshold)
             {
                 Flush();
             }
@@ -448,6 +448,9 @@ public sealed class DifferencingVhdxFile : BlockSource
         Dispose();
     }
 
+    /// <summary>Dirty sectors that trigger a commit (tests raise it to force batches larger than one log entry).</summary>
+    internal int AutoCommitThreshold { get; set; } = AutoCommitSectors;
+
     /// <summary>Test hook: the log, for crash injection.</summary>
     internal VhdxLog Log => _log;
 
@@ -466,7 +469,7 @@ public sealed class DifferencingVhdxFile : BlockSource
     /// <summary>Commits when enough metadata is dirty (called by the patch store between pages).</summary>
     internal void CommitIfLarge()
     {
-        if (_cache.DirtyCount >= AutoCommitSectors)
+        if (_cache.DirtyCount >= AutoCommitThreshold)
         {
             Flush();
         }

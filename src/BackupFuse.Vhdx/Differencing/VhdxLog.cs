@@ -24,8 +24,10 @@ namespace BackupFuse.Vhdx.Differencing;
 // - Replay (on Open when LogGuid != 0): the spec's active-sequence search (2.3.2) over an in-memory copy of the log
 //   area, where a valid sequence moves the scan to the end of that sequence. Entries are validated completely
 //   (signature, length, LogGuid, descriptor signatures and sequence numbers, data sector signatures and halves,
-//   CRC-32C over the whole entry, targets outside the header section). No valid sequence, or a file shorter than the
-//   head's FlushedFileOffset, is corruption (InvalidDataException naming the file). The replay renews FileWriteGuid
+//   CRC-32C over the whole entry, targets outside the header section). A file shorter than the head's
+//   FlushedFileOffset is corruption (InvalidDataException naming the file). No valid sequence at all means the first
+//   entry of the session never completed (a crash right after LogGuid was set): like QEMU, that is an empty log
+//   (the spec would call it corrupt, which would make such a crash fatal). The replay renews FileWriteGuid
 //   first, writes the sectors in order, extends the file to LastFileOffset, flushes and resets LogGuid to zero.
 // - Not thread-safe: the owner serializes Commit/Close (DifferencingVhdxFile does it under its flush lock).
 
@@ -318,7 +320,11 @@ public sealed class VhdxLog
 
         if (active.Count == 0)
         {
-            throw new InvalidDataException($"{Name}: the VHDX log (LogGuid {h.LogGuid}) holds no valid entry sequence to replay");
+            // No entry with this LogGuid was ever completed: the session set LogGuid and crashed before or while
+            // writing its first entry, so nothing was applied either. The spec calls this corrupt; QEMU (and we)
+            // treat it as an empty log, because refusing would make every such crash fatal.
+            _headers.Update(x => x with { LogGuid = Guid.Empty });
+            return;
         }
 
         var head = active[^1].Header;
