@@ -99,6 +99,7 @@ public sealed class WriteTests : IDisposable
         var slots = Enumerable.Range(0, (int)(DiskSize / Slot)).OrderBy(_ => rng.Next()).ToArray();
         int next = 0;
         var acknowledged = new List<(long Offset, byte[] Data)>();
+        var origin = new Dictionary<long, string>();
         var pending = new List<(long Offset, byte[] Data)>();
         long payload;
         using (var reference = new ReferenceVhdx(_images, "disk.bfi"))
@@ -129,7 +130,12 @@ public sealed class WriteTests : IDisposable
                     pending.Add((offset, data));
                     if (pending.Count % 5 == 0)
                     {
-                        RandomAccess.FlushToDisk(h);
+                        Fsync(h);
+                        foreach (var p in pending)
+                        {
+                            origin[p.Offset] = $"fsync in round {round}";
+                        }
+
                         acknowledged.AddRange(pending);
                         pending.Clear();
                     }
@@ -144,7 +150,14 @@ public sealed class WriteTests : IDisposable
             daemon.WaitForExit(TimeSpan.FromSeconds(10));
             // The mount is gone (auto_unmount) or, if the kill caught the writer inside a request, dead until the next
             // mount removes it. Either way the next daemon must come up and serve every flushed write.
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            while (MountTable.IsMounted(_vms) && !MountTable.IsDead(_vms) && clock.Elapsed < TimeSpan.FromSeconds(10))
+            {
+                Thread.Sleep(20); // fusermount3 may still be unmounting
+            }
+
             Assert.True(!MountTable.IsMounted(_vms) || MountTable.IsDead(_vms), "a killed daemon left a live-looking mount");
+            string killedLog = daemon.Log;
             daemon.Dispose();
 
             using var again = Mount();
@@ -154,7 +167,13 @@ public sealed class WriteTests : IDisposable
                 {
                     var got = new byte[data.Length];
                     ReadFully(r, got, payload + offset);
-                    Assert.True(got.AsSpan().SequenceEqual(data), $"round {round}: a flushed write at disk offset {offset} ({data.Length} bytes) is lost");
+                    if (!got.AsSpan().SequenceEqual(data))
+                    {
+                        int firstBad = got.AsSpan().CommonPrefixLength(data);
+                        int index = acknowledged.FindIndex(a => a.Offset == offset);
+                        Assert.Fail($"origin {origin.GetValueOrDefault(offset)}; round {round}: a flushed write at disk offset {offset} ({data.Length} bytes, #{index} of {acknowledged.Count} acknowledged) is lost from byte {firstBad} (disk offset {offset + firstBad}, block {(offset + firstBad) / (2 << 20)}); got {got[firstBad]:x2} want {data[firstBad]:x2}; matches-after {got.AsSpan(firstBad).CommonPrefixLength(data.AsSpan(firstBad))}\nkilled daemon's log:\n{killedLog}");
+                    }
+
                 }
 
                 // Unflushed writes may be lost, but never turn into garbage: each sector is the old or the new bytes.
@@ -171,7 +190,12 @@ public sealed class WriteTests : IDisposable
                     }
                 }
 
-                acknowledged.AddRange(pending.Where(p => Read(r, payload + p.Offset, p.Data.Length).AsSpan().SequenceEqual(p.Data)));
+                foreach (var p in pending.Where(p => Read(r, payload + p.Offset, p.Data.Length).AsSpan().SequenceEqual(p.Data)))
+                {
+                    origin[p.Offset] = $"unflushed in round {round} but present after the crash";
+                    acknowledged.Add(p);
+                }
+
                 pending.Clear();
             }
 
@@ -270,6 +294,19 @@ public sealed class WriteTests : IDisposable
     }
 
     private string HashImages() => string.Join(",", Directory.GetFiles(_images).Order(StringComparer.Ordinal).Select(f => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(f)))));
+
+    // fsync(2) itself: .NET's RandomAccess.FlushToDisk returns normally when fsync fails with ECONNABORTED (the
+    // daemon died during the request), which would count an unacknowledged batch as durable.
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true, EntryPoint = "fsync")]
+    private static extern int NativeFsync(Microsoft.Win32.SafeHandles.SafeFileHandle fd);
+
+    private static void Fsync(Microsoft.Win32.SafeHandles.SafeFileHandle h)
+    {
+        if (NativeFsync(h) != 0)
+        {
+            throw new IOException($"fsync failed: errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()}");
+        }
+    }
 
     private static void ReadFully(Microsoft.Win32.SafeHandles.SafeFileHandle h, Span<byte> buffer, long offset)
     {
