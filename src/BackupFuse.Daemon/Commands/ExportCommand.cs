@@ -50,7 +50,7 @@ public static class ExportCommand
                 if (users.Count > 0)
                 {
                     chain.Dispose();
-                    throw new CliError($"{point.PluginPath} is in use by {string.Join(", ", users.Select(u => $"{u.Command} (pid {u.Pid})"))}; stop the VM first (or export the VHDX through the mount)");
+                    throw new CliError($"{point.PluginPath} is in use by {OpenFileScanner.Describe(users)}; stop the VM first (or export the VHDX through the mount)");
                 }
             }
 

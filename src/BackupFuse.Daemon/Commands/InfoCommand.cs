@@ -23,7 +23,7 @@ public static class InfoCommand
         var users = OpenFileScanner.Users(changes.ChangesFile);
         if (users.Count > 0)
         {
-            return $"{changes.ChangesFile}, in use by {string.Join(", ", users.Select(u => $"{u.Command} (pid {u.Pid})"))}";
+            return $"{changes.ChangesFile}, in use by {OpenFileScanner.Describe(users)}";
         }
 
         var layout = BackupPointStack.PristineLayout(chain);

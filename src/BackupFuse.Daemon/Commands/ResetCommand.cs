@@ -34,7 +34,7 @@ public static class ResetCommand
             var users = OpenFileScanner.Users(pluginPath, changes.ChangesFile);
             if (users.Count > 0)
             {
-                throw new CliError($"{pluginPath} is in use by {string.Join(", ", users.Select(u => $"{u.Command} (pid {u.Pid})"))}; stop the VM first");
+                throw new CliError($"{pluginPath} is in use by {OpenFileScanner.Describe(users)}; stop the VM first");
             }
 
             long size = new FileInfo(changes.ChangesFile).Length;

@@ -10,7 +10,8 @@ namespace BackupFuse.Daemon.Mounting;
 // - The composition root of one backup point: chain -> (differencing overlay) -> synthesized VHDX. The daemon builds
 //   one per open plugin (shared by its handles); the CLI builds one for export/info.
 // - Without a changes location the stack is the pristine, read-only view. With one, the differencing file is opened
-//   (created on first need), locked (flock, shared) for as long as the stack lives (reset/export lock exclusively), and the synthesized file
+//   (created on first need) and kept open for as long as the stack lives (which is how reset/export see that it is in
+//   use: OpenFileScanner), and the synthesized file
 //   routes payload writes to the overlay and every other write to the differencing file's patch store.
 // - The VHDX identity is the image's identity, so the synthesized bytes and GUIDs are the same on every run; the
 //   differencing file links to the pristine view's DataWriteGuid, which never changes because that view is never
@@ -21,15 +22,13 @@ namespace BackupFuse.Daemon.Mounting;
 public sealed class BackupPointStack : IDisposable
 {
     private readonly BackupChain _chain;
-    private readonly FileLock? _lock;
 
-    private BackupPointStack(BackupChain chain, IBlockSource disk, SynthesizedVhdx vhdx, DifferencingVhdxFile? changes, FileLock? fileLock)
+    private BackupPointStack(BackupChain chain, IBlockSource disk, SynthesizedVhdx vhdx, DifferencingVhdxFile? changes)
     {
         _chain = chain;
         Disk = disk;
         Vhdx = vhdx;
         Changes = changes;
-        _lock = fileLock;
     }
 
     /// <summary>The chain (newest image first).</summary>
@@ -61,13 +60,12 @@ public sealed class BackupPointStack : IDisposable
         ArgumentNullException.ThrowIfNull(chain);
         ArgumentNullException.ThrowIfNull(plugin);
         IBlockSource source = chain.CreateSource();
-        FileLock? fileLock = null;
         DifferencingVhdxFile? child = null;
         try
         {
             if (changes == null || (!changes.Exists && !create))
             {
-                return new BackupPointStack(chain, source, new SynthesizedVhdx(source, chain.Top.Id), null, null);
+                return new BackupPointStack(chain, source, new SynthesizedVhdx(source, chain.Top.Id), null);
             }
 
             var layout = PristineLayout(chain);
@@ -78,16 +76,14 @@ public sealed class BackupPointStack : IDisposable
                 DifferencingVhdxFile.Create(changes.ChangesFile, DifferencingParent.FromLayout(layout, changes.BaseViewName)).Dispose();
             }
 
-            fileLock = FileLock.Acquire(changes.ChangesFile, changes.ChangesFile, exclusive: false);
             child = DifferencingVhdxFile.Open(changes.ChangesFile, layout.DataWriteGuid, layout.VirtualDiskSize);
             var overlay = new DifferencingVhdxOverlay(source, child);
             var vhdx = new SynthesizedVhdx(overlay, chain.Top.Id, child.Patches);
-            return new BackupPointStack(chain, overlay, vhdx, child, fileLock);
+            return new BackupPointStack(chain, overlay, vhdx, child);
         }
         catch
         {
             child?.Dispose();
-            fileLock?.Dispose();
             source.Dispose();
             chain.Dispose();
             throw;
@@ -103,7 +99,6 @@ public sealed class BackupPointStack : IDisposable
         }
         finally
         {
-            _lock?.Dispose();
             _chain.Dispose();
         }
     }

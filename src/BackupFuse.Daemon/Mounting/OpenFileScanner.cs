@@ -42,4 +42,7 @@ public static class OpenFileScanner
 
         return users;
     }
+
+    /// <summary>"qemu-system-x86 (pid 123), backupfuse (pid 45)".</summary>
+    public static string Describe(IEnumerable<FileUser> users) => string.Join(", ", users.Select(u => $"{u.Command} (pid {u.Pid})"));
 }
