@@ -1,0 +1,749 @@
+using System.Buffers;
+using System.Diagnostics;
+
+namespace BackupFuse.Blocks;
+
+// Design notes:
+// - A read cache of whole aligned blocks (default 64 KiB = the backup chunk size, so one block is one
+//   decompression) over a read-only layer, shared by every reader of one stack. Blocks live in ArrayPool buffers;
+//   the bytes held by block buffers (loaded or being loaded) never exceed the capacity: a new block first evicts
+//   least-recently-used unpinned blocks, and when everything is pinned the read goes around the cache (a private
+//   pooled buffer or the caller's own buffer), so the bound holds under any concurrency.
+// - The layer below must not change while the filter lives (a backup chain is immutable); writes are passed
+//   through untouched and do not invalidate, which is why the filter belongs under a differencing overlay, never
+//   above a writable layer.
+// - Coalescing: a block being loaded is an entry in the map in state Loading. Any thread that needs it either
+//   claims it (a CAS on the entry, done only by a thread that loads immediately) or waits for the claimer to
+//   publish. A thread never waits while holding an unpublished claim, so waiting cannot deadlock. A failed load
+//   removes the entry; waiters then load the block themselves and get their own exception (never wrong bytes,
+//   and each reader sees the real error).
+// - Pins: a reader pins every entry it uses for the length of its request, so a buffer is never recycled under a
+//   copy; eviction skips pinned entries and a detached entry returns its buffer when its last pin goes.
+// - Parallel loads: a request that misses several blocks queues the extra ones on the thread pool (the entry itself
+//   is the work item) and loads the rest itself; whoever claims first loads. On the 2-core target this spreads
+//   the decompressions of one 1 MiB FUSE read over both cores.
+// - Readahead: a few stream slots recognise sequential requests (a request that starts where a stream ended, with
+//   a slack of one request length for reordering of concurrent requests; random 4 KiB reads practically never match). From the second request of a stream on, the blocks after it are
+//   loaded ahead on the thread pool, the window doubling up to the maximum. Readers that reach a block still queued
+//   claim and load it themselves instead of waiting behind the queue.
+// - Zero blocks (the layer's extents say non-Data for the whole block) are cleared, never cached or loaded.
+// - Cheap layers: the filter measures what a load costs. When blocks load faster than CheapBytesPerSecond (an
+//   uncompressed image in the page cache), copying them through the cache would cost about as much as loading
+//   them, so reads that cover whole blocks go straight into the caller's buffer, uncached, and readahead is off;
+//   partial-block reads (4 KiB random reads) still use the cache.
+// - No per-request allocation on the hot path: the per-request slot array is pooled; a new cache entry object is
+//   allocated per block loaded into the cache (not per request), buffers come from ArrayPool.
+// - Thread-safe; one lock guards the map, the LRU list, the pins and the stream slots, and is held only for
+//   bookkeeping (never during a load or a copy).
+
+/// <summary>A bounded, shared cache of decompressed blocks with coalesced misses, parallel loads and readahead.</summary>
+public sealed class CacheFilter : BlockFilter
+{
+    /// <summary>Default capacity: 256 MiB of block buffers.</summary>
+    public const long DefaultCapacityBytes = 256L << 20;
+
+    /// <summary>Default block size: 64 KiB (the default backup chunk size).</summary>
+    public const int DefaultCacheBlockSize = 64 << 10;
+
+    /// <summary>Default largest readahead window: 4 MiB.</summary>
+    public const int DefaultReadaheadBytes = 4 << 20;
+
+    /// <summary>Blocks that load faster than this are read around the cache when a read covers them whole.</summary>
+    public const double CheapBytesPerSecond = 1.5e9;
+
+    private const int StreamSlotCount = 8;
+    private const int MinSamplesForCost = 16;
+    private const int EvictionScanLimit = 64;
+
+    private readonly object _lock = new();
+    private readonly Dictionary<long, CacheEntry> _map = [];
+    private readonly StreamSlot[] _streams = new StreamSlot[StreamSlotCount];
+    private readonly int _shift;
+    private readonly int _blockSize;
+    private readonly long _capacity;
+    private readonly int _maxReadaheadBlocks;
+    private readonly long _blockCount;
+    private CacheEntry? _head;
+    private CacheEntry? _tail;
+    private long _bytesHeld;
+    private int _inflight;
+    private bool _disposed;
+    private long _clock;
+    private double _secondsPerByte;
+    private int _costSamples;
+    private long _hits;
+    private long _misses;
+    private long _waits;
+    private long _readahead;
+    private long _zeros;
+    private long _evictions;
+
+    /// <summary>
+    /// Caches <paramref name="next"/> (which it owns) in blocks of <paramref name="cacheBlockSize"/> bytes (a power of
+    /// two), holding at most <paramref name="capacityBytes"/> bytes of blocks and reading up to
+    /// <paramref name="readaheadBytes"/> ahead of sequential streams (0 disables readahead).
+    /// </summary>
+    public CacheFilter(IBlockSource next, long capacityBytes = DefaultCapacityBytes, int cacheBlockSize = DefaultCacheBlockSize, int readaheadBytes = DefaultReadaheadBytes)
+        : base(next)
+    {
+        if (cacheBlockSize < 512 || (cacheBlockSize & (cacheBlockSize - 1)) != 0)
+        {
+            throw new ArgumentException("the cache block size must be a power of two of at least 512", nameof(cacheBlockSize));
+        }
+
+        ArgumentOutOfRangeException.ThrowIfNegative(capacityBytes);
+        ArgumentOutOfRangeException.ThrowIfNegative(readaheadBytes);
+        _blockSize = cacheBlockSize;
+        _shift = System.Numerics.BitOperations.Log2((uint)cacheBlockSize);
+        _capacity = capacityBytes;
+        _maxReadaheadBlocks = readaheadBytes / cacheBlockSize;
+        _blockCount = (next.Length + cacheBlockSize - 1) >> _shift;
+    }
+
+    /// <summary>The cache's block size.</summary>
+    public int CacheBlockSize => _blockSize;
+
+    /// <summary>The bound on the bytes of cached blocks.</summary>
+    public long CapacityBytes => _capacity;
+
+    /// <summary>A snapshot of the counters.</summary>
+    public CacheStatistics Statistics
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return new CacheStatistics(_hits, _misses, _waits, _readahead, _zeros, _evictions, _bytesHeld, _capacity);
+            }
+        }
+    }
+
+    /// <summary>Whether loads measured so far are cheap enough to bypass the cache for whole-block reads.</summary>
+    public bool LoadsAreCheap => Volatile.Read(ref _costSamples) >= MinSamplesForCost && Volatile.Read(ref _secondsPerByte) < 1 / CheapBytesPerSecond;
+
+    /// <inheritdoc/>
+    public override void Read(long offset, Span<byte> buffer)
+    {
+        AssertRange(offset, buffer.Length);
+        if (buffer.IsEmpty)
+        {
+            return;
+        }
+
+        long first = offset >> _shift;
+        int count = checked((int)(((offset + buffer.Length - 1) >> _shift) - first + 1));
+        var slots = ArrayPool<Slot>.Shared.Rent(count);
+        try
+        {
+            long readaheadFrom = 0, readaheadTo = -1;
+            lock (_lock)
+            {
+                ObjectDisposedException.ThrowIf(_disposed, this);
+                for (int i = 0; i < count; i++)
+                {
+                    slots[i] = Lookup(first + i);
+                }
+
+                TrackStream(offset, buffer.Length, count, ref readaheadFrom, ref readaheadTo);
+            }
+
+            PlanMisses(offset, buffer, first, slots.AsSpan(0, count));
+            if (readaheadTo >= readaheadFrom)
+            {
+                ScheduleReadahead(readaheadFrom, readaheadTo);
+            }
+
+            Serve(offset, buffer, first, slots.AsSpan(0, count));
+        }
+        finally
+        {
+            Release(slots.AsSpan(0, count));
+            ArrayPool<Slot>.Shared.Return(slots, clearArray: true);
+        }
+    }
+
+    /// <summary>Looks a block up under the lock; pins what it finds.</summary>
+    private Slot Lookup(long block)
+    {
+        if (!_map.TryGetValue(block, out var e))
+        {
+            return new Slot(null, SlotKind.Miss);
+        }
+
+        e.Pins++;
+        if (e.State == EntryState.Ready)
+        {
+            MoveToHead(e);
+            return new Slot(e, SlotKind.Cached);
+        }
+
+        return new Slot(e, SlotKind.Loading);
+    }
+
+    /// <summary>Decides for every missed block: zeros, straight into the caller's buffer, a new cache entry, or private.</summary>
+    private void PlanMisses(long offset, Span<byte> buffer, long first, Span<Slot> slots)
+    {
+        long end = offset + buffer.Length;
+        bool cheap = LoadsAreCheap;
+        int owned = 0;
+        for (int i = 0; i < slots.Length; i++)
+        {
+            if (slots[i].Kind != SlotKind.Miss)
+            {
+                continue;
+            }
+
+            long block = first + i;
+            long start = block << _shift;
+            int length = BlockLength(block);
+            if (IsZeroBlock(start, length))
+            {
+                long ps = Math.Max(start, offset);
+                buffer.Slice((int)(ps - offset), (int)(Math.Min(start + length, end) - ps)).Clear();
+                slots[i] = new Slot(null, SlotKind.Zero);
+                Interlocked.Increment(ref _zeros);
+                continue;
+            }
+
+            Interlocked.Increment(ref _misses);
+            if (cheap && start >= offset && start + length <= end)
+            {
+                slots[i] = new Slot(null, SlotKind.Direct);
+                continue;
+            }
+
+            lock (_lock)
+            {
+                var found = Lookup(block);
+                if (found.Kind != SlotKind.Miss)
+                {
+                    slots[i] = found;
+                }
+                else if (TryReserve(block, length, out var created))
+                {
+                    created.Pins = 1;
+                    slots[i] = new Slot(created, SlotKind.Owned);
+                    owned++;
+                }
+                else
+                {
+                    slots[i] = new Slot(null, SlotKind.Private);
+                }
+            }
+        }
+
+        if (owned >= 2)
+        {
+            // Hand all but the first to the pool; this thread starts with the first and claims whatever is left.
+            bool skipped = false;
+            foreach (var slot in slots)
+            {
+                if (slot.Kind == SlotKind.Owned)
+                {
+                    if (skipped)
+                    {
+                        ThreadPool.UnsafeQueueUserWorkItem(slot.Entry!, preferLocal: false);
+                    }
+
+                    skipped = true;
+                }
+            }
+        }
+    }
+
+    private bool IsZeroBlock(long start, int length)
+    {
+        var e = Next.GetExtent(start, length);
+        return e.Kind != ExtentKind.Data && e.Length >= length;
+    }
+
+    /// <summary>Copies, loads or waits for each block in order.</summary>
+    private void Serve(long offset, Span<byte> buffer, long first, Span<Slot> slots)
+    {
+        long end = offset + buffer.Length;
+        for (int i = 0; i < slots.Length; i++)
+        {
+            var slot = slots[i];
+            if (slot.Kind == SlotKind.Zero)
+            {
+                continue;
+            }
+
+            long block = first + i;
+            long start = block << _shift;
+            int length = BlockLength(block);
+            long ps = Math.Max(start, offset);
+            var piece = buffer.Slice((int)(ps - offset), (int)(Math.Min(start + length, end) - ps));
+            int within = (int)(ps - start);
+            switch (slot.Kind)
+            {
+                case SlotKind.Cached:
+                    Interlocked.Increment(ref _hits);
+                    slot.Entry!.Buffer.AsSpan(within, piece.Length).CopyTo(piece);
+                    break;
+                case SlotKind.Direct:
+                    LoadTimed(start, piece);
+                    break;
+                case SlotKind.Private:
+                    ReadPrivately(start, length, within, piece);
+                    break;
+                default:
+                    var e = slot.Entry!;
+                    if (TryClaim(e))
+                    {
+                        LoadEntry(e);
+                    }
+                    else if (Volatile.Read(ref e.State) == EntryState.Loading)
+                    {
+                        Interlocked.Increment(ref _waits);
+                        WaitFor(e);
+                    }
+                    else
+                    {
+                        Interlocked.Increment(ref _hits);
+                    }
+
+                    if (Volatile.Read(ref e.State) == EntryState.Ready)
+                    {
+                        e.Buffer.AsSpan(within, piece.Length).CopyTo(piece);
+                    }
+                    else
+                    {
+                        ReadPrivately(start, length, within, piece); // the loader failed: get our own answer
+                    }
+
+                    break;
+            }
+        }
+    }
+
+    private void ReadPrivately(long start, int length, int within, Span<byte> piece)
+    {
+        if (within == 0 && piece.Length == length)
+        {
+            LoadTimed(start, piece);
+            return;
+        }
+
+        byte[] tmp = ArrayPool<byte>.Shared.Rent(length);
+        try
+        {
+            LoadTimed(start, tmp.AsSpan(0, length));
+            tmp.AsSpan(within, piece.Length).CopyTo(piece);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(tmp);
+        }
+    }
+
+    /// <summary>Unpins what the request pinned; fails entries it created and nobody claimed (only after an error).</summary>
+    private void Release(Span<Slot> slots)
+    {
+        foreach (var slot in slots)
+        {
+            if (slot.Kind == SlotKind.Owned && Volatile.Read(ref slot.Entry!.State) == EntryState.Loading && TryClaim(slot.Entry))
+            {
+                Fail(slot.Entry);
+            }
+        }
+
+        lock (_lock)
+        {
+            foreach (var slot in slots)
+            {
+                if (slot.Entry is { } e)
+                {
+                    e.Pins--;
+                    if (e.Detached && e.Pins == 0)
+                    {
+                        ReturnBuffer(e);
+                    }
+                }
+            }
+        }
+    }
+
+    private static bool TryClaim(CacheEntry e) => Interlocked.CompareExchange(ref e.Claimed, 1, 0) == 0;
+
+    private static void WaitFor(CacheEntry e)
+    {
+        lock (e)
+        {
+            while (e.State == EntryState.Loading)
+            {
+                Monitor.Wait(e);
+            }
+        }
+    }
+
+    /// <summary>Loads a claimed entry and publishes it; on failure publishes the failure and rethrows.</summary>
+    private void LoadEntry(CacheEntry e)
+    {
+        try
+        {
+            LoadTimed(e.Block << _shift, e.Buffer.AsSpan(0, e.Length));
+        }
+        catch
+        {
+            Fail(e);
+            throw;
+        }
+
+        lock (_lock)
+        {
+            if (!e.Detached)
+            {
+                AddToHead(e);
+            }
+
+            e.State = EntryState.Ready;
+        }
+
+        lock (e)
+        {
+            Monitor.PulseAll(e);
+        }
+    }
+
+    private void Fail(CacheEntry e)
+    {
+        lock (_lock)
+        {
+            if (_map.TryGetValue(e.Block, out var current) && current == e)
+            {
+                _map.Remove(e.Block);
+            }
+
+            e.Detached = true;
+            e.State = EntryState.Failed;
+            if (e.Pins == 0)
+            {
+                ReturnBuffer(e);
+            }
+        }
+
+        lock (e)
+        {
+            Monitor.PulseAll(e);
+        }
+    }
+
+    private void LoadTimed(long start, Span<byte> destination)
+    {
+        long t0 = Stopwatch.GetTimestamp();
+        Next.Read(start, destination);
+        double seconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+        double sample = seconds / destination.Length;
+
+        // A racy moving average is fine: it only steers a policy, never correctness.
+        double old = Volatile.Read(ref _secondsPerByte);
+        int n = Volatile.Read(ref _costSamples);
+        Volatile.Write(ref _secondsPerByte, n == 0 ? sample : old + ((sample - old) / 8));
+        if (n < MinSamplesForCost)
+        {
+            Interlocked.Increment(ref _costSamples);
+        }
+    }
+
+    /// <summary>Runs a queued entry (parallel load or readahead) on a pool thread.</summary>
+    private void RunQueued(CacheEntry e)
+    {
+        if (!TryClaim(e))
+        {
+            return;
+        }
+
+        bool disposed;
+        lock (_lock)
+        {
+            disposed = _disposed;
+            if (!disposed)
+            {
+                _inflight++;
+            }
+        }
+
+        if (disposed)
+        {
+            Fail(e);
+            return;
+        }
+
+        try
+        {
+            LoadEntry(e);
+            if (e.IsReadahead)
+            {
+                Interlocked.Increment(ref _readahead);
+            }
+        }
+        catch (Exception)
+        {
+            // Published as failed: whoever needs the block loads it and gets the error itself.
+        }
+        finally
+        {
+            lock (_lock)
+            {
+                if (--_inflight == 0 && _disposed)
+                {
+                    Monitor.PulseAll(_lock);
+                }
+            }
+        }
+    }
+
+    private void TrackStream(long offset, int length, int blocks, ref long from, ref long to)
+    {
+        long end = offset + length;
+        long slack = length; // tolerates concurrent requests of one stream arriving out of order
+        int match = -1, oldest = 0;
+        _clock++;
+        for (int s = 0; s < _streams.Length; s++)
+        {
+            ref var st = ref _streams[s];
+            if (st.InUse && offset >= st.Next - slack && offset <= st.Next + slack)
+            {
+                match = s;
+                break;
+            }
+
+            if (!st.InUse || st.LastUse < _streams[oldest].LastUse)
+            {
+                oldest = s;
+            }
+        }
+
+        if (match < 0)
+        {
+            _streams[oldest] = new StreamSlot { InUse = true, Next = end, LastUse = _clock };
+            return;
+        }
+
+        ref var stream = ref _streams[match];
+        stream.LastUse = _clock;
+        stream.Next = Math.Max(stream.Next, end);
+        if (_maxReadaheadBlocks == 0 || LoadsAreCheap)
+        {
+            return;
+        }
+
+        stream.Window = Math.Min(_maxReadaheadBlocks, Math.Max(stream.Window * 2, Math.Max(4, 2 * blocks)));
+        long last = (end - 1) >> _shift;
+        from = Math.Max(stream.ReadaheadNext, last + 1);
+        to = Math.Min(last + stream.Window, _blockCount - 1);
+        if (to >= from)
+        {
+            stream.ReadaheadNext = to + 1;
+        }
+    }
+
+    private void ScheduleReadahead(long from, long to)
+    {
+        for (long block = from; block <= to; block++)
+        {
+            long start = block << _shift;
+            int length = BlockLength(block);
+            if (IsZeroBlock(start, length))
+            {
+                continue;
+            }
+
+            CacheEntry? created;
+            lock (_lock)
+            {
+                if (_disposed || _map.ContainsKey(block) || !TryReserve(block, length, out created))
+                {
+                    continue;
+                }
+
+                created.IsReadahead = true;
+            }
+
+            ThreadPool.UnsafeQueueUserWorkItem(created, preferLocal: false);
+        }
+    }
+
+    /// <summary>Under the lock: makes room (evicting) and adds a Loading entry for the block; false when all is pinned.</summary>
+    private bool TryReserve(long block, int length, out CacheEntry created)
+    {
+        created = null!;
+        if (_blockSize > _capacity)
+        {
+            return false;
+        }
+
+        while (_bytesHeld + _blockSize > _capacity)
+        {
+            var victim = _tail;
+            int scanned = 0;
+            while (victim != null && victim.Pins > 0 && scanned++ < EvictionScanLimit)
+            {
+                victim = victim.Prev;
+            }
+
+            if (victim == null || victim.Pins > 0)
+            {
+                return false;
+            }
+
+            Unlink(victim);
+            _map.Remove(victim.Block);
+            victim.Detached = true;
+            ReturnBuffer(victim);
+            _evictions++;
+        }
+
+        _bytesHeld += _blockSize;
+        created = new CacheEntry(this, block, ArrayPool<byte>.Shared.Rent(_blockSize), length);
+        _map.Add(block, created);
+        return true;
+    }
+
+    private void ReturnBuffer(CacheEntry e)
+    {
+        if (e.BufferReturned)
+        {
+            return;
+        }
+
+        e.BufferReturned = true;
+        _bytesHeld -= _blockSize;
+        ArrayPool<byte>.Shared.Return(e.Buffer);
+    }
+
+    private int BlockLength(long block) => (int)Math.Min(_blockSize, Length - (block << _shift));
+
+    private void MoveToHead(CacheEntry e)
+    {
+        if (_head == e || !e.InList)
+        {
+            return;
+        }
+
+        Unlink(e);
+        AddToHead(e);
+    }
+
+    private void AddToHead(CacheEntry e)
+    {
+        e.Prev = null;
+        e.Next = _head;
+        if (_head != null)
+        {
+            _head.Prev = e;
+        }
+
+        _head = e;
+        _tail ??= e;
+        e.InList = true;
+    }
+
+    private void Unlink(CacheEntry e)
+    {
+        if (!e.InList)
+        {
+            return;
+        }
+
+        if (e.Prev != null)
+        {
+            e.Prev.Next = e.Next;
+        }
+        else
+        {
+            _head = e.Next;
+        }
+
+        if (e.Next != null)
+        {
+            e.Next.Prev = e.Prev;
+        }
+        else
+        {
+            _tail = e.Prev;
+        }
+
+        e.Prev = e.Next = null;
+        e.InList = false;
+    }
+
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            lock (_lock)
+            {
+                _disposed = true;
+                while (_inflight > 0)
+                {
+                    Monitor.Wait(_lock);
+                }
+
+                foreach (var e in _map.Values)
+                {
+                    e.Detached = true;
+                    if (e.Pins == 0 && e.State != EntryState.Loading)
+                    {
+                        ReturnBuffer(e);
+                    }
+                }
+
+                _map.Clear();
+                _head = _tail = null;
+            }
+        }
+
+        base.Dispose(disposing);
+    }
+
+    private enum SlotKind : byte
+    {
+        Miss,
+        Cached,
+        Loading,
+        Owned,
+        Zero,
+        Direct,
+        Private,
+    }
+
+    private static class EntryState
+    {
+        public const int Loading = 0;
+        public const int Ready = 1;
+        public const int Failed = 2;
+    }
+
+    private record struct Slot(CacheEntry? Entry, SlotKind Kind);
+
+    private struct StreamSlot
+    {
+        public bool InUse;
+        public long Next;
+        public long ReadaheadNext;
+        public int Window;
+        public long LastUse;
+    }
+
+    /// <summary>One cached block; also the thread-pool work item that loads it.</summary>
+    private sealed class CacheEntry(CacheFilter owner, long block, byte[] buffer, int length) : IThreadPoolWorkItem
+    {
+        public readonly long Block = block;
+        public readonly byte[] Buffer = buffer;
+        public readonly int Length = length;
+        public int State;
+        public int Claimed;
+        public int Pins;
+        public bool Detached;
+        public bool BufferReturned;
+        public bool IsReadahead;
+        public bool InList;
+        public CacheEntry? Prev;
+        public CacheEntry? Next;
+
+        public void Execute() => owner.RunQueued(this);
+    }
+}

@@ -1,0 +1,355 @@
+using System.Collections.Concurrent;
+using BackupFuse.Blocks;
+using BackupFuse.Testing;
+using Xunit;
+
+namespace BackupFuse.Core.Tests;
+
+/// <summary>The cache over a pattern with zero blocks, tiny capacity (constant eviction) and readahead on.</summary>
+public sealed class CacheFilterConformanceTests : BlockSourceConformanceTests
+{
+    protected override (IBlockSource Source, byte[] Expected) Create()
+    {
+        var pattern = new PatternSource((3 * 1024 * 1024) + 4097, seed: 9, zeroBlock: 65536, zeroEvery: 3);
+        var bytes = new byte[pattern.Length];
+        pattern.Read(0, bytes);
+        return (new CacheFilter(new SlowSource(pattern), capacityBytes: 4 * 65536, readaheadBytes: 256 * 1024), bytes);
+    }
+}
+
+/// <summary>The cache over a three-layer chain with unallocated areas, small blocks and a mid-size capacity.</summary>
+public sealed class CacheFilterChainConformanceTests : BlockSourceConformanceTests
+{
+    protected override (IBlockSource Source, byte[] Expected) Create()
+    {
+        var (chain, expected) = ChainFixture.Build(seed: 8);
+        return (new CacheFilter(chain, capacityBytes: 64 * 4096, cacheBlockSize: 4096, readaheadBytes: 64 * 1024), expected);
+    }
+}
+
+public sealed class CacheFilterTests
+{
+    private const int Block = 65536;
+
+    [Fact]
+    public void RepeatedReadsAreServedFromTheCache()
+    {
+        var counting = new CountingSource(new SlowSource(new PatternSource(16 * Block, seed: 1)));
+        using var cache = new CacheFilter(counting, capacityBytes: 8 * Block, readaheadBytes: 0);
+        var expected = Expected(cache.Length, seed: 1);
+        var buffer = new byte[4096];
+        for (int round = 0; round < 3; round++)
+        {
+            for (int b = 0; b < 4; b++)
+            {
+                long offset = (b * Block) + 1000;
+                cache.Read(offset, buffer);
+                Assert.True(expected.AsSpan((int)offset, buffer.Length).SequenceEqual(buffer));
+            }
+        }
+
+        Assert.Equal(4, counting.Reads);
+        var s = cache.Statistics;
+        Assert.Equal(4, s.Misses);
+        Assert.Equal(8, s.Hits);
+        Assert.Equal(4 * Block, s.BytesCached);
+    }
+
+    [Fact]
+    public void MemoryStaysWithinTheCapacityAndLeastRecentlyUsedBlocksGo()
+    {
+        var counting = new CountingSource(new SlowSource(new PatternSource(64 * Block, seed: 2)));
+        using var cache = new CacheFilter(counting, capacityBytes: 5 * Block, readaheadBytes: 0);
+        var expected = Expected(cache.Length, seed: 2);
+        var small = new byte[100];
+        for (int b = 0; b < 64; b++)
+        {
+            cache.Read(b * (long)Block, small);
+            Assert.InRange(cache.Statistics.BytesCached, 0, 5 * Block);
+            Assert.True(expected.AsSpan(b * Block, small.Length).SequenceEqual(small));
+        }
+
+        Assert.Equal(64 - 5, cache.Statistics.Evictions);
+        int before = counting.Reads;
+        cache.Read(63L * Block, small); // most recent: cached
+        Assert.Equal(before, counting.Reads);
+        cache.Read(0, small);           // long evicted: loaded again
+        Assert.Equal(before + 1, counting.Reads);
+    }
+
+    [Fact]
+    public void ConcurrentReadersStayWithinTheCapacity()
+    {
+        var pattern = new PatternSource(48 * Block, seed: 3, zeroBlock: Block, zeroEvery: 5);
+        using var cache = new CacheFilter(new SlowSource(pattern), capacityBytes: 3 * Block, readaheadBytes: 2 * Block);
+        var expected = Expected(pattern);
+        long maxSeen = 0;
+        Parallel.For(0, 6, t =>
+        {
+            var rng = new Random(t);
+            for (int i = 0; i < 60; i++)
+            {
+                long offset = rng.NextInt64(cache.Length);
+                int length = (int)Math.Min(cache.Length - offset, rng.Next(1, 5 * Block));
+                var buffer = new byte[length];
+                cache.Read(offset, buffer);
+                Assert.True(expected.AsSpan((int)offset, length).SequenceEqual(buffer), $"read at {offset}+{length} differs");
+                long held = cache.Statistics.BytesCached;
+                long seen;
+                while (held > (seen = Interlocked.Read(ref maxSeen)) && Interlocked.CompareExchange(ref maxSeen, held, seen) != seen)
+                {
+                }
+            }
+        });
+
+        Assert.InRange(maxSeen, 1, 3 * Block);
+    }
+
+    [Fact]
+    public void ConcurrentMissesOnOneBlockLoadItOnce()
+    {
+        var gated = new GatedSource(new PatternSource(4 * Block, seed: 4));
+        using var cache = new CacheFilter(gated, readaheadBytes: 0);
+        var expected = Expected(cache.Length, seed: 4);
+        const int readers = 6;
+        var results = new ConcurrentBag<bool>();
+        var threads = Enumerable.Range(0, readers).Select(i => new Thread(() =>
+        {
+            var buffer = new byte[512];
+            long offset = Block + (i * 4096);
+            cache.Read(offset, buffer);
+            results.Add(expected.AsSpan((int)offset, buffer.Length).SequenceEqual(buffer));
+        })).ToList();
+
+        threads[0].Start();
+        Assert.True(gated.Entered.Wait(TimeSpan.FromSeconds(10)), "the first reader never reached the source");
+        foreach (var t in threads.Skip(1))
+        {
+            t.Start();
+        }
+
+        WaitUntil(() => cache.Statistics.CoalescedWaits == readers - 1, "the other readers to wait for the first one's load");
+        gated.Release.Set();
+        foreach (var t in threads)
+        {
+            Assert.True(t.Join(TimeSpan.FromSeconds(10)));
+        }
+
+        Assert.Equal(1, gated.Reads);
+        Assert.Equal(readers, results.Count(r => r));
+    }
+
+    [Fact]
+    public void SequentialReadsAreReadAheadAndThenHit()
+    {
+        var counting = new CountingSource(new SlowSource(new PatternSource(64 * Block, seed: 5)));
+        using var cache = new CacheFilter(counting, capacityBytes: 64 * Block, readaheadBytes: 8 * Block);
+        var expected = Expected(cache.Length, seed: 5);
+        var buffer = new byte[Block];
+        for (int b = 0; b < 64; b++)
+        {
+            cache.Read(b * (long)Block, buffer);
+            Assert.True(expected.AsSpan(b * Block, Block).SequenceEqual(buffer), $"block {b} differs");
+        }
+
+        var s = cache.Statistics;
+        Assert.True(s.ReadaheadLoads >= 32, $"only {s.ReadaheadLoads} readahead loads");
+        Assert.True(s.Hits + s.CoalescedWaits >= 48, $"hits {s.Hits}, waits {s.CoalescedWaits}: the stream did not profit from readahead");
+        Assert.Equal(64, counting.Reads); // every block loaded exactly once, whoever loaded it
+    }
+
+    [Fact]
+    public void RandomReadsDoNotTriggerReadahead()
+    {
+        var counting = new CountingSource(new SlowSource(new PatternSource(256 * Block, seed: 6)));
+        using var cache = new CacheFilter(counting, readaheadBytes: 8 * Block);
+        var rng = new Random(6);
+        var buffer = new byte[4096];
+        for (int i = 0; i < 40; i++)
+        {
+            cache.Read(rng.Next(256) * (long)Block, buffer);
+        }
+
+        Assert.Equal(0, cache.Statistics.ReadaheadLoads);
+    }
+
+    [Fact]
+    public void ALargeReadLoadsItsBlocksInParallel()
+    {
+        var counting = new CountingSource(new SlowSource(new PatternSource(32 * Block, seed: 7), delayMs: 20));
+        using var cache = new CacheFilter(counting, readaheadBytes: 0);
+        var expected = Expected(cache.Length, seed: 7);
+        var buffer = new byte[16 * Block];
+        cache.Read(Block / 2, buffer);
+        Assert.True(expected.AsSpan(Block / 2, buffer.Length).SequenceEqual(buffer));
+        Assert.True(counting.MaxConcurrent >= 2, $"loads ran one at a time (max concurrency {counting.MaxConcurrent})");
+        Assert.Equal(17, counting.Reads);
+    }
+
+    [Fact]
+    public void ZeroBlocksAreClearedWithoutLoadingOrCaching()
+    {
+        var pattern = new PatternSource(8 * Block, seed: 8, zeroBlock: Block, zeroEvery: 2);
+        var counting = new CountingSource(pattern);
+        using var cache = new CacheFilter(counting, readaheadBytes: 0);
+        var buffer = new byte[Block];
+        buffer.AsSpan().Fill(0xAA);
+        long zeroOffset = Enumerable.Range(0, 8).Select(b => b * (long)Block).First(o => pattern.GetExtent(o, Block).Kind == ExtentKind.Zero);
+        cache.Read(zeroOffset, buffer);
+        Assert.True(buffer.AsSpan().IndexOfAnyExcept((byte)0) < 0);
+        Assert.Equal(0, counting.Reads);
+        Assert.Equal(1, cache.Statistics.ZeroBlocks);
+        Assert.Equal(0, cache.Statistics.BytesCached);
+    }
+
+    [Fact]
+    public void CorruptBlocksRaiseOnEveryReadAndAreNeverCached()
+    {
+        var pattern = new PatternSource(16 * Block, seed: 9);
+        var faulty = new FaultInjectingFilter(new SlowSource(pattern), 5L * Block, 10);
+        using var cache = new CacheFilter(faulty, readaheadBytes: 8 * Block);
+        var expected = Expected(pattern);
+        var buffer = new byte[Block];
+        for (int b = 0; b < 5; b++)
+        {
+            cache.Read(b * (long)Block, buffer); // sequential: readahead runs into the bad block and fails quietly
+        }
+
+        for (int attempt = 0; attempt < 3; attempt++)
+        {
+            Assert.Throws<InvalidDataException>(() => cache.Read(5L * Block, new byte[100]));
+        }
+
+        cache.Read(6L * Block, buffer);
+        Assert.True(expected.AsSpan(6 * Block, Block).SequenceEqual(buffer));
+        Assert.InRange(cache.Statistics.BytesCached, 0, cache.CapacityBytes);
+    }
+
+    [Fact]
+    public void CheapLayersAreReadAroundTheCacheForWholeBlocks()
+    {
+        var expected = Expected(64 * Block, seed: 10);
+        using var cache = new CacheFilter(new MemorySource(expected), readaheadBytes: 8 * Block);
+        var buffer = new byte[4 * Block];
+        for (int round = 0; round < 2; round++)
+        {
+            for (int i = 0; i < 16; i++)
+            {
+                cache.Read(i * 4L * Block, buffer);
+                Assert.True(expected.AsSpan(i * 4 * Block, buffer.Length).SequenceEqual(buffer));
+            }
+        }
+
+        Assert.True(cache.LoadsAreCheap, "copies from memory should measure as cheap");
+        long cachedBefore = cache.Statistics.BytesCached;
+        cache.Read(0, buffer);
+        Assert.Equal(cachedBefore, cache.Statistics.BytesCached);
+        var part = new byte[100];
+        cache.Read((40L * Block) + 7, part); // partial blocks still go through the cache
+        Assert.Equal(cachedBefore + Block, cache.Statistics.BytesCached);
+        Assert.True(expected.AsSpan((40 * Block) + 7, part.Length).SequenceEqual(part));
+    }
+
+    [Fact]
+    public void DisposeWaitsForReadaheadAndDisposesTheLayerBelow()
+    {
+        var counting = new CountingSource(new SlowSource(new PatternSource(64 * Block, seed: 11), delayMs: 5));
+        var cache = new CacheFilter(counting, readaheadBytes: 16 * Block);
+        var buffer = new byte[Block];
+        cache.Read(0, buffer);
+        cache.Read(Block, buffer);
+        cache.Dispose();
+        Assert.True(counting.Disposed);
+        Assert.Equal(0, counting.Active);
+        Assert.Throws<ObjectDisposedException>(() => cache.Read(0, buffer));
+    }
+
+    private static void WaitUntil(Func<bool> condition, string what)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"timed out waiting for {what}");
+            Thread.Sleep(5);
+        }
+    }
+
+    private static byte[] Expected(long length, ulong seed) => Expected(new PatternSource(length, seed));
+
+    private static byte[] Expected(IBlockSource source)
+    {
+        var bytes = new byte[source.Length];
+        source.Read(0, bytes);
+        return bytes;
+    }
+}
+
+/// <summary>Makes every read cost at least <c>delayMs</c> (1 ms default), so the cache measures it as expensive.</summary>
+internal sealed class SlowSource(IBlockSource next, int delayMs = 1) : BlockFilter(next)
+{
+    public override void Read(long offset, Span<byte> buffer)
+    {
+        Thread.Sleep(delayMs);
+        base.Read(offset, buffer);
+    }
+}
+
+internal sealed class CountingSource(IBlockSource next) : BlockFilter(next)
+{
+    private int _reads;
+    private int _active;
+    private int _maxConcurrent;
+
+    public int Reads => Volatile.Read(ref _reads);
+
+    public int Active => Volatile.Read(ref _active);
+
+    public int MaxConcurrent => Volatile.Read(ref _maxConcurrent);
+
+    public bool Disposed { get; private set; }
+
+    public override void Read(long offset, Span<byte> buffer)
+    {
+        Interlocked.Increment(ref _reads);
+        int now = Interlocked.Increment(ref _active);
+        int seen;
+        while (now > (seen = Volatile.Read(ref _maxConcurrent)) && Interlocked.CompareExchange(ref _maxConcurrent, now, seen) != seen)
+        {
+        }
+
+        try
+        {
+            base.Read(offset, buffer);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _active);
+        }
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        Disposed = true;
+        base.Dispose(disposing);
+    }
+}
+
+/// <summary>The first read blocks until released; counts reads.</summary>
+internal sealed class GatedSource(IBlockSource next) : BlockFilter(next)
+{
+    private int _reads;
+
+    public ManualResetEventSlim Entered { get; } = new();
+
+    public ManualResetEventSlim Release { get; } = new();
+
+    public int Reads => Volatile.Read(ref _reads);
+
+    public override void Read(long offset, Span<byte> buffer)
+    {
+        Interlocked.Increment(ref _reads);
+        Entered.Set();
+        Release.Wait(TimeSpan.FromSeconds(30));
+        base.Read(offset, buffer);
+    }
+}
