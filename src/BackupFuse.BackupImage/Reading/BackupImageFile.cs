@@ -13,6 +13,8 @@ namespace BackupFuse.BackupImage.Reading;
 //   position), directory (CRC, order, ranges), then the key check for encrypted images. Pages are validated when
 //   loaded (CRC, GCM tag, every entry's kind/flags/range), chunks on every read (CRC, GCM tag, exact decompressed
 //   length). Any failure is an InvalidDataException naming the file and, for chunks, the chunk index and disk offset.
+// - Raw (uncompressed, unencrypted) chunks are read straight into the caller's buffer and verified there; the CRC
+//   of chunks uses the three-stream ChunkCrc32C (same values as Crc32C, about 3x faster).
 // - Thread-safe: positional reads on one SafeFileHandle, a locked page cache, pooled AesGcm instances; no state
 //   changes after Open apart from the cache and counters.
 // - The file is opened read-only; nothing here can write to an image.
@@ -344,13 +346,27 @@ public sealed class BackupImageFile : IDisposable
 
     private void ReadPayload(ChunkEntry entry, long chunkIndex, Span<byte> destination)
     {
+        if ((entry.Flags & (ChunkFlags.Compressed | ChunkFlags.Encrypted)) == 0 && entry.StoredLength == destination.Length)
+        {
+            // A raw chunk: read it straight into the caller's buffer and verify it there (one copy, no pool buffer).
+            ReadExactly(_handle, entry.PayloadOffset, destination, Path);
+            uint rawCrc = ChunkCrc32C.Compute(destination);
+            if (rawCrc != entry.Crc)
+            {
+                destination.Clear();
+                throw new InvalidDataException($"{ChunkPlace(chunkIndex)}: checksum mismatch (stored 0x{entry.Crc:X8}, computed 0x{rawCrc:X8}): the chunk is corrupt");
+            }
+
+            return;
+        }
+
         byte[] stored = ArrayPool<byte>.Shared.Rent(entry.StoredLength);
         byte[]? plain = null;
         try
         {
             var s = stored.AsSpan(0, entry.StoredLength);
             ReadExactly(_handle, entry.PayloadOffset, s, Path);
-            uint crc = Crc32C.Compute(s);
+            uint crc = ChunkCrc32C.Compute(s);
             if (crc != entry.Crc)
             {
                 throw new InvalidDataException($"{ChunkPlace(chunkIndex)}: checksum mismatch (stored 0x{entry.Crc:X8}, computed 0x{crc:X8}): the chunk is corrupt");
