@@ -7,7 +7,7 @@ using BackupFuse.Vhdx.Differencing;
 namespace BackupFuse.Daemon.Mounting;
 
 // Design notes:
-// - The composition root of one backup point: chain -> (differencing overlay) -> synthesized VHDX. The daemon builds
+// - The composition root of one backup point: chain -> cache -> (differencing overlay) -> synthesized VHDX. The daemon builds
 //   one per open plugin (shared by its handles); the CLI builds one for export/info.
 // - Without a changes location the stack is the pristine, read-only view. With one, the differencing file is opened
 //   (created on first need) and kept open for as long as the stack lives (which is how reset/export see that it is in
@@ -59,7 +59,9 @@ public sealed class BackupPointStack : IDisposable
     {
         ArgumentNullException.ThrowIfNull(chain);
         ArgumentNullException.ThrowIfNull(plugin);
-        IBlockSource source = chain.CreateSource();
+        // One decompressed-chunk cache per open stack, shared by every handle and by the overlay's read-modify-write;
+        // below the overlay, because the chain never changes.
+        IBlockSource source = new CacheFilter(chain.CreateSource(), cacheBlockSize: chain.ChunkSize);
         DifferencingVhdxFile? child = null;
         try
         {
