@@ -33,7 +33,16 @@ public sealed class WriteTests : IDisposable
         _imageHash = HashImages();
     }
 
-    public void Dispose() => _dir.Dispose();
+    public void Dispose()
+    {
+        // A test that failed between a daemon kill and the next mount leaves a dead mount: detach it first.
+        if (MountTable.IsMounted(_vms))
+        {
+            ExternalTool.Run("umount", ["-l", _vms]);
+        }
+
+        _dir.Dispose();
+    }
 
     [Fact]
     public void QemuWritesPersistAcrossRemountsAndTheBackupNeverChanges()
