@@ -27,9 +27,10 @@ namespace BackupFuse.Blocks;
 //   loaded ahead on the thread pool, the window doubling up to the maximum. Readers that reach a block still queued
 //   claim and load it themselves instead of waiting behind the queue.
 // - Zero blocks (the layer's extents say non-Data for the whole block) are cleared, never cached or loaded.
-// - Cheap layers: the filter measures what a load costs. When blocks load faster than CheapBytesPerSecond (an
-//   uncompressed image in the page cache), copying them through the cache would cost about as much as loading
-//   them, so reads that cover whole blocks go straight into the caller's buffer, uncached, and readahead is off;
+// - Cheap layers: the filter measures what each load costs and keeps a clamped vote (cheap +1, dear -1, within
+//   +-16) so that a few loads slowed by preemption do not flip the policy. When most blocks load faster than
+//   CheapBytesPerSecond (an uncompressed image in the page cache), copying them through the cache would cost about
+//   as much as loading them, so reads that cover whole blocks go straight into the caller's buffer, uncached, and readahead is off;
 //   partial-block reads (4 KiB random reads) still use the cache.
 // - No per-request allocation on the hot path: the per-request slot array is pooled; a new cache entry object is
 //   allocated per block loaded into the cache (not per request), buffers come from ArrayPool.
@@ -53,6 +54,7 @@ public sealed class CacheFilter : BlockFilter
 
     private const int StreamSlotCount = 8;
     private const int MinSamplesForCost = 16;
+    private const int CheapVoteLimit = 16;
     private const int EvictionScanLimit = 64;
 
     private readonly object _lock = new();
@@ -69,7 +71,7 @@ public sealed class CacheFilter : BlockFilter
     private int _inflight;
     private bool _disposed;
     private long _clock;
-    private double _secondsPerByte;
+    private int _cheapVote;
     private int _costSamples;
     private long _hits;
     private long _misses;
@@ -119,7 +121,7 @@ public sealed class CacheFilter : BlockFilter
     }
 
     /// <summary>Whether loads measured so far are cheap enough to bypass the cache for whole-block reads.</summary>
-    public bool LoadsAreCheap => Volatile.Read(ref _costSamples) >= MinSamplesForCost && Volatile.Read(ref _secondsPerByte) < 1 / CheapBytesPerSecond;
+    public bool LoadsAreCheap => Volatile.Read(ref _costSamples) >= MinSamplesForCost && Volatile.Read(ref _cheapVote) > 0;
 
     /// <inheritdoc/>
     public override void Read(long offset, Span<byte> buffer)
@@ -436,11 +438,12 @@ public sealed class CacheFilter : BlockFilter
         double seconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
         double sample = seconds / destination.Length;
 
-        // A racy moving average is fine: it only steers a policy, never correctness.
-        double old = Volatile.Read(ref _secondsPerByte);
-        int n = Volatile.Read(ref _costSamples);
-        Volatile.Write(ref _secondsPerByte, n == 0 ? sample : old + ((sample - old) / 8));
-        if (n < MinSamplesForCost)
+        // A vote, not an average: one load stretched by preemption (a busy machine) moves the vote by one step,
+        // where it would dominate a mean of nanosecond-scale copies. Racy updates are fine: it only steers a policy.
+        bool cheapSample = sample < 1 / CheapBytesPerSecond;
+        int vote = Volatile.Read(ref _cheapVote);
+        Volatile.Write(ref _cheapVote, Math.Clamp(vote + (cheapSample ? 1 : -1), -CheapVoteLimit, CheapVoteLimit));
+        if (Volatile.Read(ref _costSamples) < MinSamplesForCost)
         {
             Interlocked.Increment(ref _costSamples);
         }
