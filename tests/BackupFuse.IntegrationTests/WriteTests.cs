@@ -165,7 +165,11 @@ public sealed class WriteTests : IDisposable
                 Thread.Sleep(20); // fusermount3 may still be unmounting
             }
 
-            Assert.True(!MountTable.IsMounted(_vms) || MountTable.IsDead(_vms), "a killed daemon left a live-looking mount");
+            if (MountTable.IsMounted(_vms) && !MountTable.IsDead(_vms))
+            {
+                var helpers = ExternalTool.Run("sh", ["-c", "ps -eo pid,ppid,etimes,args | grep -E 'fusermount|backupfuse' | grep -v grep"]);
+                Assert.Fail($"a killed daemon (pid {daemon.Pid}) left a live-looking mount after {clock.Elapsed.TotalSeconds:F1} s; mounts: {string.Join("; ", MountTable.List())}; processes:\n{helpers.StdOut}");
+            }
             string killedLog = daemon.Log;
             daemon.Dispose();
 

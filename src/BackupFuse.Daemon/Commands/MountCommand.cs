@@ -79,15 +79,18 @@ public static class MountCommand
     private static int Run(ParseResult parse, CancellationToken token)
     {
         string dir = Path.GetFullPath(parse.GetValue(Dir)!);
-        if (!Directory.Exists(dir))
+        string mountPoint = Path.GetFullPath(parse.GetValue(At) ?? dir);
+
+        // First clear what an earlier daemon left: a dead mount answers ENOTCONN even to a stat of the directory.
+        if (MountTable.IsMounted(mountPoint) && !MountTable.IsDead(mountPoint))
         {
-            throw new CliError($"{dir}: no such directory");
+            throw new CliError($"{mountPoint}: a BackupFuse mount is already there (see 'backupfuse status')");
         }
 
-        string mountPoint = Path.GetFullPath(parse.GetValue(At) ?? dir);
-        if (!Directory.Exists(mountPoint))
+        // A daemon that died may still have its auto_unmount helper on the way; it would take our new mount.
+        if (!MountTable.WaitForLeftoverUnmountHelpers(mountPoint, TimeSpan.FromSeconds(10)))
         {
-            throw new CliError($"--at {mountPoint}: no such directory");
+            throw new CliError($"{mountPoint}: the unmount helper (fusermount3) of an earlier daemon is still running there; try again in a moment");
         }
 
         if (MountTable.IsMounted(mountPoint))
@@ -99,6 +102,16 @@ public static class MountCommand
 
             Log.Warning("{MountPoint}: removing a dead BackupFuse mount (its daemon ended while a file was open)", mountPoint);
             MountTable.DetachDead(mountPoint);
+        }
+
+        if (!Directory.Exists(dir))
+        {
+            throw new CliError($"{dir}: no such directory");
+        }
+
+        if (!Directory.Exists(mountPoint))
+        {
+            throw new CliError($"--at {mountPoint}: no such directory");
         }
 
         var roots = new ImageRoots(parse.GetValue(Images)!);

@@ -73,6 +73,60 @@ public static class MountTable
         }
     }
 
+    /// <summary>
+    /// Waits (at most <paramref name="timeout"/>) until no fusermount3 auto_unmount helper of an earlier daemon is left
+    /// for <paramref name="mountPoint"/>. A daemon that dies leaves its helper to unmount the path; the helper goes by
+    /// path, not by connection, so a helper that wakes up late would unmount the next daemon's fresh mount. Call only
+    /// when no live mount is there (a live mount's helper runs as long as the mount). True when none is left.
+    /// </summary>
+    public static bool WaitForLeftoverUnmountHelpers(string mountPoint, TimeSpan timeout)
+    {
+        string path = Path.GetFullPath(mountPoint).TrimEnd('/');
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (AnyUnmountHelper(path))
+        {
+            if (clock.Elapsed > timeout)
+            {
+                return false;
+            }
+
+            Thread.Sleep(20);
+        }
+
+        return true;
+    }
+
+    private static bool AnyUnmountHelper(string path)
+    {
+        foreach (string dir in Directory.EnumerateDirectories("/proc"))
+        {
+            string name = Path.GetFileName(dir);
+            if (name.Length == 0 || !char.IsAsciiDigit(name[0]) || name == Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture))
+            {
+                continue;
+            }
+
+            string[] argv;
+            try
+            {
+                argv = File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0', StringSplitOptions.RemoveEmptyEntries);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                continue; // the process ended while we looked
+            }
+
+            if (argv.Length > 0 && Path.GetFileName(argv[0]).StartsWith("fusermount", StringComparison.Ordinal)
+                && argv.Any(a => a.Contains("auto_unmount", StringComparison.Ordinal))
+                && argv.Any(a => a.TrimEnd('/') == path))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     // mountinfo escapes space, tab, newline and backslash as \ooo (octal).
     private static string Unescape(string field)
     {
