@@ -110,6 +110,22 @@ public sealed class BackupCliTests : IClassFixture<BackupCliTests.Chain>
         Assert.Equal(1, missing.ExitCode);
         Assert.Contains("nope.raw", missing.StdErr, StringComparison.Ordinal);
         Assert.Equal(1, Cli.Run("backup", d["v1.raw"], d["full.bfi"]).ExitCode);
+        var badLevel = Cli.Run("backup", d["v1.raw"], work["lvl.bfi"], "--level", "12");
+        Assert.Equal(2, badLevel.ExitCode);
+        Assert.Contains("--level must be 1..9", badLevel.StdErr, StringComparison.Ordinal);
+        Assert.False(File.Exists(work["lvl.bfi"]));
+    }
+
+    [Fact]
+    public void AHigherDeflateLevelStoresLessAndReadsTheSame()
+    {
+        var d = _chain.Dir;
+        using var work = new TempDirectory("bflevel");
+        Cli.Ok("backup", d["v1.raw"], work["fast.bfi"], "--level", "1");
+        Cli.Ok("backup", d["v1.raw"], work["small.bfi"], "--level", "6");
+        Assert.True(new FileInfo(work["small.bfi"]).Length < new FileInfo(work["fast.bfi"]).Length, "level 6 did not store less than level 1");
+        Cli.Ok("export", work["small.bfi"], work["small.raw"]);
+        Assert.Equal(0, ExternalTool.Run("cmp", [d["v1.raw"], work["small.raw"]]).ExitCode);
     }
 
     [Fact]

@@ -11,8 +11,8 @@ namespace BackupFuse.BackupImage.Format;
 /// <summary>Per-chunk Deflate compression and decompression into caller-supplied buffers.</summary>
 public static class ChunkCompressor
 {
-    /// <summary>The default Deflate level (zlib-ng level 1); see docs/format.md for the measurement behind it.</summary>
-    public const int DefaultLevel = 1;
+    /// <summary>The default Deflate level (zlib-ng level 2); see docs/format.md for the measurement behind it.</summary>
+    public const int DefaultLevel = 2;
 
     /// <summary>
     /// Compresses <paramref name="source"/> into <paramref name="destination"/>; false when the result would not be

@@ -18,6 +18,18 @@ public static class BackupCommand
         var images = ImagesOption.Create();
         var codec = new Option<string>("--codec") { Description = "Chunk compression: deflate or none.", DefaultValueFactory = _ => "deflate" };
         codec.AcceptOnlyFromAmong("deflate", "none");
+        var level = new Option<int>("--level")
+        {
+            Description = $"Deflate level, 1 (fastest) to 9 (smallest); default {ChunkCompressor.DefaultLevel} (see docs/format.md for the measurement). Readers do not need it.",
+            DefaultValueFactory = _ => ChunkCompressor.DefaultLevel,
+        };
+        level.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int>() is < 1 or > 9)
+            {
+                r.AddError("--level must be 1..9");
+            }
+        });
         var chunkSize = new Option<int?>("--chunk-size") { Description = $"Chunk size in KiB, a power of two (default {BackupOptions.DefaultChunkSize / 1024}; an incremental uses its parent's)." };
         var encrypt = new Option<bool>("--encrypt") { Description = "Encrypt every chunk with AES-256-GCM; the key comes from the passphrase (file or environment, never the command line)." };
         var passphrase = new PassphraseOptions();
@@ -33,6 +45,7 @@ public static class BackupCommand
         command.Options.Add(parent);
         command.Options.Add(images);
         command.Options.Add(codec);
+        command.Options.Add(level);
         command.Options.Add(chunkSize);
         command.Options.Add(encrypt);
         passphrase.AddTo(command);
@@ -59,6 +72,7 @@ public static class BackupCommand
                 Parent = chain,
                 Codec = parse.GetValue(codec) == "none" ? ChunkCodec.None : ChunkCodec.Deflate,
                 ChunkSize = kib * 1024,
+                DeflateLevel = parse.GetValue(level),
                 Encrypt = parse.GetValue(encrypt),
                 Passphrase = pass,
             };

@@ -1,0 +1,264 @@
+#!/usr/bin/env bash
+# BackupFuse against the tools users would otherwise reach for, on the same data, in one run.
+# Builds its own test data (a disk of real files from /usr and zero gaps), then measures:
+#   - sequential read, 1 MiB requests (fio, O_DIRECT, one job, the whole disk once, page cache dropped)
+#   - 4 KiB random read IOPS (fio, O_DIRECT, several jobs, time-based)
+#   - mount time and peak daemon memory (VmHWM) for a 1 TiB sparse disk
+#   - backup creation time and size against qemu-img convert -c -O qcow2
+#   - guest writes with qemu-io through the mount against qemu-io on a local qcow2 overlay
+# and prints one line per figure: ours, the peer, the ratio, the target and PASS/MISS.
+#
+#   scripts/bench.sh                 1 GiB disk (about 5 minutes on 2 cores)
+#   scripts/bench.sh --size-mib 256  smaller and quicker
+#   BF_BENCH_KEEP=1 scripts/bench.sh keep the work directory
+# Needs root (mounts, drop_caches). Installs fio, bindfs, xmount, qemu-utils, qemu-system-common (for
+# qemu-storage-daemon) and libvhdi-utils when missing. Do not run it beside other heavy work: the ratios are only
+# meaningful when both sides see the same machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+
+size_mib=1024
+random_seconds=10
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --size-mib) size_mib=$2; shift 2 ;;
+    --random-seconds) random_seconds=$2; shift 2 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    *) echo "bench.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
+  esac
+done
+(( size_mib >= 128 && size_mib % 64 == 0 )) || { echo "bench.sh: --size-mib must be a multiple of 64, at least 128" >&2; exit 2; }
+[[ $(id -u) == 0 ]] || { echo "bench.sh: run as root (FUSE mounts of other tools, drop_caches)" >&2; exit 1; }
+
+say() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
+
+need=()
+for p in fio:fio bindfs:bindfs xmount:xmount qemu-img:qemu-utils qemu-storage-daemon:qemu-system-common vhdimount:libvhdi-utils fusermount3:fuse3; do
+  command -v "${p%%:*}" >/dev/null || need+=("${p#*:}")
+done
+if [[ ${#need[@]} -gt 0 ]]; then
+  say "Installing ${need[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+scripts/install-deps.sh >/dev/null
+
+say "Building backupfuse (Release)"
+dotnet build -c Release src/BackupFuse.Daemon --nologo -v q -clp:NoSummary >&2
+bf="$repo/src/BackupFuse.Daemon/bin/Release/net10.0/backupfuse"
+
+W=$(mktemp -d /var/tmp/backupfuse-bench.XXXXXX)
+mounts=()
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for m in "${mounts[@]}"; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
+  if [[ -z "${BF_BENCH_KEEP:-}" ]]; then rm -rf "$W"; else echo "kept $W" >&2; fi
+}
+trap cleanup EXIT
+mkdir -p "$W/raw" "$W/img" "$W/vms" "$W/big" "$W/bigimg" "$W/bigvms" "$W/wvms"
+results="$W/results.tsv"
+: > "$results"
+
+# figure, ours, peer name, peer value, unit, ratio (ours/peer, or peer/ours for "lower is better"), target ratio
+record() {
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >> "$results"
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b <= 0) print "inf"; else printf "%.2f", a / b }'; }
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
+drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+warm() { cat "$@" > /dev/null; }
+wait_for() { # path-test... ; up to 30 s
+  local i
+  for i in $(seq 300); do if eval "$1"; then return 0; fi; sleep 0.1; done
+  echo "bench.sh: timed out waiting for: $1" >&2; return 1
+}
+is_mounted() { grep -q " $1 " /proc/mounts; }
+
+# ---------------------------------------------------------------------------------------------------------------
+say "Making a ${size_mib} MiB disk: per 64 MiB, 48 MiB of real files (/usr/lib and /usr/share in turn) and a 16 MiB hole"
+tree_stream() { # the regular files under $1 in path order, concatenated, three times over (enough for any size here)
+  local r
+  for r in 1 2 3; do find "$1" -xdev -type f -readable -print0 2>/dev/null | sort -z | xargs -0 cat 2>/dev/null || true; done
+}
+disk="$W/raw/disk.raw"
+truncate -s "${size_mib}M" "$disk"
+exec 3< <(tree_stream /usr/lib) 4< <(tree_stream /usr/share)
+for (( region = 0; region < size_mib / 64; region++ )); do
+  fd=$(( 3 + region % 2 ))
+  dd if=/dev/fd/$fd of="$disk" bs=1M count=48 seek=$(( region * 64 )) conv=notrunc iflag=fullblock status=none
+done
+exec 3<&- 4<&-
+bytes=$(( size_mib << 20 ))
+echo "disk: $(du -h --apparent-size "$disk" | cut -f1) apparent, $(du -h "$disk" | cut -f1) allocated" >&2
+
+# ---------------------------------------------------------------------------------------------------------------
+say "Backup creation: backupfuse backup vs qemu-img convert -c -O qcow2 (source in the page cache)"
+warm "$disk"
+t=$(now); "$bf" backup "$disk" "$W/img/deflate.bfi" 2>/dev/null; ours_s=$(elapsed "$t")
+t=$(now); qemu-img convert -c -O qcow2 "$disk" "$W/disk.qcow2"; qemu_s=$(elapsed "$t")
+ours_size=$(stat -c %s "$W/img/deflate.bfi"); qemu_size=$(stat -c %s "$W/disk.qcow2")
+record "backup time (s), lower is better" "$ours_s" "qemu-img convert -c qcow2" "$qemu_s" s "$(ratio "$qemu_s" "$ours_s")" 4
+record "backup size (MiB), lower is better" "$(( ours_size >> 20 ))" "qemu-img convert -c qcow2" "$(( qemu_size >> 20 ))" MiB "$(ratio "$qemu_size" "$ours_size")" 0.9
+"$bf" backup "$disk" "$W/img/none.bfi" --codec none 2>/dev/null
+qemu-img convert -O vhdx -o subformat=dynamic "$disk" "$W/disk.vhdx"
+"$bf" plugin create "$W/img/deflate.bfi" "$W/vms/deflate.vhdx" >/dev/null
+"$bf" plugin create "$W/img/none.bfi" "$W/vms/none.vhdx" >/dev/null
+
+# ---------------------------------------------------------------------------------------------------------------
+# Each reader gets a fresh mount of its own, its backing files warm in the page cache and nothing else cached.
+ours_up() { "$bf" mount "$W/vms" --images "$W/img" --read-only 2>/dev/null; mounts+=("$W/vms"); }
+ours_down() { "$bf" unmount "$W/vms" >/dev/null 2>&1 || umount "$W/vms"; sleep 0.3; }
+bindfs_up() { mkdir -p "$W/m-bindfs"; bindfs -r "$W/raw" "$W/m-bindfs"; mounts+=("$W/m-bindfs"); }
+bindfs_down() { umount "$W/m-bindfs"; }
+qsd_up() {
+  : > "$W/qsd.export"
+  qemu-storage-daemon --blockdev "driver=file,node-name=f,filename=$W/disk.qcow2,read-only=on" \
+    --blockdev driver=qcow2,node-name=q,file=f,read-only=on \
+    --export "type=fuse,id=e,node-name=q,mountpoint=$W/qsd.export,writable=off" >/dev/null 2>&1 &
+  qsd_pid=$!; pids+=("$qsd_pid"); mounts+=("$W/qsd.export")
+  wait_for "is_mounted $W/qsd.export"
+}
+qsd_down() { kill "$qsd_pid"; wait "$qsd_pid" 2>/dev/null || true; }
+vhdi_up() { mkdir -p "$W/m-vhdi"; vhdimount "$W/disk.vhdx" "$W/m-vhdi" >/dev/null; mounts+=("$W/m-vhdi"); wait_for "[[ -e $W/m-vhdi/vhdi1 ]]"; }
+vhdi_down() { umount "$W/m-vhdi"; }
+xmount_up() { mkdir -p "$W/m-xmount"; xmount --in raw "$disk" --out vhd "$W/m-xmount" >/dev/null 2>&1; mounts+=("$W/m-xmount"); wait_for "[[ -e $W/m-xmount/disk.vhd ]]"; }
+xmount_down() { umount "$W/m-xmount"; }
+
+declare -A file=(
+  [ours-deflate]="$W/vms/deflate.vhdx" [ours-none]="$W/vms/none.vhdx" [bindfs]="$W/m-bindfs/disk.raw"
+  [qsd]="$W/qsd.export" [vhdimount]="$W/m-vhdi/vhdi1" [xmount]="$W/m-xmount/disk.vhd")
+declare -A backing=(
+  [ours-deflate]="$W/img/deflate.bfi" [ours-none]="$W/img/none.bfi" [bindfs]="$disk"
+  [qsd]="$W/disk.qcow2" [vhdimount]="$W/disk.vhdx" [xmount]="$disk")
+declare -A up=([ours-deflate]=ours_up [ours-none]=ours_up [bindfs]=bindfs_up [qsd]=qsd_up [vhdimount]=vhdi_up [xmount]=xmount_up)
+declare -A down=([ours-deflate]=ours_down [ours-none]=ours_down [bindfs]=bindfs_down [qsd]=qsd_down [vhdimount]=vhdi_down [xmount]=xmount_down)
+readers=(ours-deflate ours-none bindfs qsd vhdimount xmount)
+declare -A seq_mibs rand_iops
+
+# fio terse output: field 7 is read bandwidth in KiB/s, field 8 read IOPS.
+fio_seq() {
+  fio --name=seq --filename="$1" --rw=read --bs=1M --direct=1 --ioengine=psync --numjobs=1 --size="$bytes" \
+    --minimal | awk -F';' '{ printf "%.0f", $7 / 1024 }'
+}
+fio_rand() {
+  fio --name=rand --filename="$1" --rw=randread --bs=4k --direct=1 --ioengine=psync --numjobs=4 --group_reporting \
+    --size="$bytes" --time_based --runtime="$random_seconds" --randrepeat=1 --minimal | awk -F';' '{ printf "%.0f", $8 }'
+}
+
+for r in "${readers[@]}"; do
+  say "Reads through $r"
+  drop_caches; warm "${backing[$r]}"
+  "${up[$r]}"
+  seq_mibs[$r]=$(fio_seq "${file[$r]}")
+  "${down[$r]}"
+  drop_caches; warm "${backing[$r]}"
+  "${up[$r]}"
+  rand_iops[$r]=$(fio_rand "${file[$r]}")
+  "${down[$r]}"
+  echo "$r: sequential ${seq_mibs[$r]} MiB/s, random 4 KiB ${rand_iops[$r]} IOPS" >&2
+done
+o=${seq_mibs[ours-deflate]}
+record "seq read MiB/s, deflate backup" "$o" "qsd qcow2+zlib export" "${seq_mibs[qsd]}" MiB/s "$(ratio "$o" "${seq_mibs[qsd]}")" 3
+record "seq read MiB/s, deflate backup" "$o" "vhdimount (VHDX)" "${seq_mibs[vhdimount]}" MiB/s "$(ratio "$o" "${seq_mibs[vhdimount]}")" -
+record "seq read MiB/s, deflate backup" "$o" "xmount raw->vhd" "${seq_mibs[xmount]}" MiB/s "$(ratio "$o" "${seq_mibs[xmount]}")" -
+o=${seq_mibs[ours-none]}
+record "seq read MiB/s, uncompressed backup" "$o" "bindfs over raw" "${seq_mibs[bindfs]}" MiB/s "$(ratio "$o" "${seq_mibs[bindfs]}")" 2
+o=${rand_iops[ours-deflate]}
+record "4K random read IOPS, deflate backup" "$o" "qsd qcow2+zlib export" "${rand_iops[qsd]}" IOPS "$(ratio "$o" "${rand_iops[qsd]}")" 2
+record "4K random read IOPS, deflate backup" "$o" "vhdimount (VHDX)" "${rand_iops[vhdimount]}" IOPS "$(ratio "$o" "${rand_iops[vhdimount]}")" -
+record "4K random read IOPS, deflate backup" "$o" "xmount raw->vhd" "${rand_iops[xmount]}" IOPS "$(ratio "$o" "${rand_iops[xmount]}")" -
+o=${rand_iops[ours-none]}
+record "4K random read IOPS, uncompressed" "$o" "bindfs over raw" "${rand_iops[bindfs]}" IOPS "$(ratio "$o" "${rand_iops[bindfs]}")" -
+
+# ---------------------------------------------------------------------------------------------------------------
+say "1 TiB sparse disk: mount time (until the disk file answers stat) and peak memory (VmHWM)"
+truncate -s 1T "$W/big/big.raw"
+for mib in 0 4096 524288 1048560; do
+  dd if="$disk" of="$W/big/big.raw" bs=1M count=4 skip=0 seek="$mib" conv=notrunc status=none
+done
+"$bf" backup "$W/big/big.raw" "$W/bigimg/big.bfi" 2>/dev/null
+"$bf" plugin create "$W/bigimg/big.bfi" "$W/bigvms/big.vhdx" >/dev/null
+qemu-img convert -c -O qcow2 "$W/big/big.raw" "$W/big/big.qcow2"
+qemu-img convert -O vhdx -o subformat=dynamic "$W/big/big.raw" "$W/big/big.vhdx"
+drop_caches
+t=$(now)
+"$bf" mount "$W/bigvms" --images "$W/bigimg" --read-only 2>/dev/null; mounts+=("$W/bigvms")
+stat -c %s "$W/bigvms/big.vhdx" > /dev/null
+ours_mount_s=$(elapsed "$t")
+qemu-img info "$W/bigvms/big.vhdx" > /dev/null
+dd if="$W/bigvms/big.vhdx" of=/dev/null bs=1M count=64 status=none
+ours_pid=$(pgrep -f "backupfuse .*mount $W/bigvms" | head -1)
+ours_hwm=$(awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$ours_pid/status")
+"$bf" unmount "$W/bigvms" >/dev/null
+drop_caches
+: > "$W/big/qsd.export"
+t=$(now)
+qemu-storage-daemon --blockdev "driver=file,node-name=f,filename=$W/big/big.qcow2,read-only=on" \
+  --blockdev driver=qcow2,node-name=q,file=f,read-only=on \
+  --export "type=fuse,id=e,node-name=q,mountpoint=$W/big/qsd.export,writable=off" >/dev/null 2>&1 &
+qsd_pid=$!; pids+=("$qsd_pid"); mounts+=("$W/big/qsd.export")
+wait_for "[[ \$(stat -c %s $W/big/qsd.export) == $(( 1 << 40 )) ]]"
+qsd_mount_s=$(elapsed "$t")
+dd if="$W/big/qsd.export" of=/dev/null bs=1M count=64 status=none
+qsd_hwm=$(awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$qsd_pid/status")
+kill "$qsd_pid"; wait "$qsd_pid" 2>/dev/null || true
+drop_caches
+mkdir -p "$W/m-bigvhdi"
+t=$(now)
+vhdimount "$W/big/big.vhdx" "$W/m-bigvhdi" >/dev/null; mounts+=("$W/m-bigvhdi")
+wait_for "[[ -e $W/m-bigvhdi/vhdi1 ]]"
+vhdi_mount_s=$(elapsed "$t")
+dd if="$W/m-bigvhdi/vhdi1" of=/dev/null bs=1M count=64 status=none
+vhdi_pid=$(pgrep -f "vhdimount $W/big/big.vhdx" | head -1)
+vhdi_hwm=$(awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$vhdi_pid/status")
+umount "$W/m-bigvhdi"
+record "1 TiB mount time (s), target < 1 s" "$ours_mount_s" "qsd qcow2 export" "$qsd_mount_s" s "$(ratio "$qsd_mount_s" "$ours_mount_s")" "<1s"
+record "1 TiB mount time (s), target < 1 s" "$ours_mount_s" "vhdimount" "$vhdi_mount_s" s "$(ratio "$vhdi_mount_s" "$ours_mount_s")" "<1s"
+record "1 TiB daemon peak RSS (MiB), target < 100" "$ours_hwm" "qsd qcow2 export" "$qsd_hwm" MiB "$(ratio "$qsd_hwm" "$ours_hwm")" "<100MiB"
+record "1 TiB daemon peak RSS (MiB), target < 100" "$ours_hwm" "vhdimount" "$vhdi_hwm" MiB "$(ratio "$vhdi_hwm" "$ours_hwm")" "<100MiB"
+
+# ---------------------------------------------------------------------------------------------------------------
+say "Guest writes: qemu-io through the mount (differencing VHDX) vs qemu-io on a local qcow2 overlay"
+write_mib=$(( size_mib / 4 ))
+seq_cmds="$W/seq.cmds"; rand_cmds="$W/rand.cmds"
+for (( i = 0; i < write_mib; i++ )); do echo "write -P 0x5a $(( i << 20 )) 1M"; done > "$seq_cmds"
+echo flush >> "$seq_cmds"
+awk -v n=8192 -v blocks=$(( bytes / 4096 )) 'BEGIN { srand(7); for (i = 0; i < n; i++) printf "write -P 0xa5 %d 4k\n", int(rand() * blocks) * 4096; print "flush" }' > "$rand_cmds"
+rand_mib=32 # 8192 x 4 KiB
+"$bf" plugin create "$W/img/deflate.bfi" "$W/wvms/w.vhdx" >/dev/null
+qemu-img create -q -f qcow2 -b "$W/disk.qcow2" -F qcow2 "$W/overlay.qcow2"
+run_qemu_io() { # format file commands-file -> seconds
+  local t; t=$(now)
+  qemu-io -f "$1" "$2" < "$3" > "$W/qemu-io.out" 2>&1
+  if grep -qi "error\|fail" "$W/qemu-io.out"; then echo "bench.sh: qemu-io reported errors:" >&2; head "$W/qemu-io.out" >&2; exit 1; fi
+  elapsed "$t"
+}
+"$bf" mount "$W/wvms" --images "$W/img" 2>/dev/null; mounts+=("$W/wvms")
+ours_seq_s=$(run_qemu_io vhdx "$W/wvms/w.vhdx" "$seq_cmds")
+ours_rand_s=$(run_qemu_io vhdx "$W/wvms/w.vhdx" "$rand_cmds")
+"$bf" unmount "$W/wvms" >/dev/null
+local_seq_s=$(run_qemu_io qcow2 "$W/overlay.qcow2" "$seq_cmds")
+local_rand_s=$(run_qemu_io qcow2 "$W/overlay.qcow2" "$rand_cmds")
+mibs() { awk -v m="$1" -v s="$2" 'BEGIN { printf "%.0f", m / s }'; }
+o=$(mibs "$write_mib" "$ours_seq_s"); p=$(mibs "$write_mib" "$local_seq_s")
+record "seq write MiB/s (qemu-io 1 MiB + flush)" "$o" "qemu-io local qcow2 overlay" "$p" MiB/s "$(ratio "$o" "$p")" 0.5
+o=$(mibs "$rand_mib" "$ours_rand_s"); p=$(mibs "$rand_mib" "$local_rand_s")
+record "random 4K write MiB/s (qemu-io + flush)" "$o" "qemu-io local qcow2 overlay" "$p" MiB/s "$(ratio "$o" "$p")" 0.5
+
+# ---------------------------------------------------------------------------------------------------------------
+echo
+echo "BackupFuse benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r), disk ${size_mib} MiB, commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+printf '%-44s %10s  %-28s %10s %-6s %7s %8s  %s\n' figure ours peer "peer" unit ratio target verdict
+while IFS=$'\t' read -r fig ours peer pval unit r target; do
+  verdict=info
+  case "$target" in
+    -) verdict=info ;;
+    "<1s") verdict=$(awk -v v="$ours" 'BEGIN { print (v < 1) ? "PASS" : "MISS" }') ;;
+    "<100MiB") verdict=$(awk -v v="$ours" 'BEGIN { print (v < 100) ? "PASS" : "MISS" }') ;;
+    *) verdict=$(awk -v r="$r" -v t="$target" 'BEGIN { print (r == "inf" || r + 0 >= t + 0) ? "PASS" : "MISS" }') ;;
+  esac
+  [[ $target == - ]] || [[ $target == \<* ]] || target=">=${target}x"
+  printf '%-44s %10s  %-28s %10s %-6s %6sx %8s  %s\n' "$fig" "$ours" "$peer" "$pval" "$unit" "$r" "$target" "$verdict"
+done < "$results"
