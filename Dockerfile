@@ -22,7 +22,7 @@ RUN dotnet publish src/BackupFuse.Daemon/BackupFuse.Daemon.csproj -c Release -r 
 
 FROM mcr.microsoft.com/dotnet/runtime-deps:10.0-noble
 RUN apt-get update \
- && apt-get install -y --no-install-recommends fuse3 \
+ && apt-get install -y --no-install-recommends fuse3 libdeflate0 \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/backupfuse /usr/bin/backupfuse
 STOPSIGNAL SIGTERM

@@ -7,7 +7,7 @@
 # Packages already present are not reinstalled; apt-get runs only when something is missing.
 set -euo pipefail
 
-packages=(fuse3 libfuse3-3 qemu-utils libvhdi-utils 7zip)
+packages=(fuse3 libfuse3-3 libdeflate0 qemu-utils libvhdi-utils 7zip)
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(libfuse3-dev gcc libc6-dev e2fsprogs fdisk qemu-system-x86 linux-image-amd64 busybox-static extlinux syslinux-common cpio)
 fi

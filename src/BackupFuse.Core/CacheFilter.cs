@@ -27,6 +27,9 @@ namespace BackupFuse.Blocks;
 //   loaded ahead on the thread pool, the window doubling up to the maximum. Readers that reach a block still queued
 //   claim and load it themselves instead of waiting behind the queue.
 // - Zero blocks (the layer's extents say non-Data for the whole block) are cleared, never cached or loaded.
+// - Split direct reads: when a request has several whole blocks to read straight into the caller's buffer (cheap
+//   layers), the last half of them goes to a pool thread (CacheFilter.DirectLoadHelper.cs) so both cores copy and
+//   verify; a request at queue depth 1 otherwise leaves the second core idle.
 // - Cheap layers: the filter measures what each load costs and keeps a clamped vote (cheap +1, dear -1, within
 //   +-16) so that a few loads slowed by preemption do not flip the policy. When most blocks load faster than
 //   CheapBytesPerSecond (an uncompressed image in the page cache), copying them through the cache would cost about
@@ -38,7 +41,7 @@ namespace BackupFuse.Blocks;
 //   bookkeeping (never during a load or a copy).
 
 /// <summary>A bounded, shared cache of decompressed blocks with coalesced misses, parallel loads and readahead.</summary>
-public sealed class CacheFilter : BlockFilter
+public sealed partial class CacheFilter : BlockFilter
 {
     /// <summary>Default capacity: 256 MiB of block buffers.</summary>
     public const long DefaultCapacityBytes = 256L << 20;
@@ -124,6 +127,7 @@ public sealed class CacheFilter : BlockFilter
     public bool LoadsAreCheap => Volatile.Read(ref _costSamples) >= MinSamplesForCost && Volatile.Read(ref _cheapVote) > 0;
 
     /// <inheritdoc/>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public override void Read(long offset, Span<byte> buffer)
     {
         AssertRange(offset, buffer.Length);
@@ -155,7 +159,7 @@ public sealed class CacheFilter : BlockFilter
                 ScheduleReadahead(readaheadFrom, readaheadTo);
             }
 
-            Serve(offset, buffer, first, slots.AsSpan(0, count));
+            ServeWithHelper(offset, buffer, first, slots.AsSpan(0, count));
         }
         finally
         {
@@ -165,6 +169,7 @@ public sealed class CacheFilter : BlockFilter
     }
 
     /// <summary>Looks a block up under the lock; pins what it finds.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private Slot Lookup(long block)
     {
         if (!_map.TryGetValue(block, out var e))
@@ -183,6 +188,7 @@ public sealed class CacheFilter : BlockFilter
     }
 
     /// <summary>Decides for every missed block: zeros, straight into the caller's buffer, a new cache entry, or private.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private void PlanMisses(long offset, Span<byte> buffer, long first, Span<Slot> slots)
     {
         long end = offset + buffer.Length;
@@ -260,13 +266,14 @@ public sealed class CacheFilter : BlockFilter
     }
 
     /// <summary>Copies, loads or waits for each block in order.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private void Serve(long offset, Span<byte> buffer, long first, Span<Slot> slots)
     {
         long end = offset + buffer.Length;
         for (int i = 0; i < slots.Length; i++)
         {
             var slot = slots[i];
-            if (slot.Kind == SlotKind.Zero)
+            if (slot.Kind is SlotKind.Zero or SlotKind.Delegated)
             {
                 continue;
             }
@@ -380,6 +387,7 @@ public sealed class CacheFilter : BlockFilter
     }
 
     /// <summary>Loads a claimed entry and publishes it; on failure publishes the failure and rethrows.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private void LoadEntry(CacheEntry e)
     {
         try
@@ -431,6 +439,7 @@ public sealed class CacheFilter : BlockFilter
         }
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private void LoadTimed(long start, Span<byte> destination)
     {
         long t0 = Stopwatch.GetTimestamp();
@@ -497,6 +506,7 @@ public sealed class CacheFilter : BlockFilter
         }
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private void TrackStream(long offset, int length, int blocks, ref long from, ref long to)
     {
         long end = offset + length;
@@ -711,6 +721,7 @@ public sealed class CacheFilter : BlockFilter
         Zero,
         Direct,
         Private,
+        Delegated,
     }
 
     private static class EntryState

@@ -78,6 +78,7 @@ public sealed class SynthesizedVhdx : BlockSource
     public override bool CanWrite => _patches is not null;
 
     /// <inheritdoc/>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public override void Read(long offset, Span<byte> buffer)
     {
         AssertRange(offset, buffer.Length);

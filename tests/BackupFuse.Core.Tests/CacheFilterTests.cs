@@ -219,6 +219,30 @@ public sealed class CacheFilterTests
     }
 
     [Fact]
+    public void SplitDirectReadsReturnTheRightBytesAndTheHelpersErrors()
+    {
+        var expected = Expected(64 * Block, seed: 12);
+        var faulty = new FaultInjectingFilter(new MemorySource(expected), (62L * Block) + 100, 10);
+        using var cache = new CacheFilter(faulty, readaheadBytes: 8 * Block);
+        var buffer = new byte[8 * Block];
+        for (int round = 0; round < 3; round++)
+        {
+            for (int i = 0; i < 7; i++)
+            {
+                cache.Read(i * 8L * Block, buffer); // whole blocks: split between this thread and a pool thread
+                Assert.True(expected.AsSpan(i * 8 * Block, buffer.Length).SequenceEqual(buffer), $"round {round}, read {i}");
+            }
+        }
+
+        Assert.True(cache.LoadsAreCheap, "copies from memory should measure as cheap");
+        // Block 62 is bad and lies in the last half of this request, the half a pool thread reads.
+        var error = Assert.Throws<InvalidDataException>(() => cache.Read(56L * Block, buffer));
+        Assert.Contains("injected", error.Message, StringComparison.OrdinalIgnoreCase);
+        cache.Read(48L * Block, buffer);
+        Assert.True(expected.AsSpan(48 * Block, buffer.Length).SequenceEqual(buffer));
+    }
+
+    [Fact]
     public void DisposeWaitsForReadaheadAndDisposesTheLayerBelow()
     {
         var counting = new CountingSource(new SlowSource(new PatternSource(64 * Block, seed: 11), delayMs: 5));

@@ -102,7 +102,7 @@ public sealed class PackagingTests : IClassFixture<PackagingTests.Artifacts>
         Assert.Matches(@"(?m)^ Architecture: amd64$", info);
         Assert.Matches(@"(?m)^ Version: \d+\.\d+\.\d+$", info);
         string depends = Regex.Match(info, @"(?m)^ Depends: (.*)$").Groups[1].Value;
-        foreach (var package in new[] { "fuse3", "libfuse3-3", "libc6", "libgcc-s1", "libstdc++6", "libssl3" })
+        foreach (var package in new[] { "fuse3", "libfuse3-3", "libdeflate0", "libc6", "libgcc-s1", "libstdc++6", "libssl3" })
         {
             Assert.Contains(package, depends.Split(',', '|').Select(d => d.Trim().Split(' ')[0]));
         }

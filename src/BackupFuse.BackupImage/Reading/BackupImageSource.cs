@@ -74,6 +74,7 @@ public sealed class BackupImageSource : BlockSource
     };
 
     /// <inheritdoc/>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public override void Read(long offset, Span<byte> buffer)
     {
         AssertRange(offset, buffer.Length);

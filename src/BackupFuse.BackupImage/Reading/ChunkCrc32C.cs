@@ -28,6 +28,7 @@ internal static class ChunkCrc32C
     private static readonly uint[] ShortShift = ZerosTable(ShortStripe);
 
     /// <summary>The CRC-32C of <paramref name="data"/> (identical to <see cref="Crc32C.Compute"/>).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public static uint Compute(ReadOnlySpan<byte> data)
     {
         uint crc = 0xFFFFFFFFu;
@@ -47,6 +48,7 @@ internal static class ChunkCrc32C
         return ~crc;
     }
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private static uint Interleaved(uint crc0, ref ReadOnlySpan<byte> data, int stripe, uint[] shift)
     {
         while (data.Length >= stripe * 3)

@@ -59,6 +59,7 @@ public static unsafe class VersionInfo
             probe.LibFuseLine,
             probe.FusermountLine,
             probe.DeviceLine,
+            $"deflate: {BackupFuse.BackupImage.Format.ChunkCompressor.Implementation}",
         };
         if (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture != Architecture.X64)
         {

@@ -66,6 +66,7 @@ public sealed unsafe partial class DirectoryOverlayFileSystem
     }
 
     /// <inheritdoc/>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public int Read(ulong handle, Span<byte> buffer, long offset)
     {
         if (IsVirtual(handle))

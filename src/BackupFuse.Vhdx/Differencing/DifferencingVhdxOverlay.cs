@@ -48,6 +48,7 @@ public sealed class DifferencingVhdxOverlay : BlockFilter
     public override bool CanWrite => true;
 
     /// <inheritdoc/>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     public override void Read(long offset, Span<byte> buffer)
     {
         AssertRange(offset, buffer.Length);
