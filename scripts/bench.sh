@@ -249,7 +249,8 @@ record "random 4K write MiB/s (qemu-io + flush)" "$o" "qemu-io local qcow2 overl
 
 # ---------------------------------------------------------------------------------------------------------------
 echo
-echo "BackupFuse benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r), disk ${size_mib} MiB, commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+echo "BackupFuse benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r), disk ${size_mib} MiB, commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+echo "$("$bf" --version | sed -n '1p;/^deflate/p' | paste -sd';' -), $(qemu-img --version | head -1), $(bindfs --version 2>&1 | head -1), $(fio --version)"
 printf '%-44s %10s  %-28s %10s %-6s %7s %8s  %s\n' figure ours peer "peer" unit ratio target verdict
 while IFS=$'\t' read -r fig ours peer pval unit r target; do
   verdict=info
