@@ -138,6 +138,7 @@ public sealed class PackagingTests : IClassFixture<PackagingTests.Artifacts>
         Assert.Contains(lines, l => Regex.IsMatch(l, @"^libfuse 3\.\d+\.\d+ \(/\S*libfuse3\.so\.3[\d.]*\)$"));
         Assert.Contains("fusermount3: /usr/bin/fusermount3", lines);
         Assert.Contains("/dev/fuse: present", lines);
+        Assert.Contains("deflate: libdeflate (libdeflate.so.0)", lines); // the single-file binary finds it too
         var help = ExternalTool.Run(binary, ["mount", "--help"]);
         Assert.True(help.ExitCode == 0 && help.StdOut.Contains("--foreground", StringComparison.Ordinal), help.Output);
     }
@@ -183,12 +184,15 @@ public sealed class PackagingTests : IClassFixture<PackagingTests.Artifacts>
         var r = Cli.Run("--version");
         Assert.True(r.ExitCode == 0, r.Output);
         string[] lines = r.StdOut.TrimEnd().Split('\n').Select(l => l.TrimEnd('\r')).ToArray();
-        Assert.Equal(5, lines.Length);
+        Assert.Equal(6, lines.Length);
         Assert.Matches(@"^backupfuse 0\.1\.0 \(commit ([0-9a-f]{7}|unknown)\)$", lines[0]);
         Assert.Matches(@"^\.NET 10\.\d+\.\d+, linux-x64$", lines[1]);
         Assert.Matches(@"^libfuse 3\.\d+\.\d+ \(/\S*libfuse3\.so\.3[\d.]*\)$", lines[2]);
         Assert.Equal("fusermount3: /usr/bin/fusermount3", lines[3]);
         Assert.Equal("/dev/fuse: present", lines[4]);
+        Assert.Equal("deflate: libdeflate (libdeflate.so.0)", lines[5]);
+        var forced = Cli.RunWithEnv(new Dictionary<string, string> { ["BACKUPFUSE_DEFLATE"] = "zlib" }, "--version");
+        Assert.EndsWith("deflate: the runtime's zlib-ng (BACKUPFUSE_DEFLATE=zlib)", forced.StdOut.TrimEnd(), StringComparison.Ordinal);
     }
 
     [Fact]
