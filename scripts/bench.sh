@@ -135,7 +135,7 @@ declare -A backing=(
 declare -A up=([ours-deflate]=ours_up [ours-none]=ours_up [bindfs]=bindfs_up [qsd]=qsd_up [vhdimount]=vhdi_up [xmount]=xmount_up)
 declare -A down=([ours-deflate]=ours_down [ours-none]=ours_down [bindfs]=bindfs_down [qsd]=qsd_down [vhdimount]=vhdi_down [xmount]=xmount_down)
 readers=(ours-deflate ours-none bindfs qsd vhdimount xmount)
-declare -A seq_mibs rand_iops
+declare -A seq_mibs rand_iops warm_mibs
 
 # fio terse output: field 7 is read bandwidth in KiB/s, field 8 read IOPS.
 fio_seq() {
@@ -152,19 +152,26 @@ for r in "${readers[@]}"; do
   drop_caches; warm "${backing[$r]}"
   "${up[$r]}"
   seq_mibs[$r]=$(fio_seq "${file[$r]}")
+  # Ours again on the same mount: the whole disk does not fit in the 256 MiB chunk cache, so this pass inflates
+  # everything again; what it leaves out is the JIT warm-up of a freshly started daemon.
+  [[ $r == ours-* ]] && warm_mibs[$r]=$(fio_seq "${file[$r]}")
   "${down[$r]}"
   drop_caches; warm "${backing[$r]}"
   "${up[$r]}"
   rand_iops[$r]=$(fio_rand "${file[$r]}")
   "${down[$r]}"
-  echo "$r: sequential ${seq_mibs[$r]} MiB/s, random 4 KiB ${rand_iops[$r]} IOPS" >&2
+  echo "$r: sequential ${seq_mibs[$r]} MiB/s${warm_mibs[$r]:+ (second pass ${warm_mibs[$r]})}, random 4 KiB ${rand_iops[$r]} IOPS" >&2
 done
 o=${seq_mibs[ours-deflate]}
 record "seq read MiB/s, deflate backup" "$o" "qsd qcow2+zlib export" "${seq_mibs[qsd]}" MiB/s "$(ratio "$o" "${seq_mibs[qsd]}")" 3
 record "seq read MiB/s, deflate backup" "$o" "vhdimount (VHDX)" "${seq_mibs[vhdimount]}" MiB/s "$(ratio "$o" "${seq_mibs[vhdimount]}")" -
 record "seq read MiB/s, deflate backup" "$o" "xmount raw->vhd" "${seq_mibs[xmount]}" MiB/s "$(ratio "$o" "${seq_mibs[xmount]}")" -
+o=${warm_mibs[ours-deflate]}
+record "seq read MiB/s, deflate, 2nd pass (warm)" "$o" "qsd qcow2+zlib export" "${seq_mibs[qsd]}" MiB/s "$(ratio "$o" "${seq_mibs[qsd]}")" -
 o=${seq_mibs[ours-none]}
 record "seq read MiB/s, uncompressed backup" "$o" "bindfs over raw" "${seq_mibs[bindfs]}" MiB/s "$(ratio "$o" "${seq_mibs[bindfs]}")" 2
+o=${warm_mibs[ours-none]}
+record "seq read MiB/s, uncompressed, 2nd pass" "$o" "bindfs over raw" "${seq_mibs[bindfs]}" MiB/s "$(ratio "$o" "${seq_mibs[bindfs]}")" -
 o=${rand_iops[ours-deflate]}
 record "4K random read IOPS, deflate backup" "$o" "qsd qcow2+zlib export" "${rand_iops[qsd]}" IOPS "$(ratio "$o" "${rand_iops[qsd]}")" 2
 record "4K random read IOPS, deflate backup" "$o" "vhdimount (VHDX)" "${rand_iops[vhdimount]}" IOPS "$(ratio "$o" "${rand_iops[vhdimount]}")" -
