@@ -9,7 +9,7 @@
 # and prints one line per figure: ours, the peer, the ratio, the target and PASS/MISS.
 #
 #   scripts/bench.sh                 1 GiB disk (about 5 minutes on 2 cores)
-#   scripts/bench.sh --size-mib 256  smaller and quicker
+#   scripts/bench.sh --size-mib 256  smaller and quicker (the targets are meant for the default 1 GiB)
 #   BF_BENCH_KEEP=1 scripts/bench.sh keep the work directory
 # Needs root (mounts, drop_caches). Installs fio, bindfs, xmount, qemu-utils, qemu-system-common (for
 # qemu-storage-daemon) and libvhdi-utils when missing. Do not run it beside other heavy work: the ratios are only
@@ -75,6 +75,7 @@ wait_for() { # path-test... ; up to 30 s
   echo "bench.sh: timed out waiting for: $1" >&2; return 1
 }
 is_mounted() { grep -q " $1 " /proc/mounts; }
+peak_mib() { awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; } # a process's peak RSS
 
 # ---------------------------------------------------------------------------------------------------------------
 say "Making a ${size_mib} MiB disk: per 64 MiB, 48 MiB of real files (/usr/lib and /usr/share in turn) and a 16 MiB hole"
@@ -112,14 +113,15 @@ ours_up() { "$bf" mount "$W/vms" --images "$W/img" --read-only 2>/dev/null; moun
 ours_down() { "$bf" unmount "$W/vms" >/dev/null 2>&1 || umount "$W/vms"; sleep 0.3; }
 bindfs_up() { mkdir -p "$W/m-bindfs"; bindfs -r "$W/raw" "$W/m-bindfs"; mounts+=("$W/m-bindfs"); }
 bindfs_down() { umount "$W/m-bindfs"; }
-qsd_up() {
-  : > "$W/qsd.export"
-  qemu-storage-daemon --blockdev "driver=file,node-name=f,filename=$W/disk.qcow2,read-only=on" \
+qsd_start() { # qcow2 export-file: serves the qcow2 as a raw FUSE file; sets qsd_pid
+  : > "$2"
+  qemu-storage-daemon --blockdev "driver=file,node-name=f,filename=$1,read-only=on" \
     --blockdev driver=qcow2,node-name=q,file=f,read-only=on \
-    --export "type=fuse,id=e,node-name=q,mountpoint=$W/qsd.export,writable=off" >/dev/null 2>&1 &
-  qsd_pid=$!; pids+=("$qsd_pid"); mounts+=("$W/qsd.export")
-  wait_for "is_mounted $W/qsd.export"
+    --export "type=fuse,id=e,node-name=q,mountpoint=$2,writable=off" >/dev/null 2>&1 &
+  qsd_pid=$!; pids+=("$qsd_pid"); mounts+=("$2")
+  wait_for "is_mounted $2"
 }
+qsd_up() { qsd_start "$W/disk.qcow2" "$W/qsd.export"; }
 qsd_down() { kill "$qsd_pid"; wait "$qsd_pid" 2>/dev/null || true; }
 vhdi_up() { mkdir -p "$W/m-vhdi"; vhdimount "$W/disk.vhdx" "$W/m-vhdi" >/dev/null; mounts+=("$W/m-vhdi"); wait_for "[[ -e $W/m-vhdi/vhdi1 ]]"; }
 vhdi_down() { umount "$W/m-vhdi"; }
@@ -197,20 +199,16 @@ ours_mount_s=$(elapsed "$t")
 qemu-img info "$W/bigvms/big.vhdx" > /dev/null
 dd if="$W/bigvms/big.vhdx" of=/dev/null bs=1M count=64 status=none
 ours_pid=$(pgrep -f "backupfuse .*mount $W/bigvms" | head -1)
-ours_hwm=$(awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$ours_pid/status")
+ours_hwm=$(peak_mib "$ours_pid")
 "$bf" unmount "$W/bigvms" >/dev/null
 drop_caches
-: > "$W/big/qsd.export"
 t=$(now)
-qemu-storage-daemon --blockdev "driver=file,node-name=f,filename=$W/big/big.qcow2,read-only=on" \
-  --blockdev driver=qcow2,node-name=q,file=f,read-only=on \
-  --export "type=fuse,id=e,node-name=q,mountpoint=$W/big/qsd.export,writable=off" >/dev/null 2>&1 &
-qsd_pid=$!; pids+=("$qsd_pid"); mounts+=("$W/big/qsd.export")
+qsd_start "$W/big/big.qcow2" "$W/big/qsd.export"
 wait_for "[[ \$(stat -c %s $W/big/qsd.export) == $(( 1 << 40 )) ]]"
 qsd_mount_s=$(elapsed "$t")
 dd if="$W/big/qsd.export" of=/dev/null bs=1M count=64 status=none
-qsd_hwm=$(awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$qsd_pid/status")
-kill "$qsd_pid"; wait "$qsd_pid" 2>/dev/null || true
+qsd_hwm=$(peak_mib "$qsd_pid")
+qsd_down
 drop_caches
 mkdir -p "$W/m-bigvhdi"
 t=$(now)
@@ -219,7 +217,7 @@ wait_for "[[ -e $W/m-bigvhdi/vhdi1 ]]"
 vhdi_mount_s=$(elapsed "$t")
 dd if="$W/m-bigvhdi/vhdi1" of=/dev/null bs=1M count=64 status=none
 vhdi_pid=$(pgrep -f "vhdimount $W/big/big.vhdx" | head -1)
-vhdi_hwm=$(awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$vhdi_pid/status")
+vhdi_hwm=$(peak_mib "$vhdi_pid")
 umount "$W/m-bigvhdi"
 record "1 TiB mount time (s), target < 1 s" "$ours_mount_s" "qsd qcow2 export" "$qsd_mount_s" s "$(ratio "$qsd_mount_s" "$ours_mount_s")" "<1s"
 record "1 TiB mount time (s), target < 1 s" "$ours_mount_s" "vhdimount" "$vhdi_mount_s" s "$(ratio "$vhdi_mount_s" "$ours_mount_s")" "<1s"

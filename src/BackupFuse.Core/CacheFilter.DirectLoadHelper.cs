@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.ExceptionServices;
 
 namespace BackupFuse.Blocks;
@@ -10,7 +11,8 @@ namespace BackupFuse.Blocks;
 //   does not return (not even by an exception) before the helper has finished.
 // - Take-back: when the requesting thread is done with its half and the pool has not started the helper yet (a busy
 //   pool), it claims the helper's half and does it itself. Nothing ever waits for a pool thread that is not running.
-// - No per-request allocation: each requesting thread keeps one helper (it is free again when Read returns).
+// - No per-request allocation: each requesting thread keeps one helper, out of its slot while in use (so a nested
+//   cache filter below on the same thread gets its own) and back when Read returns.
 // - An exception from the helper's half reaches the reader (a corrupt block fails the whole request, as inline).
 
 /// <summary>The part of <see cref="CacheFilter"/> that splits a request's direct block reads over two threads.</summary>
@@ -22,7 +24,7 @@ public sealed partial class CacheFilter
     [ThreadStatic]
     private static DirectLoadHelper? t_helper;
 
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private unsafe void ServeWithHelper(long offset, Span<byte> buffer, long first, Span<Slot> slots)
     {
         int direct = 0;
@@ -40,9 +42,12 @@ public sealed partial class CacheFilter
             return;
         }
 
+        // Taken out of the thread's slot while in use: a layer below this one may be a cache filter too and split
+        // its own request on this thread before ours is finished.
+        var helper = t_helper ?? new DirectLoadHelper();
+        t_helper = null;
         fixed (byte* pinned = buffer)
         {
-            var helper = t_helper ??= new DirectLoadHelper();
             helper.Prepare(this, pinned, offset, first);
             int give = direct / 2;
             for (int i = slots.Length - 1; i >= 0 && give > 0; i--)
@@ -65,6 +70,7 @@ public sealed partial class CacheFilter
             finally
             {
                 helper.Finish(rethrow: served);
+                t_helper = helper;
             }
         }
     }
@@ -139,7 +145,7 @@ public sealed partial class CacheFilter
             }
         }
 
-        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private void Run()
         {
             try

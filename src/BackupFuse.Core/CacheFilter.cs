@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 
 namespace BackupFuse.Blocks;
 
@@ -33,8 +34,8 @@ namespace BackupFuse.Blocks;
 // - Cheap layers: the filter measures what each load costs and keeps a clamped vote (cheap +1, dear -1, within
 //   +-16) so that a few loads slowed by preemption do not flip the policy. When most blocks load faster than
 //   CheapBytesPerSecond (an uncompressed image in the page cache), copying them through the cache would cost about
-//   as much as loading them, so reads that cover whole blocks go straight into the caller's buffer, uncached, and readahead is off;
-//   partial-block reads (4 KiB random reads) still use the cache.
+//   as much as loading them, so reads that cover whole blocks go straight into the caller's buffer, uncached, and
+//   readahead is off; partial-block reads (4 KiB random reads) still use the cache.
 // - No per-request allocation on the hot path: the per-request slot array is pooled; a new cache entry object is
 //   allocated per block loaded into the cache (not per request), buffers come from ArrayPool.
 // - Thread-safe; one lock guards the map, the LRU list, the pins and the stream slots, and is held only for
@@ -127,7 +128,7 @@ public sealed partial class CacheFilter : BlockFilter
     public bool LoadsAreCheap => Volatile.Read(ref _costSamples) >= MinSamplesForCost && Volatile.Read(ref _cheapVote) > 0;
 
     /// <inheritdoc/>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public override void Read(long offset, Span<byte> buffer)
     {
         AssertRange(offset, buffer.Length);
@@ -169,7 +170,7 @@ public sealed partial class CacheFilter : BlockFilter
     }
 
     /// <summary>Looks a block up under the lock; pins what it finds.</summary>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private Slot Lookup(long block)
     {
         if (!_map.TryGetValue(block, out var e))
@@ -188,7 +189,7 @@ public sealed partial class CacheFilter : BlockFilter
     }
 
     /// <summary>Decides for every missed block: zeros, straight into the caller's buffer, a new cache entry, or private.</summary>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void PlanMisses(long offset, Span<byte> buffer, long first, Span<Slot> slots)
     {
         long end = offset + buffer.Length;
@@ -266,7 +267,7 @@ public sealed partial class CacheFilter : BlockFilter
     }
 
     /// <summary>Copies, loads or waits for each block in order.</summary>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Serve(long offset, Span<byte> buffer, long first, Span<Slot> slots)
     {
         long end = offset + buffer.Length;
@@ -387,7 +388,7 @@ public sealed partial class CacheFilter : BlockFilter
     }
 
     /// <summary>Loads a claimed entry and publishes it; on failure publishes the failure and rethrows.</summary>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void LoadEntry(CacheEntry e)
     {
         try
@@ -439,7 +440,7 @@ public sealed partial class CacheFilter : BlockFilter
         }
     }
 
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void LoadTimed(long start, Span<byte> destination)
     {
         long t0 = Stopwatch.GetTimestamp();
@@ -506,7 +507,7 @@ public sealed partial class CacheFilter : BlockFilter
         }
     }
 
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void TrackStream(long offset, int length, int blocks, ref long from, ref long to)
     {
         long end = offset + length;

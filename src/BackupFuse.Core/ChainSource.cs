@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace BackupFuse.Blocks;
 
 // Design notes:
@@ -45,7 +47,7 @@ public sealed class ChainSource : BlockSource
     public override int BlockSize => _layers[0].BlockSize;
 
     /// <inheritdoc/>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public override void Read(long offset, Span<byte> buffer)
     {
         AssertRange(offset, buffer.Length);

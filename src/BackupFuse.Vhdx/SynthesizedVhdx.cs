@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using BackupFuse.Blocks;
 using BackupFuse.Vhdx.Differencing;
 
@@ -78,7 +79,7 @@ public sealed class SynthesizedVhdx : BlockSource
     public override bool CanWrite => _patches is not null;
 
     /// <inheritdoc/>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public override void Read(long offset, Span<byte> buffer)
     {
         AssertRange(offset, buffer.Length);

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 using BackupFuse.BackupImage.Crypto;
 using BackupFuse.BackupImage.Format;
 using Microsoft.Win32.SafeHandles;
@@ -309,7 +310,7 @@ public sealed class BackupImageFile : IDisposable
     /// zeros for Zero and Absent entries, the verified and decompressed payload for Data entries.
     /// </summary>
     /// <exception cref="InvalidDataException">The chunk or its index page is corrupt (names file, chunk and disk offset).</exception>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void ReadChunk(long chunkIndex, Span<byte> destination)
     {
         var entry = GetEntry(chunkIndex);
@@ -345,7 +346,7 @@ public sealed class BackupImageFile : IDisposable
         }
     }
 
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void ReadPayload(ChunkEntry entry, long chunkIndex, Span<byte> destination)
     {
         if ((entry.Flags & (ChunkFlags.Compressed | ChunkFlags.Encrypted)) == 0 && entry.StoredLength == destination.Length)

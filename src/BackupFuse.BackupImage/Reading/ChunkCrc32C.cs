@@ -28,7 +28,7 @@ internal static class ChunkCrc32C
     private static readonly uint[] ShortShift = ZerosTable(ShortStripe);
 
     /// <summary>The CRC-32C of <paramref name="data"/> (identical to <see cref="Crc32C.Compute"/>).</summary>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static uint Compute(ReadOnlySpan<byte> data)
     {
         uint crc = 0xFFFFFFFFu;
@@ -48,7 +48,7 @@ internal static class ChunkCrc32C
         return ~crc;
     }
 
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static uint Interleaved(uint crc0, ref ReadOnlySpan<byte> data, int stripe, uint[] shift)
     {
         while (data.Length >= stripe * 3)

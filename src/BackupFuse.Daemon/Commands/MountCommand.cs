@@ -82,10 +82,7 @@ public static class MountCommand
         string mountPoint = Path.GetFullPath(parse.GetValue(At) ?? dir);
 
         // First clear what an earlier daemon left: a dead mount answers ENOTCONN even to a stat of the directory.
-        if (MountTable.IsMounted(mountPoint) && !MountTable.IsDead(mountPoint))
-        {
-            throw new CliError($"{mountPoint}: a BackupFuse mount is already there (see 'backupfuse status')");
-        }
+        RefuseLiveMount(mountPoint);
 
         // A daemon that died may still have its auto_unmount helper on the way; it would take our new mount.
         if (!MountTable.WaitForLeftoverUnmountHelpers(mountPoint, TimeSpan.FromSeconds(10)))
@@ -95,11 +92,7 @@ public static class MountCommand
 
         if (MountTable.IsMounted(mountPoint))
         {
-            if (!MountTable.IsDead(mountPoint))
-            {
-                throw new CliError($"{mountPoint}: a BackupFuse mount is already there (see 'backupfuse status')");
-            }
-
+            RefuseLiveMount(mountPoint); // somebody else may have mounted while we waited
             Log.Warning("{MountPoint}: removing a dead BackupFuse mount (its daemon ended while a file was open)", mountPoint);
             MountTable.DetachDead(mountPoint);
         }
@@ -171,6 +164,14 @@ public static class MountCommand
         });
         Log.Information("unmounted {MountPoint}", mountPoint);
         return rc == 0 ? ExitCodes.Ok : ExitCodes.Error;
+    }
+
+    private static void RefuseLiveMount(string mountPoint)
+    {
+        if (MountTable.IsMounted(mountPoint) && !MountTable.IsDead(mountPoint))
+        {
+            throw new CliError($"{mountPoint}: a BackupFuse mount is already there (see 'backupfuse status')");
+        }
     }
 
     /// <summary>

@@ -98,10 +98,11 @@ public static class MountTable
 
     private static bool AnyUnmountHelper(string path)
     {
+        string self = Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
         foreach (string dir in Directory.EnumerateDirectories("/proc"))
         {
             string name = Path.GetFileName(dir);
-            if (name.Length == 0 || !char.IsAsciiDigit(name[0]) || name == Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture))
+            if (name.Length == 0 || !char.IsAsciiDigit(name[0]) || name == self)
             {
                 continue;
             }

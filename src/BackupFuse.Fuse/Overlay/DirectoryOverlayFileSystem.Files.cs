@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using BackupFuse.Blocks;
 using BackupFuse.Fuse.Interop;
 
@@ -66,7 +67,7 @@ public sealed unsafe partial class DirectoryOverlayFileSystem
     }
 
     /// <inheritdoc/>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public int Read(ulong handle, Span<byte> buffer, long offset)
     {
         if (IsVirtual(handle))

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 using BackupFuse.Blocks;
 
 namespace BackupFuse.Vhdx.Differencing;
@@ -48,7 +49,7 @@ public sealed class DifferencingVhdxOverlay : BlockFilter
     public override bool CanWrite => true;
 
     /// <inheritdoc/>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public override void Read(long offset, Span<byte> buffer)
     {
         AssertRange(offset, buffer.Length);
