@@ -54,7 +54,7 @@ public sealed class DaemonProcess : IDisposable
         p.BeginErrorReadLine();
         p.BeginOutputReadLine();
         var clock = Stopwatch.StartNew();
-        while (!MountTable.IsMounted(mountPoint) || MountTable.IsDead(mountPoint))
+        while (!MountTable.IsLive(mountPoint))
         {
             if (p.HasExited || clock.Elapsed > TimeSpan.FromSeconds(30))
             {

@@ -160,12 +160,12 @@ public sealed class WriteTests : IDisposable
             // The mount is gone (auto_unmount) or, if the kill caught the writer inside a request, dead until the next
             // mount removes it. Either way the next daemon must come up and serve every flushed write.
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            while (MountTable.IsMounted(_vms) && !MountTable.IsDead(_vms) && clock.Elapsed < TimeSpan.FromSeconds(10))
+            while (MountTable.IsLive(_vms) && clock.Elapsed < TimeSpan.FromSeconds(10))
             {
                 Thread.Sleep(20); // fusermount3 may still be unmounting
             }
 
-            if (MountTable.IsMounted(_vms) && !MountTable.IsDead(_vms))
+            if (MountTable.IsLive(_vms))
             {
                 var helpers = ExternalTool.Run("sh", ["-c", "ps -eo pid,ppid,etimes,args | grep -E 'fusermount|backupfuse' | grep -v grep"]);
                 Assert.Fail($"a killed daemon (pid {daemon.Pid}) left a live-looking mount after {clock.Elapsed.TotalSeconds:F1} s; mounts: {string.Join("; ", MountTable.List())}; processes:\n{helpers.StdOut}");

@@ -168,7 +168,7 @@ public static class MountCommand
 
     private static void RefuseLiveMount(string mountPoint)
     {
-        if (MountTable.IsMounted(mountPoint) && !MountTable.IsDead(mountPoint))
+        if (MountTable.IsLive(mountPoint))
         {
             throw new CliError($"{mountPoint}: a BackupFuse mount is already there (see 'backupfuse status')");
         }
@@ -209,7 +209,7 @@ public static class MountCommand
         var deadline = Stopwatch.StartNew();
         while (deadline.Elapsed < TimeSpan.FromSeconds(60))
         {
-            if (MountTable.IsMounted(mountPoint) && !MountTable.IsDead(mountPoint))
+            if (MountTable.IsLive(mountPoint))
             {
                 Console.Error.WriteLine($"mounted {mountPoint} (daemon pid {child.Id}, log {logFile}); unmount with 'backupfuse unmount {mountPoint}'");
                 return ExitCodes.Ok;

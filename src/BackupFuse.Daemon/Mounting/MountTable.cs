@@ -40,6 +40,13 @@ public static class MountTable
         List().Any(m => m.MountPoint == Path.GetFullPath(mountPoint).TrimEnd('/') || (m.MountPoint == "/" && mountPoint == "/"));
 
     /// <summary>
+    /// Whether a BackupFuse mount with a daemon behind it sits at <paramref name="mountPoint"/>. The dead check comes
+    /// first on purpose: a dead mount that an unmount helper removes between the two checks then reads as "not dead,
+    /// not mounted" (correct) instead of "mounted, not dead" (a live mount that is not there).
+    /// </summary>
+    public static bool IsLive(string mountPoint) => !IsDead(mountPoint) && IsMounted(mountPoint);
+
+    /// <summary>
     /// Whether the BackupFuse mount at <paramref name="mountPoint"/> is dead: its daemon is gone (the kernel answers
     /// ENOTCONN) but the mount stayed, which happens when the daemon was killed while a file was open (fusermount3's
     /// auto_unmount then finds the mount busy).
@@ -67,8 +74,9 @@ public static class MountTable
         using var p = System.Diagnostics.Process.Start(psi) ?? throw new IOException("cannot run fusermount3 (package fuse3)");
         string err = p.StandardError.ReadToEnd();
         p.WaitForExit();
-        if (p.ExitCode != 0)
+        if (p.ExitCode != 0 && IsMounted(mountPoint))
         {
+            // A failure because the mount is already gone (its auto_unmount helper was quicker) is what we wanted.
             throw new IOException($"cannot remove the dead mount at {mountPoint}: {err.Trim()}");
         }
     }
