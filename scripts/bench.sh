@@ -123,7 +123,10 @@ qsd_start() { # qcow2 export-file: serves the qcow2 as a raw FUSE file; sets qsd
 }
 qsd_up() { qsd_start "$W/disk.qcow2" "$W/qsd.export"; }
 qsd_down() { kill "$qsd_pid"; wait "$qsd_pid" 2>/dev/null || true; }
-vhdi_up() { mkdir -p "$W/m-vhdi"; vhdimount "$W/disk.vhdx" "$W/m-vhdi" >/dev/null; mounts+=("$W/m-vhdi"); wait_for "[[ -e $W/m-vhdi/vhdi1 ]]"; }
+vhdi_start() { # image directory: vhdimount serves the VHDX as directory/vhdi1
+  mkdir -p "$2"; vhdimount "$1" "$2" >/dev/null; mounts+=("$2"); wait_for "[[ -e $2/vhdi1 ]]"
+}
+vhdi_up() { vhdi_start "$W/disk.vhdx" "$W/m-vhdi"; }
 vhdi_down() { umount "$W/m-vhdi"; }
 xmount_up() { mkdir -p "$W/m-xmount"; xmount --in raw "$disk" --out vhd "$W/m-xmount" >/dev/null 2>&1; mounts+=("$W/m-xmount"); wait_for "[[ -e $W/m-xmount/disk.vhd ]]"; }
 xmount_down() { umount "$W/m-xmount"; }
@@ -210,10 +213,8 @@ dd if="$W/big/qsd.export" of=/dev/null bs=1M count=64 status=none
 qsd_hwm=$(peak_mib "$qsd_pid")
 qsd_down
 drop_caches
-mkdir -p "$W/m-bigvhdi"
 t=$(now)
-vhdimount "$W/big/big.vhdx" "$W/m-bigvhdi" >/dev/null; mounts+=("$W/m-bigvhdi")
-wait_for "[[ -e $W/m-bigvhdi/vhdi1 ]]"
+vhdi_start "$W/big/big.vhdx" "$W/m-bigvhdi"
 vhdi_mount_s=$(elapsed "$t")
 dd if="$W/m-bigvhdi/vhdi1" of=/dev/null bs=1M count=64 status=none
 vhdi_pid=$(pgrep -f "vhdimount $W/big/big.vhdx" | head -1)
@@ -258,7 +259,6 @@ echo "BackupFuse benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(grep 
 echo "$("$bf" --version | sed -n '1p;/^deflate/p' | paste -sd';' -), $(qemu-img --version | head -1), $(bindfs --version 2>&1 | head -1), $(fio --version)"
 printf '%-44s %10s  %-28s %10s %-6s %7s %8s  %s\n' figure ours peer "peer" unit ratio target verdict
 while IFS=$'\t' read -r fig ours peer pval unit r target; do
-  verdict=info
   case "$target" in
     -) verdict=info ;;
     "<1s") verdict=$(awk -v v="$ours" 'BEGIN { print (v < 1) ? "PASS" : "MISS" }') ;;
