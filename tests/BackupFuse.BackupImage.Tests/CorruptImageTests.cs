@@ -234,8 +234,8 @@ public sealed class CorruptImageTests : IDisposable
         Assert.Contains("disk size", e.Message);
 
         using var parent = BackupChain.Open(_dir["small.bfi"]);
-        var w = Assert.Throws<InvalidOperationException>(() => BackupWriter.Backup(_disk, _dir["x.bfi"], new BackupOptions { Parent = parent }));
-        Assert.Contains("parent", w.Message);
+        var w = Assert.Throws<InvalidDataException>(() => BackupWriter.Backup(_disk, _dir["x.bfi"], new BackupOptions { Parent = parent }));
+        Assert.Contains($"is a disk of {4 << 20} bytes but the parent image {_dir["small.bfi"]} is a disk of {2 << 20} bytes", w.Message);
     }
 
     [Fact]

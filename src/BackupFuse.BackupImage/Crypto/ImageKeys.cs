@@ -42,7 +42,17 @@ internal sealed class ImageKeys : IDisposable
             throw new PassphraseException($"{path} is encrypted: a passphrase is needed");
         }
 
-        byte[] master = passphrase.DeriveMasterKey(header.KdfSalt, header.KdfIterations);
+        byte[] master;
+        try
+        {
+            master = passphrase.DeriveMasterKey(header.KdfSalt, header.KdfIterations);
+        }
+        catch (PassphraseException e)
+        {
+            // The source's own message says what is missing; this one says which image needed it.
+            throw new PassphraseException($"{path} is encrypted: a passphrase is needed, but the {e.Message}");
+        }
+
         var (dataKey, check) = Derive(master, header.ImageId);
         if (!CryptographicOperations.FixedTimeEquals(check, header.KeyCheck))
         {

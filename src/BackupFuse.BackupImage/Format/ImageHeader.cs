@@ -7,7 +7,11 @@ namespace BackupFuse.BackupImage.Format;
 //   needs to come back to it: everything that is only known at the end (counts, index location) is in the trailer.
 // - Parse validates in a fixed order (size, magic, major version, CRC, field ranges) so the error a user sees names
 //   the first thing that is wrong; docs/format.md lists the order.
-// - Reserved bytes are written as zeros and ignored by readers of the same major version (room for minor versions).
+// - Reserved bytes are written as zeros by this writer and ignored by readers of the same major version (room for
+//   minor versions), but Parse keeps them (and unknown flag bits), so WriteTo reproduces the parsed bytes exactly: the
+//   parent binding of a child (ParentBinding) hashes its parent's header as serialized, including fields a newer minor
+//   version may have put there.
+// - Version 1.1 added the parent binding (flag bit 0, bytes 144..175); a 1.0 image has the flag off and still reads.
 
 /// <summary>The fixed 512-byte header at offset 0 of an image: identity, geometry, codec and key parameters.</summary>
 public sealed record ImageHeader
@@ -19,7 +23,7 @@ public sealed record ImageHeader
     public const ushort CurrentMajorVersion = 1;
 
     /// <summary>Minor format version this code writes; any minor version of the same major is readable.</summary>
-    public const ushort CurrentMinorVersion = 0;
+    public const ushort CurrentMinorVersion = 1;
 
     /// <summary>Smallest chunk size a reader accepts.</summary>
     public const int MinChunkSize = 4096;
@@ -29,6 +33,12 @@ public sealed record ImageHeader
 
     /// <summary>Largest PBKDF2 iteration count a reader accepts (a hostile header must not stall the reader).</summary>
     public const int MaxKdfIterations = 50_000_000;
+
+    private const int ParentBindingOffset = 144;
+
+    private const int ReservedOffset = ParentBindingOffset + Format.ParentBinding.Size;
+
+    private const int ReservedLength = 508 - ReservedOffset;
 
     /// <summary>"BFIMG\r\n\x1A": the file magic (a text-mode transfer that mangles line ends breaks it visibly).</summary>
     public static ReadOnlySpan<byte> Magic => "BFIMG\r\n\u001A"u8;
@@ -72,6 +82,21 @@ public sealed record ImageHeader
     /// <summary>Key-check value, 32 bytes (zeros when not encrypted).</summary>
     public byte[] KeyCheck { get; init; } = new byte[32];
 
+    /// <summary>Flag bits (bit 0: <see cref="ImageHeaderFlags.ParentBound"/>); unknown bits are kept and ignored.</summary>
+    public ImageHeaderFlags Flags { get; init; }
+
+    /// <summary>
+    /// With <see cref="ImageHeaderFlags.ParentBound"/>: the SHA-256 binding of the parent's header and trailer, 32 bytes
+    /// (<see cref="Format.ParentBinding"/>); zeros otherwise.
+    /// </summary>
+    public byte[] ParentBinding { get; init; } = new byte[Format.ParentBinding.Size];
+
+    /// <summary>Bytes 176..507 as read (zeros when written by this version); kept so that WriteTo reproduces a parsed header.</summary>
+    public byte[] Reserved { get; init; } = new byte[ReservedLength];
+
+    /// <summary>Whether the header carries a binding to its parent's content (images of version 1.1 and later).</summary>
+    public bool IsParentBound => (Flags & ImageHeaderFlags.ParentBound) != 0;
+
     /// <summary>Whether this image is a full backup (no parent).</summary>
     public bool IsFull => ParentId == Guid.Empty;
 
@@ -98,6 +123,9 @@ public sealed record ImageHeader
         BinaryPrimitives.WriteInt32LittleEndian(b[76..], KdfIterations);
         KdfSalt.AsSpan(0, 32).CopyTo(b[80..]);
         KeyCheck.AsSpan(0, 32).CopyTo(b[112..]);
+        BinaryPrimitives.WriteUInt16LittleEndian(b[74..], (ushort)Flags);
+        ParentBinding.AsSpan(0, Format.ParentBinding.Size).CopyTo(b[ParentBindingOffset..]);
+        Reserved.AsSpan(0, ReservedLength).CopyTo(b[ReservedOffset..]);
         BinaryPrimitives.WriteUInt32LittleEndian(b[508..], Crc32C.Compute(b[..508]));
     }
 
@@ -137,7 +165,9 @@ public sealed record ImageHeader
         var codec = (ChunkCodec)b[72];
         var encryption = (EncryptionMethod)b[73];
         int iterations = BinaryPrimitives.ReadInt32LittleEndian(b[76..]);
+        var flags = (ImageHeaderFlags)BinaryPrimitives.ReadUInt16LittleEndian(b[74..]);
         var imageId = new Guid(b.Slice(16, 16));
+        var parentId = new Guid(b.Slice(32, 16));
         string? problem =
             headerSize != Size ? $"header size {headerSize} is not {Size}" :
             imageId == Guid.Empty ? "image id is empty" :
@@ -149,6 +179,7 @@ public sealed record ImageHeader
             !Enum.IsDefined(encryption) ? $"unknown encryption method {(byte)encryption}" :
             encryption != EncryptionMethod.None && (iterations < 1 || iterations > MaxKdfIterations) ? $"key derivation iteration count {iterations} is out of range" :
             created < 0 || created > 253402300799999 ? $"creation time {created} is out of range" :
+            (flags & ImageHeaderFlags.ParentBound) != 0 && parentId == Guid.Empty ? "a full image (no parent) claims a parent binding" :
             null;
         if (problem != null)
         {
@@ -160,7 +191,7 @@ public sealed record ImageHeader
             MajorVersion = major,
             MinorVersion = minor,
             ImageId = imageId,
-            ParentId = new Guid(b.Slice(32, 16)),
+            ParentId = parentId,
             DiskSize = diskSize,
             ChunkSize = chunkSize,
             EntriesPerPage = perPage,
@@ -170,6 +201,9 @@ public sealed record ImageHeader
             KdfIterations = iterations,
             KdfSalt = b.Slice(80, 32).ToArray(),
             KeyCheck = b.Slice(112, 32).ToArray(),
+            Flags = flags,
+            ParentBinding = b.Slice(ParentBindingOffset, Format.ParentBinding.Size).ToArray(),
+            Reserved = b.Slice(ReservedOffset, ReservedLength).ToArray(),
         };
     }
 }

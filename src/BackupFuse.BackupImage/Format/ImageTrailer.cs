@@ -7,12 +7,17 @@ namespace BackupFuse.BackupImage.Format;
 //   image: that is how a truncated or half-written image (crash, full disk, broken pipe) is recognised.
 // - It repeats the image id so a trailer glued onto another image's body is caught, and it pins the directory to end
 //   exactly where the trailer starts, so any truncation or appended garbage is caught before the index is touched.
+// - Parse keeps the reserved bytes, so WriteTo reproduces a parsed trailer exactly (a child's parent binding hashes it).
 
 /// <summary>The fixed 128-byte trailer at the end of an image: where the index directory is, and the counts.</summary>
 public sealed record ImageTrailer
 {
     /// <summary>Size of the trailer on disk.</summary>
     public const int Size = 128;
+
+    private const int ReservedOffset = 80;
+
+    private const int ReservedLength = 124 - ReservedOffset;
 
     /// <summary>"BFIEND\r\n": the trailer magic.</summary>
     public static ReadOnlySpan<byte> Magic => "BFIEND\r\n"u8;
@@ -44,6 +49,9 @@ public sealed record ImageTrailer
     /// <summary>Bytes of index pages plus the directory.</summary>
     public long IndexBytes { get; init; }
 
+    /// <summary>Bytes 80..123 as read (zeros when written by this version); kept so that WriteTo reproduces a parsed trailer.</summary>
+    public byte[] Reserved { get; init; } = new byte[ReservedLength];
+
     /// <summary>Serializes the trailer with its CRC.</summary>
     public void WriteTo(Span<byte> destination)
     {
@@ -59,6 +67,7 @@ public sealed record ImageTrailer
         BinaryPrimitives.WriteInt64LittleEndian(b[56..], UniquePayloads);
         BinaryPrimitives.WriteInt64LittleEndian(b[64..], PayloadBytes);
         BinaryPrimitives.WriteInt64LittleEndian(b[72..], IndexBytes);
+        Reserved.AsSpan(0, ReservedLength).CopyTo(b[ReservedOffset..]);
         BinaryPrimitives.WriteUInt32LittleEndian(b[124..], Crc32C.Compute(b[..124]));
     }
 
@@ -89,6 +98,7 @@ public sealed record ImageTrailer
             UniquePayloads = BinaryPrimitives.ReadInt64LittleEndian(b[56..]),
             PayloadBytes = BinaryPrimitives.ReadInt64LittleEndian(b[64..]),
             IndexBytes = BinaryPrimitives.ReadInt64LittleEndian(b[72..]),
+            Reserved = b.Slice(ReservedOffset, ReservedLength).ToArray(),
         };
         long chunks = header.ChunkCount;
         long maxPages = (chunks + header.EntriesPerPage - 1) / header.EntriesPerPage;

@@ -8,7 +8,9 @@ namespace BackupFuse.BackupImage.Reading;
 // - Open follows parent ids from the given image down to a full backup, finding each parent BY IDENTITY through the
 //   catalog (never by a stored path). Checks at each step, in this order: parent found (else FileNotFoundException
 //   naming the id and the directories searched), no cycle (an id seen twice), the file found really has that id
-//   (the catalog may be stale), same disk size, same chunk size, then the parent's own header/trailer/index checks.
+//   (the catalog may be stale), same disk size, same chunk size, then (format 1.1) the child's parent binding against
+//   the parent's header and trailer: a file that only carries the expected id, not the content the child was made
+//   from, is refused. An older child without a binding is accepted on its parent's id alone (ImageInfo.ParentBound).
 // - Without a catalog, the image's own directory is searched.
 // - The chain owns the opened files. CreateSource returns a ChainSource over BackupImageSources that do not own the
 //   files, so several sources (e.g. one per open VHDX handle) may share one chain; dispose the chain last.
@@ -90,6 +92,11 @@ public sealed class BackupChain : IDisposable
                 if (parent.ChunkSize != current.ChunkSize)
                 {
                     throw new InvalidDataException($"{current.Path} has chunk size {current.ChunkSize} but its parent {parent.Path} has {parent.ChunkSize}");
+                }
+
+                if (current.Header.IsParentBound && !ParentBinding.Matches(current.Header, parent.Header, parent.Trailer))
+                {
+                    throw new InvalidDataException($"{current.Path}'s parent {parent.Path} is not the image {current.Path} was made from (content differs)");
                 }
 
                 seen.Add(parentId);

@@ -436,7 +436,8 @@ public sealed class BackupImageFile : IDisposable
         Trailer.DataChunks,
         Trailer.ZeroChunks,
         ChunkCount - Trailer.DataChunks - Trailer.ZeroChunks,
-        Trailer.UniquePayloads);
+        Trailer.UniquePayloads,
+        Header.IsParentBound);
 
     private static void ReadExactly(SafeFileHandle handle, long offset, Span<byte> buffer, string path)
     {

@@ -20,6 +20,10 @@ namespace BackupFuse.BackupImage.Reading;
 /// <param name="ZeroChunks">Chunks this image marks as zeros.</param>
 /// <param name="AbsentChunks">Chunks not in this image (parent answers; in a full image they read as zeros).</param>
 /// <param name="UniquePayloads">Distinct payloads stored (less than DataChunks when identical chunks were deduplicated).</param>
+/// <param name="ParentBound">
+/// Whether the image is bound to its parent's content (format 1.1; checked when the chain is opened). False for a full
+/// image and for an incremental written by an older version, whose parent is identified by id alone.
+/// </param>
 public sealed record ImageInfo(
     string Path,
     Guid Id,
@@ -37,7 +41,8 @@ public sealed record ImageInfo(
     long DataChunks,
     long ZeroChunks,
     long AbsentChunks,
-    long UniquePayloads)
+    long UniquePayloads,
+    bool ParentBound)
 {
     /// <summary>Whether this is a full backup.</summary>
     public bool IsFull => ParentId == Guid.Empty;

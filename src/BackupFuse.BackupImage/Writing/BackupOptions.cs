@@ -34,10 +34,16 @@ public sealed record BackupOptions
     /// <summary>Deflate level 1..9 (1 = fastest; see docs/format.md).</summary>
     public int DeflateLevel { get; init; } = ChunkCompressor.DefaultLevel;
 
-    /// <summary>Encrypt the new image with a key derived from <see cref="Passphrase"/>.</summary>
+    /// <summary>
+    /// Encrypt the new image with a key derived from <see cref="Passphrase"/> (a new salt). An incremental whose parent
+    /// chain is encrypted is always encrypted, with the chain's salt and iteration count, whatever this says.
+    /// </summary>
     public bool Encrypt { get; init; }
 
-    /// <summary>Passphrase for encrypting the new image and for opening an encrypted parent chain.</summary>
+    /// <summary>The caller insists on an unencrypted image: refused (ArgumentException) when the parent chain is encrypted.</summary>
+    public bool NoEncrypt { get; init; }
+
+    /// <summary>Passphrase for encrypting the new image (needed too for an incremental of an encrypted chain).</summary>
     public PassphraseSource? Passphrase { get; init; }
 
     /// <summary>PBKDF2 iterations for a new salt (an incremental over an encrypted parent reuses the parent's salt and count).</summary>

@@ -17,7 +17,10 @@ namespace BackupFuse.BackupImage.Writing;
 // - Output to a file goes to "<dest>.partial", is fsynced, renamed to <dest> (never overwriting) and the directory is
 //   fsynced. Any failure deletes the partial file, so no file that opens as valid is ever left behind; "no space" is
 //   reported as such. Output to a stream (a pipe, stdout) is written straight through: a reader recognises a cut
-//   stream by its missing trailer.
+//   stream by its missing trailer, and the writer reports it too: every failed or short write to standard output
+//   (EPIPE when the reader exits) is an IOException (StandardOutputStream), never a silent success.
+// - An incremental of an encrypted chain is encrypted with the chain's salt and iteration count, whatever the
+//   options say (NoEncrypt is refused); it carries a binding to its parent's header and trailer (ParentBinding).
 // - The writer never opens an existing image for writing.
 
 /// <summary>Writes a full or incremental backup image of a disk (a file, a block device or any IBlockSource).</summary>
@@ -61,14 +64,24 @@ public static partial class BackupWriter
         ArgumentException.ThrowIfNullOrEmpty(destinationPath);
         if (destinationPath == "-")
         {
-            using var stdout = Console.OpenStandardOutput();
-            return Run(disk, stdout, "-", options, progress, ct);
+            // Not Console.OpenStandardOutput, which ignores EPIPE (StandardOutputStream says why). Not disposed on
+            // failure: disposing flushes, and a second error from the flush would hide the first.
+            var stdout = StandardOutputStream.OpenBuffered();
+            var streamed = Run(disk, stdout, "-", options, progress, ct);
+            stdout.Dispose();
+            return streamed;
         }
 
         string dest = Path.GetFullPath(destinationPath);
         if (File.Exists(dest) || Directory.Exists(dest))
         {
             throw new IOException($"{dest} already exists: an image is never overwritten");
+        }
+
+        string directory = Path.GetDirectoryName(dest)!;
+        if (!Directory.Exists(directory))
+        {
+            throw new IOException($"cannot write {dest}: the directory {directory} does not exist");
         }
 
         string partial = dest + ".partial";
@@ -171,14 +184,15 @@ public static partial class BackupWriter
         int chunkSize = options.ChunkSize ?? parent?.ChunkSize ?? BackupOptions.DefaultChunkSize;
         if (parent != null)
         {
+            // InvalidDataException: the parent does not fit this source; the caller shows the message as it is.
             if (parent.DiskSize != disk.Length)
             {
-                throw new InvalidOperationException($"source {disk.Name} is {disk.Length} bytes but the parent image {parent.Top.Path} is a disk of {parent.DiskSize} bytes");
+                throw new InvalidDataException($"source {disk.Name} is a disk of {disk.Length} bytes but the parent image {parent.Top.Path} is a disk of {parent.DiskSize} bytes: an incremental needs a parent of the same disk");
             }
 
             if (chunkSize != parent.ChunkSize)
             {
-                throw new InvalidOperationException($"chunk size {chunkSize} differs from the parent's {parent.ChunkSize} ({parent.Top.Path})");
+                throw new InvalidDataException($"chunk size {chunkSize} differs from the parent's {parent.ChunkSize} ({parent.Top.Path})");
             }
         }
 
@@ -202,14 +216,31 @@ public static partial class BackupWriter
         byte[] check = new byte[32];
         int iterations = 0;
         keys = null;
-        if (options.Encrypt)
+
+        // An incremental inherits the chain's encryption: the newest encrypted layer gives the salt and iteration count
+        // (one passphrase, one key derivation for the whole chain). Plaintext new data next to an encrypted chain
+        // would leak exactly what changed.
+        var encryptedLayer = parent?.Layers.FirstOrDefault(l => l.IsEncrypted);
+        if (options.Encrypt && options.NoEncrypt)
         {
-            var passphrase = options.Passphrase ?? throw new ArgumentException("encryption needs a passphrase", nameof(options));
-            var top = parent?.Top.Header;
-            if (top != null && top.Encryption != EncryptionMethod.None)
+            throw new ArgumentException("encrypt and no-encrypt were both asked for", nameof(options));
+        }
+
+        if (encryptedLayer != null && options.NoEncrypt)
+        {
+            throw new ArgumentException($"the parent chain is encrypted ({encryptedLayer.Path}): an incremental of it is encrypted too and cannot be written unencrypted", nameof(options));
+        }
+
+        bool encrypt = options.Encrypt || encryptedLayer != null;
+        if (encrypt)
+        {
+            var passphrase = options.Passphrase ?? throw new ArgumentException(
+                encryptedLayer != null ? $"the parent chain is encrypted ({encryptedLayer.Path}): a passphrase is needed to encrypt the incremental" : "encryption needs a passphrase",
+                nameof(options));
+            if (encryptedLayer != null)
             {
-                salt = top.KdfSalt; // same passphrase, same salt: the chain derives its master key once
-                iterations = top.KdfIterations;
+                salt = encryptedLayer.Header.KdfSalt; // same passphrase, same salt: the chain derives its master key once
+                iterations = encryptedLayer.Header.KdfIterations;
             }
             else
             {
@@ -234,10 +265,12 @@ public static partial class BackupWriter
             EntriesPerPage = options.EntriesPerPage,
             CreatedUtc = DateTime.UtcNow,
             Codec = options.Codec,
-            Encryption = options.Encrypt ? EncryptionMethod.Aes256GcmPbkdf2Sha256 : EncryptionMethod.None,
+            Encryption = encrypt ? EncryptionMethod.Aes256GcmPbkdf2Sha256 : EncryptionMethod.None,
             KdfIterations = iterations,
             KdfSalt = salt,
             KeyCheck = check,
+            Flags = parent == null ? ImageHeaderFlags.None : ImageHeaderFlags.ParentBound,
+            ParentBinding = parent == null ? new byte[ParentBinding.Size] : ParentBinding.Compute(parent.Top.Header, parent.Top.Trailer),
         };
     }
 

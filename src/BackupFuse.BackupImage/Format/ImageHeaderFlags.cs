@@ -1,0 +1,12 @@
+namespace BackupFuse.BackupImage.Format;
+
+/// <summary>Flag bits of the image header (offset 74). Bits not defined here are kept and ignored by readers.</summary>
+[Flags]
+public enum ImageHeaderFlags : ushort
+{
+    /// <summary>No flags.</summary>
+    None = 0,
+
+    /// <summary>The header carries a <see cref="ParentBinding"/> to its parent's content (format 1.1 and later).</summary>
+    ParentBound = 1,
+}
