@@ -105,6 +105,7 @@ public sealed class VhdxLayout
     }
 
     /// <summary>Computes the layout of a VHDX over a disk of <paramref name="diskLength"/> bytes.</summary>
+    /// <exception cref="InvalidDataException">The disk is larger than the 64 TiB a VHDX can hold.</exception>
     public static VhdxLayout Create(long diskLength, Guid identity, VhdxLayoutOptions? options = null) =>
         new(diskLength, identity, options ?? VhdxLayoutOptions.Default);
 
@@ -273,7 +274,9 @@ public sealed class VhdxLayout
 
         if (BlockAlignment.AlignUp(diskLength, Math.Max(options.LogicalSectorSize, options.VirtualSizeAlignment)) > (long)Format.VirtualDiskSize.MaxValue)
         {
-            throw new ArgumentOutOfRangeException(nameof(diskLength), diskLength, "VHDX disks are limited to 64 TiB");
+            // Not an argument bug but a fact about the disk (a backup of a bigger disk is valid): InvalidDataException,
+            // which callers report as one line (the mount logs it once per plugin and refuses to serve it).
+            throw new InvalidDataException($"disk of {diskLength} bytes is larger than VHDX's 64 TiB limit ({Format.VirtualDiskSize.MaxValue} bytes): it cannot be shown as a VHDX");
         }
     }
 

@@ -122,7 +122,8 @@ public sealed class LayoutTests
     public void InvalidOptionsAndSizesAreRejected()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => VhdxLayout.Create(0, Identity));
-        Assert.Throws<ArgumentOutOfRangeException>(() => VhdxLayout.Create((64L << 40) + 1, Identity));
+        var tooBig = Assert.Throws<InvalidDataException>(() => VhdxLayout.Create((64L << 40) + 1, Identity));
+        Assert.Contains($"disk of {(64L << 40) + 1} bytes is larger than VHDX's 64 TiB limit", tooBig.Message);
         Assert.Throws<ArgumentException>(() => VhdxLayout.Create(MiB, Identity, new VhdxLayoutOptions { BlockSize = 3 * (int)MiB }));
         Assert.Throws<ArgumentException>(() => VhdxLayout.Create(MiB, Identity, new VhdxLayoutOptions { BlockSize = 512 * (int)MiB }));
         Assert.Throws<ArgumentException>(() => VhdxLayout.Create(MiB, Identity, new VhdxLayoutOptions { LogicalSectorSize = 1024 }));

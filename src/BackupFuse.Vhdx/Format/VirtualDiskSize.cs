@@ -8,7 +8,7 @@ public readonly record struct VirtualDiskSize(ulong Value)
     /// <summary>Exact item length.</summary>
     public const int Size = 8;
 
-    /// <summary>Largest size the format allows (64 TiB).</summary>
+    /// <summary>Largest size the format allows (64 TiB); VhdxLayout refuses a bigger disk with an InvalidDataException.</summary>
     public const ulong MaxValue = 64UL << 40;
 
     /// <summary>Byte offsets of the fields.</summary>
