@@ -14,6 +14,11 @@ public static class BackupPointResolver
     /// <summary>Reads <paramref name="path"/>: a plugin file names its image, anything else is taken as an image.</summary>
     public static BackupPoint Resolve(string path)
     {
+        if (Directory.Exists(path))
+        {
+            throw new CliError($"{path}: is a directory, not a backup image or plugin file");
+        }
+
         if (!File.Exists(path))
         {
             throw new CliError($"{path}: no such file");

@@ -17,15 +17,23 @@ public static class SparseCopy
         ArgumentNullException.ThrowIfNull(source);
         if (path == "-")
         {
-            using var stdout = Console.OpenStandardOutput();
+            // Reports EPIPE and short writes, unlike Console.OpenStandardOutput; not disposed on failure (the flush
+            // in Dispose would hide the first error).
+            var stdout = BackupFuse.BackupImage.Writing.StandardOutputStream.OpenBuffered();
             CopyTo(source, (data, _) => stdout.Write(data), sparse: false, bar, token);
-            stdout.Flush();
+            stdout.Dispose();
             return;
         }
 
         if (File.Exists(path))
         {
             throw new CliError($"{path} already exists; choose a new file name");
+        }
+
+        string? directory = Path.GetDirectoryName(Path.GetFullPath(path));
+        if (directory != null && !Directory.Exists(directory))
+        {
+            throw new CliError($"cannot write {path}: the directory {directory} does not exist");
         }
 
         string tmp = path + ".partial";

@@ -17,7 +17,14 @@ public static class BackupCommand
         var parent = new Option<string?>("--parent") { Description = "Make an incremental: store only the chunks that differ from this image's chain (its data is not re-read)." };
         var images = ImagesOption.Create();
         var codec = new Option<string>("--codec") { Description = "Chunk compression: deflate or none.", DefaultValueFactory = _ => "deflate" };
-        codec.AcceptOnlyFromAmong("deflate", "none");
+        codec.Validators.Add(r =>
+        {
+            string? value = r.GetValueOrDefault<string>();
+            if (value is not ("deflate" or "none"))
+            {
+                r.AddError($"--codec {value}: unknown codec; valid codecs: deflate, none");
+            }
+        });
         var level = new Option<int>("--level")
         {
             Description = $"Deflate level, 1 (fastest) to 9 (smallest); default {ChunkCompressor.DefaultLevel} (see docs/format.md for the measurement). Readers do not need it.",
@@ -31,7 +38,12 @@ public static class BackupCommand
             }
         });
         var chunkSize = new Option<int?>("--chunk-size") { Description = $"Chunk size in KiB, a power of two (default {BackupOptions.DefaultChunkSize / 1024}; an incremental uses its parent's)." };
-        var encrypt = new Option<bool>("--encrypt") { Description = "Encrypt every chunk with AES-256-GCM; the key comes from the passphrase (file or environment, never the command line)." };
+        var encrypt = new Option<bool>("--encrypt")
+        {
+            Description = "Encrypt every chunk with AES-256-GCM; the key comes from the passphrase (file or environment, never the command line). " +
+                "An incremental of an encrypted chain is always encrypted, with the chain's key parameters.",
+        };
+        var noEncrypt = new Option<bool>("--no-encrypt") { Description = "Insist on an unencrypted image; refused when the parent chain is encrypted." };
         var passphrase = new PassphraseOptions();
         var command = new Command("backup",
             "Back up a disk into one image file (a backup point), full or incremental.\n\n" +
@@ -48,6 +60,14 @@ public static class BackupCommand
         command.Options.Add(level);
         command.Options.Add(chunkSize);
         command.Options.Add(encrypt);
+        command.Options.Add(noEncrypt);
+        command.Validators.Add(r =>
+        {
+            if (r.GetValue(encrypt) && r.GetValue(noEncrypt))
+            {
+                r.AddError("--encrypt and --no-encrypt contradict each other; give one");
+            }
+        });
         passphrase.AddTo(command);
         command.SetGuardedAction((parse, token) =>
         {
@@ -62,9 +82,15 @@ public static class BackupCommand
             string? parentPath = parse.GetValue(parent);
             using var chain = parentPath == null ? null : BackupChain.Open(parentPath, ImagesOption.Catalog(parse, images, parentPath), pass);
             int? kib = parse.GetValue(chunkSize);
-            if (kib is { } k && (k <= 0 || (k & (k - 1)) != 0))
+            if (kib is { } k && (k < ImageHeader.MinChunkSize / 1024 || k > ImageHeader.MaxChunkSize / 1024 || (k & (k - 1)) != 0))
             {
-                throw new CliError($"--chunk-size {k}: must be a power of two (KiB)");
+                throw new CliError($"--chunk-size {k}: must be a power of two from {ImageHeader.MinChunkSize / 1024} to {ImageHeader.MaxChunkSize / 1024} (KiB)");
+            }
+
+            var encryptedLayer = chain?.Layers.FirstOrDefault(l => l.IsEncrypted);
+            if (encryptedLayer != null && parse.GetValue(noEncrypt))
+            {
+                throw new CliError($"--no-encrypt: the parent chain is encrypted ({encryptedLayer.Path}); an incremental of it is always encrypted");
             }
 
             var options = new BackupOptions
@@ -74,6 +100,7 @@ public static class BackupCommand
                 ChunkSize = kib * 1024,
                 DeflateLevel = parse.GetValue(level),
                 Encrypt = parse.GetValue(encrypt),
+                NoEncrypt = parse.GetValue(noEncrypt),
                 Passphrase = pass,
             };
             BackupResult result;

@@ -15,7 +15,15 @@ public static class ExportCommand
         var target = new Argument<string>("image") { Description = "A backup image (.bfi), a plugin file (its changes included), or a VHDX (e.g. a plugin seen through the mount)." };
         var output = new Argument<string>("out") { Description = "File to write (must not exist), or - for standard output." };
         var format = new Option<string>("--format") { Description = "raw: the plain disk; vhdx: a standalone fixed VHDX.", DefaultValueFactory = _ => "raw" };
-        format.AcceptOnlyFromAmong("raw", "vhdx");
+        format.Validators.Add(r =>
+        {
+            // One line naming the valid values (AcceptOnlyFromAmong lists them over several lines).
+            string? value = r.GetValueOrDefault<string>();
+            if (value is not ("raw" or "vhdx"))
+            {
+                r.AddError($"--format {value}: unknown format; valid formats: raw, vhdx");
+            }
+        });
         var images = ImagesOption.Create();
         var passphrase = new PassphraseOptions();
         var command = new Command("export",
@@ -52,6 +60,18 @@ public static class ExportCommand
                     chain.Dispose();
                     throw new CliError($"{point.PluginPath} is in use by {OpenFileScanner.Describe(users)}; stop the VM first (or export the VHDX through the mount)");
                 }
+            }
+
+            if (!asVhdx && (changes == null || !changes.Exists))
+            {
+                // The plain disk straight from the chain: no VHDX layout is built, so a disk beyond VHDX's 64 TiB exports too.
+                using (chain)
+                using (var raw = chain.CreateSource())
+                {
+                    Write(raw, outPath, ownsSource: false, token);
+                }
+
+                return ExitCodes.Ok;
             }
 
             using var stack = BackupPointStack.Open(chain, point.Plugin ?? new Plugins.PluginFile(1, chain.Top.Path, chain.Top.Id), changes, create: false);

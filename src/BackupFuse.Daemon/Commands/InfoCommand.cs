@@ -52,7 +52,18 @@ public static class InfoCommand
             var point = BackupPointResolver.Resolve(parse.GetValue(target)!);
             using var chain = BackupPointResolver.OpenChain(point, parse, images, passphrase.Resolve(parse));
             var layers = chain.Describe();
-            var vhdx = VhdxLayout.Create(chain.DiskSize, chain.Top.Id);
+            // The VHDX view is only a view: a disk beyond VHDX's 64 TiB has none, but its backup is still described.
+            VhdxLayout? vhdx = null;
+            string? noVhdx = null;
+            try
+            {
+                vhdx = VhdxLayout.Create(chain.DiskSize, chain.Top.Id);
+            }
+            catch (InvalidDataException e)
+            {
+                noVhdx = e.Message;
+            }
+
             if (parse.GetValue(json))
             {
                 var doc = new
@@ -61,11 +72,12 @@ public static class InfoCommand
                     image = chain.Top.Path,
                     id = chain.Top.Id,
                     diskSize = chain.DiskSize,
-                    vhdxSize = vhdx.FileLength,
-                    vhdxDataWriteGuid = vhdx.DataWriteGuid,
+                    vhdxSize = vhdx?.FileLength,
+                    vhdxDataWriteGuid = vhdx?.DataWriteGuid,
                     chain = layers.Select(l => new
                     {
-                        path = l.Path, id = l.Id, parent = l.IsFull ? (Guid?)null : l.ParentId, format = l.FormatVersion, created = l.CreatedUtc,
+                        path = l.Path, id = l.Id, parent = l.IsFull ? (Guid?)null : l.ParentId, parentBound = l.IsFull ? (bool?)null : l.ParentBound,
+                        format = l.FormatVersion, created = l.CreatedUtc,
                         fileSize = l.FileSize, chunkSize = l.ChunkSize, codec = l.Codec.ToString(), encryption = l.Encryption.ToString(),
                         dataChunks = l.DataChunks, zeroChunks = l.ZeroChunks, absentChunks = l.AbsentChunks, compressionRatio = l.CompressionRatio,
                     }),
@@ -77,8 +89,15 @@ public static class InfoCommand
             if (point.PluginPath != null)
             {
                 Console.WriteLine($"plugin:       {point.PluginPath}{(point.Plugin!.Pristine ? " (pristine view, read-only)" : string.Empty)}");
-                Console.WriteLine($"  VHDX size:  {Bytes.Format(vhdx.FileLength)} ({vhdx.FileLength} bytes), DataWriteGuid {vhdx.DataWriteGuid:B}");
-                Console.WriteLine($"  changes:    {DescribeChanges(point.PluginPath, chain)}");
+                if (vhdx == null)
+                {
+                    Console.WriteLine($"  VHDX:       none: {noVhdx}");
+                }
+                else
+                {
+                    Console.WriteLine($"  VHDX size:  {Bytes.Format(vhdx.FileLength)} ({vhdx.FileLength} bytes), DataWriteGuid {vhdx.DataWriteGuid:B}");
+                    Console.WriteLine($"  changes:    {DescribeChanges(point.PluginPath, chain)}");
+                }
             }
 
             Console.WriteLine($"disk size:    {Bytes.Format(chain.DiskSize)} ({chain.DiskSize} bytes)");
@@ -87,7 +106,7 @@ public static class InfoCommand
             {
                 Console.WriteLine($"- {l.Path}");
                 Console.WriteLine($"    identity:    {l.Id}");
-                Console.WriteLine($"    parent:      {(l.IsFull ? "none (full backup)" : l.ParentId.ToString())}");
+                Console.WriteLine($"    parent:      {(l.IsFull ? "none (full backup)" : $"{l.ParentId}, {(l.ParentBound ? "bound to its content (checked)" : "parent not bound (older image): linked by id only")}")}");
                 Console.WriteLine($"    created:     {l.CreatedUtc.ToString("u", CultureInfo.InvariantCulture)}   format {l.FormatVersion}");
                 Console.WriteLine($"    file size:   {Bytes.Format(l.FileSize)}   chunks of {Bytes.Format(l.ChunkSize)}, {l.Codec}, encryption {l.Encryption}");
                 Console.WriteLine($"    chunks:      {l.DataChunks} data, {l.ZeroChunks} zero, {l.AbsentChunks} {(l.IsFull ? "never written (holes, read as zeros)" : "not in this image (the parent's)")}");

@@ -30,6 +30,12 @@ public static class VerifyCommand
                 result = ChainVerifier.Verify(chain, new Progress(bar), onBadChunk: null, token);
             }
 
+            // Opening the chain checked every parent binding; images older than the binding are linked by id only.
+            foreach (var l in chain.Describe().Where(l => !l.IsFull && !l.ParentBound))
+            {
+                Console.WriteLine($"note: {l.Path}: parent not bound (older image): only its id links it to its parent, a wrong parent of the same size would not be detected");
+            }
+
             foreach (var b in result.BadChunks)
             {
                 Console.WriteLine($"BAD {b.ImagePath}: chunk {b.ChunkIndex} (disk offset {b.DiskOffset}): {b.Reason}");
