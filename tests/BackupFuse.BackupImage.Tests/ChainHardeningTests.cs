@@ -67,7 +67,7 @@ public sealed class ChainHardeningTests : IDisposable
     }
 
     [Fact]
-    public void NoEncryptOrNoPassphraseOverAnEncryptedChainIsRefusedAndLeavesNoFile()
+    public void NoEncryptOrAMissingOrOtherPassphraseOverAnEncryptedChainIsRefusedAndLeavesNoFile()
     {
         var pass = PassphraseSource.FromString(Secret);
         string disk = _dir["disk.raw"];
@@ -81,7 +81,9 @@ public sealed class ChainHardeningTests : IDisposable
 
         var noPass = Assert.Throws<ArgumentException>(() => BackupWriter.Backup(disk, _dir["nopass.bfi"], Options(null, parent)));
         Assert.Contains("a passphrase is needed", noPass.Message);
-        Assert.False(File.Exists(_dir["plain.bfi"]) || File.Exists(_dir["plain.bfi.partial"]) || File.Exists(_dir["nopass.bfi"]));
+        var otherPass = Assert.Throws<PassphraseException>(() => BackupWriter.Backup(disk, _dir["other.bfi"], Options(PassphraseSource.FromString("another one"), parent)));
+        Assert.Equal($"wrong passphrase for {_dir["full.bfi"]} (from passphrase given by the program)", otherPass.Message);
+        Assert.False(File.Exists(_dir["plain.bfi"]) || File.Exists(_dir["plain.bfi.partial"]) || File.Exists(_dir["nopass.bfi"]) || File.Exists(_dir["other.bfi"]));
     }
 
     [Fact]

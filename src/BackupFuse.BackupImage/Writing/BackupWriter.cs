@@ -239,6 +239,9 @@ public static partial class BackupWriter
                 nameof(options));
             if (encryptedLayer != null)
             {
+                // The passphrase must be the chain's (else one chain would need two passphrases). The master key is
+                // cached by the source, so this check costs no second derivation.
+                ImageKeys.Open(encryptedLayer.Header, passphrase, encryptedLayer.Path).Dispose();
                 salt = encryptedLayer.Header.KdfSalt; // same passphrase, same salt: the chain derives its master key once
                 iterations = encryptedLayer.Header.KdfIterations;
             }
