@@ -20,7 +20,7 @@ public sealed class SharedStack(Func<BackupPointStack> open)
         {
             _stack ??= open();
             _leases++;
-            return new LeasedSource(this, _stack.Vhdx);
+            return new LeasedSource(this, _stack.ServedFile);
         }
     }
 
