@@ -35,6 +35,8 @@ public static class ExportCommand
             string outPath = parse.GetValue(output)!;
             if (point.IsVhdx)
             {
+                // A VHDX (or a plugin seen through its mount) that another process writes to would be copied torn.
+                RefuseWriters(path, OpenFileScanner.Users(path).Where(u => u.Writing).ToList(), hint: string.Empty);
                 using var file = new FileBlockSource(path);
                 using var disk = VhdxReader.Open(file, path);
                 Write(asVhdx ? new SynthesizedVhdx(disk, Guid.NewGuid(), ownsDisk: false) : disk, outPath, asVhdx, token);
@@ -46,21 +48,31 @@ public static class ExportCommand
             if (point.PluginPath != null)
             {
                 changes = ChangesLocation.ForPlugin(Path.GetFullPath(point.PluginPath));
-                var users = changes.Exists ? OpenFileScanner.Users(changes.ChangesFile) : [];
+                var users = OpenFileScanner.Users(point.PluginPath).Where(u => u.Writing).Concat(changes.Exists ? OpenFileScanner.Users(changes.ChangesFile) : []).ToList();
                 if (users.Count > 0)
                 {
                     chain.Dispose();
-                    throw new CliError($"{point.PluginPath} is in use by {OpenFileScanner.Describe(users)}; stop the VM first (or export the VHDX through the mount)");
+                    RefuseWriters(point.PluginPath, users, hint: " (or export the VHDX through the mount)");
                 }
             }
 
             using var stack = BackupPointStack.Open(chain, point.Plugin ?? new Plugins.PluginFile(1, chain.Top.Path, chain.Top.Id), changes, create: false);
-            // A disk with changes is a new disk: it gets a new identity. The backup point alone keeps its own.
-            var source = asVhdx ? new SynthesizedVhdx(stack.Disk, stack.Changes == null ? chain.Top.Id : Guid.NewGuid(), ownsDisk: false) : stack.Disk;
+            // A disk with changes is a new disk: it gets a new identity. The backup point alone keeps its own. A plugin
+            // exports the disk its guests saw (rounded up to whole sectors, with what they wrote there); an image, its disk.
+            var exported = point.PluginPath != null ? stack.GuestDisk : stack.Disk;
+            var source = asVhdx ? new SynthesizedVhdx(exported, stack.Changes == null ? chain.Top.Id : Guid.NewGuid(), ownsDisk: false) : exported;
             Write(source, outPath, asVhdx, token);
             return ExitCodes.Ok;
         });
         return command;
+    }
+
+    private static void RefuseWriters(string path, IReadOnlyList<FileUser> users, string hint)
+    {
+        if (users.Count > 0)
+        {
+            throw new CliError($"{path} is in use by {OpenFileScanner.Describe(users)}; stop the VM first{hint}");
+        }
     }
 
     private static void Write(IBlockSource source, string outPath, bool ownsSource, CancellationToken token)
