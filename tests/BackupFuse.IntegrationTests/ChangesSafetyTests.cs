@@ -90,6 +90,39 @@ public sealed class ChangesSafetyTests : IDisposable
     }
 
     [Fact]
+    public void AChangesFileOfAnotherUserIsNotOpened()
+    {
+        string plugin = Plugin("disk.vhdx");
+        using (var daemon = Mount())
+        {
+            QemuIo(plugin, "write -P 0x5b 0 64K");
+        }
+
+        string changes = Path.Combine(_vms, ".backupfuse", "disk.changes.vhdx");
+        ExternalTool.Check("chown", "12345", changes);
+        string before = Hash(changes);
+        using (var daemon = Mount())
+        {
+            AssertWriteFails(plugin);
+            daemon.Stop();
+            Assert.Contains("belongs to uid 12345", daemon.Log, StringComparison.Ordinal);
+        }
+
+        Assert.Equal(before, Hash(changes));
+    }
+
+    [Fact]
+    public void ResetDoesNotFollowASymlinkedStateDirectory()
+    {
+        string plugin = Plugin("disk.vhdx");
+        File.WriteAllText(Path.Combine(_outside, "disk.changes.vhdx"), "keep me");
+        File.WriteAllText(Path.Combine(_outside, "disk.base.vhdx"), "keep me too");
+        File.CreateSymbolicLink(Path.Combine(_vms, ".backupfuse"), _outside);
+        Assert.Contains("no changes to drop", Cli.Ok("reset", plugin).StdErr, StringComparison.Ordinal);
+        Assert.Equal(2, Directory.GetFiles(_outside).Length);
+    }
+
+    [Fact]
     public void NewStateFilesBelongToThePluginsOwner()
     {
         string plugin = Plugin("disk.vhdx");

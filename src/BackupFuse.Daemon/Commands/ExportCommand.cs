@@ -20,7 +20,8 @@ public static class ExportCommand
         var passphrase = new PassphraseOptions();
         var command = new Command("export",
             "Write the full disk of a backup point to a standalone file (zero areas stay holes). For a plugin, the changes\n" +
-            "VMs made are included (backup + changes, flattened); refused while a VM has the disk open.\n\n" +
+            "VMs made are included (backup + changes, flattened, as the VM saw it); refused while a process (a\n" +
+            "running VM) has the disk open for writing.\n\n" +
             "Examples:\n  backupfuse export /backups/web01-1122.bfi /tmp/web01.raw\n  backupfuse export /vms/web01.vhdx /tmp/web01-now.vhdx --format vhdx --images /backups");
         command.Arguments.Add(target);
         command.Arguments.Add(output);

@@ -15,9 +15,10 @@ namespace BackupFuse.Daemon.Mounting;
 //   the directory holding the state directory is reached from a directory descriptor one component at a time with
 //   O_NOFOLLOW (UnderlyingDirectory.OpenDirectory), the state directory and the files in it are opened with O_NOFOLLOW,
 //   and new files are created with O_EXCL under a temporary name and renamed into place (renameat2 follows neither
-//   name). An existing state directory or changes file must belong to the plugin's owner or to the daemon's user; a
-//   changes file must be a regular file with one link. Anything else is refused (UnauthorizedAccessException: EACCES
-//   to the guest, one log line) and nothing is created or written outside the state directory.
+//   name). An existing changes file must be a regular file with one link that belongs to the plugin's owner or to
+//   the daemon's user. Anything else is refused (UnauthorizedAccessException: EACCES to the guest, one log line) and
+//   nothing is created or written outside the state directory. The state directory's owner is deliberately not
+//   checked: plugins of several users may share one, and every file in it is checked on the open descriptor.
 // - A state directory that is not a plain directory (a symlink, a file) reads as "no changes": the plugin shows the
 //   pristine backup, and the first write fails. Symlinked state directories are deliberately not supported.
 // - New directories and files get the plugin file's owner and group (what its owner would get creating them), the
@@ -110,7 +111,6 @@ public sealed class ChangesLocation
         using var container = _openContainer();
         var owner = OwnerOf(container);
         using var state = container.OpenDirectory(_stateName);
-        CheckOwner(state.GetStat(), owner, StateDirectory, "directory");
         var handle = OpenNoFollow(state, ChangesName, ChangesFile, FileMode.Open);
         try
         {
@@ -120,7 +120,7 @@ public sealed class ChangesLocation
                 throw new UnauthorizedAccessException($"{ChangesFile}: not a regular file with a single link; not opened");
             }
 
-            CheckOwner(stat, owner, ChangesFile, "file");
+            CheckOwner(stat, owner, ChangesFile);
         }
         catch
         {
@@ -160,10 +160,6 @@ public sealed class ChangesLocation
         if (created && stateStat.Uid == UnderlyingDirectory.CurrentUserId && owner.Uid != stateStat.Uid)
         {
             state.SetOwner(owner.Uid, owner.Gid);
-        }
-        else
-        {
-            CheckOwner(stateStat, owner, StateDirectory, "directory");
         }
 
         using (var handle = CreateTemporary(state, BaseViewName, owner, out string temp))
@@ -255,11 +251,11 @@ public sealed class ChangesLocation
         }
     }
 
-    private static void CheckOwner(in UnderlyingFileStat stat, in Owner owner, string path, string what)
+    private static void CheckOwner(in UnderlyingFileStat stat, in Owner owner, string path)
     {
         if (stat.Uid != owner.Uid && stat.Uid != UnderlyingDirectory.CurrentUserId)
         {
-            throw new UnauthorizedAccessException($"{path}: the {what} belongs to uid {stat.Uid}, neither the plugin's owner ({owner.Uid}) nor this daemon's user; not used");
+            throw new UnauthorizedAccessException($"{path}: belongs to uid {stat.Uid}, neither the plugin's owner ({owner.Uid}) nor this daemon's user; not used");
         }
     }
 
