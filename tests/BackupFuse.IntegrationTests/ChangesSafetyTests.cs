@@ -218,6 +218,10 @@ public sealed class ChangesSafetyTests : IDisposable
                 Assert.Single(refused.StdErr.Trim().Split('\n'));
                 Assert.Contains($"in use by sleep (pid {holder.Id})", refused.StdErr, StringComparison.Ordinal);
                 Assert.False(File.Exists(_dir["held.raw"]));
+
+                // The same disk named through a symlinked directory.
+                File.CreateSymbolicLink(_dir["link"], _vms);
+                Assert.Equal(1, Cli.Run("export", Path.Combine(_dir["link"], "disk.vhdx"), _dir["held.raw"]).ExitCode);
             }
 
             using (var reader = Hold(plugin, "<"))

@@ -46,6 +46,9 @@ public static class ResetCommand
         return command;
     }
 
-    private static bool IsInMount(string path) =>
-        MountTable.List().Any(m => path.StartsWith(m.MountPoint.TrimEnd('/') + "/", StringComparison.Ordinal));
+    private static bool IsInMount(string path)
+    {
+        string real = ImageRoots.RealPath(path) ?? path;
+        return MountTable.List().Any(m => real.StartsWith(m.MountPoint.TrimEnd('/') + "/", StringComparison.Ordinal));
+    }
 }

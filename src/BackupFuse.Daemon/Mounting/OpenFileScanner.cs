@@ -14,7 +14,9 @@ public static class OpenFileScanner
     /// <summary>The processes (other than this one) that have any of <paramref name="paths"/> open.</summary>
     public static IReadOnlyList<FileUser> Users(params string[] paths)
     {
-        var wanted = new HashSet<string>(paths.Select(Path.GetFullPath), StringComparer.Ordinal);
+        // The kernel shows each descriptor's canonical path: compare with the real paths (a path given through a
+        // symlinked directory would never match), and the plain ones for files that are gone.
+        var wanted = new HashSet<string>(paths.Select(Path.GetFullPath).Concat(paths.Select(ImageRoots.RealPath).OfType<string>()), StringComparer.Ordinal);
         var users = new List<FileUser>();
         foreach (var procDir in Directory.EnumerateDirectories("/proc"))
         {
