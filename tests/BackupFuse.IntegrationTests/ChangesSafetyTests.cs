@@ -112,6 +112,26 @@ public sealed class ChangesSafetyTests : IDisposable
     }
 
     [Fact]
+    public void AChangesFileWithASecondHardLinkIsNotOpened()
+    {
+        string plugin = Plugin("disk.vhdx");
+        using (var daemon = Mount())
+        {
+            QemuIo(plugin, "write -P 0x5c 0 64K");
+        }
+
+        string other = Path.Combine(_outside, "other-name.vhdx");
+        ExternalTool.Check("ln", Path.Combine(_vms, ".backupfuse", "disk.changes.vhdx"), other);
+        string before = Hash(other);
+        using (var daemon = Mount())
+        {
+            AssertWriteFails(plugin);
+        }
+
+        Assert.Equal(before, Hash(other));
+    }
+
+    [Fact]
     public void ResetDoesNotFollowASymlinkedStateDirectory()
     {
         string plugin = Plugin("disk.vhdx");
