@@ -33,6 +33,7 @@ public static class Errno
     public const int ENAMETOOLONG = 36;
     public const int ENOSYS = 38;
     public const int ENOTEMPTY = 39;
+    public const int ELOOP = 40;
     public const int EOPNOTSUPP = 95;
 
     private static readonly (Type Type, int Errno, FuseLogLevel Level)[] Table =
@@ -122,6 +123,7 @@ public static class Errno
         ENAMETOOLONG => "ENAMETOOLONG",
         ENOSYS => "ENOSYS",
         ENOTEMPTY => "ENOTEMPTY",
+        ELOOP => "ELOOP",
         EOPNOTSUPP => "EOPNOTSUPP",
         _ => "errno " + errno,
     };

@@ -28,7 +28,8 @@ public static class ExportCommand
         var passphrase = new PassphraseOptions();
         var command = new Command("export",
             "Write the full disk of a backup point to a standalone file (zero areas stay holes). For a plugin, the changes\n" +
-            "VMs made are included (backup + changes, flattened); refused while a VM has the disk open.\n\n" +
+            "VMs made are included (backup + changes, flattened, as the VM saw it); refused while a process (a\n" +
+            "running VM) has the disk open for writing.\n\n" +
             "Examples:\n  backupfuse export /backups/web01-1122.bfi /tmp/web01.raw\n  backupfuse export /vms/web01.vhdx /tmp/web01-now.vhdx --format vhdx --images /backups");
         command.Arguments.Add(target);
         command.Arguments.Add(output);
@@ -43,6 +44,8 @@ public static class ExportCommand
             string outPath = parse.GetValue(output)!;
             if (point.IsVhdx)
             {
+                // A VHDX (or a plugin seen through its mount) that another process writes to would be copied torn.
+                RefuseWriters(path, OpenFileScanner.Users(path).Where(u => u.Writing).ToList(), hint: string.Empty);
                 using var file = new FileBlockSource(path);
                 using var disk = VhdxReader.Open(file, path);
                 Write(asVhdx ? new SynthesizedVhdx(disk, Guid.NewGuid(), ownsDisk: false) : disk, outPath, asVhdx, token);
@@ -54,17 +57,18 @@ public static class ExportCommand
             if (point.PluginPath != null)
             {
                 changes = ChangesLocation.ForPlugin(Path.GetFullPath(point.PluginPath));
-                var users = changes.Exists ? OpenFileScanner.Users(changes.ChangesFile) : [];
+                var users = OpenFileScanner.Users(point.PluginPath).Where(u => u.Writing).Concat(changes.Exists ? OpenFileScanner.Users(changes.ChangesFile) : []).ToList();
                 if (users.Count > 0)
                 {
                     chain.Dispose();
-                    throw new CliError($"{point.PluginPath} is in use by {OpenFileScanner.Describe(users)}; stop the VM first (or export the VHDX through the mount)");
+                    RefuseWriters(point.PluginPath, users, hint: " (or export the VHDX through the mount)");
                 }
             }
 
-            if (!asVhdx && (changes == null || !changes.Exists))
+            if (!asVhdx && (changes == null || !changes.Exists) && (point.PluginPath == null || chain.DiskSize % 512 == 0))
             {
                 // The plain disk straight from the chain: no VHDX layout is built, so a disk beyond VHDX's 64 TiB exports too.
+                // (A plugin of a disk that ends mid-sector goes through the stack: its guests saw it rounded up.)
                 using (chain)
                 using (var raw = chain.CreateSource())
                 {
@@ -75,12 +79,22 @@ public static class ExportCommand
             }
 
             using var stack = BackupPointStack.Open(chain, point.Plugin ?? new Plugins.PluginFile(1, chain.Top.Path, chain.Top.Id), changes, create: false);
-            // A disk with changes is a new disk: it gets a new identity. The backup point alone keeps its own.
-            var source = asVhdx ? new SynthesizedVhdx(stack.Disk, stack.Changes == null ? chain.Top.Id : Guid.NewGuid(), ownsDisk: false) : stack.Disk;
+            // A disk with changes is a new disk: it gets a new identity. The backup point alone keeps its own. A plugin
+            // exports the disk its guests saw (rounded up to whole sectors, with what they wrote there); an image, its disk.
+            var exported = point.PluginPath != null ? stack.GuestDisk : stack.Disk;
+            var source = asVhdx ? new SynthesizedVhdx(exported, stack.Changes == null ? chain.Top.Id : Guid.NewGuid(), ownsDisk: false) : exported;
             Write(source, outPath, asVhdx, token);
             return ExitCodes.Ok;
         });
         return command;
+    }
+
+    private static void RefuseWriters(string path, IReadOnlyList<FileUser> users, string hint)
+    {
+        if (users.Count > 0)
+        {
+            throw new CliError($"{path} is in use by {OpenFileScanner.Describe(users)}; stop the VM first{hint}");
+        }
     }
 
     private static void Write(IBlockSource source, string outPath, bool ownsSource, CancellationToken token)

@@ -27,7 +27,7 @@ public static class InfoCommand
         }
 
         var layout = BackupPointStack.PristineLayout(chain);
-        using var child = DifferencingVhdxFile.Open(changes.ChangesFile, layout.DataWriteGuid, layout.VirtualDiskSize);
+        using var child = changes.Open(layout.DataWriteGuid, layout.VirtualDiskSize);
         var stats = child.GetStatistics();
         return $"{Bytes.Format(stats.ChangedBytes)} of the disk changed ({stats.AllocatedBlocks} blocks of {Bytes.Format(stats.PayloadBlockSize)}), " +
             $"{stats.PatchedPages} header pages rewritten; {changes.ChangesFile} is {Bytes.Format(stats.FileLength)}";

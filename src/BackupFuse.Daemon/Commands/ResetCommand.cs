@@ -19,9 +19,11 @@ public static class ResetCommand
         command.SetGuardedAction((parse, _) =>
         {
             string pluginPath = Path.GetFullPath(parse.GetValue(plugin)!);
-            if (!File.Exists(pluginPath))
+            var point = BackupPointResolver.Resolve(pluginPath);
+            // A plugin reads as a VHDX through its mount; anything else has no changes to drop.
+            if (point.Plugin == null && !(point.IsVhdx && IsInMount(pluginPath)))
             {
-                throw new CliError($"{pluginPath}: no such file");
+                throw new CliError($"{pluginPath}: not a plugin file; nothing to reset");
             }
 
             var changes = ChangesLocation.ForPlugin(pluginPath);
@@ -37,17 +39,16 @@ public static class ResetCommand
                 throw new CliError($"{pluginPath} is in use by {OpenFileScanner.Describe(users)}; stop the VM first");
             }
 
-            long size = new FileInfo(changes.ChangesFile).Length;
-            File.Delete(changes.ChangesFile);
-            File.Delete(changes.BaseViewFile);
-            if (Directory.Exists(changes.StateDirectory) && !Directory.EnumerateFileSystemEntries(changes.StateDirectory).Any())
-            {
-                Directory.Delete(changes.StateDirectory);
-            }
-
+            long size = Math.Max(0, changes.Delete());
             Console.Error.WriteLine($"{pluginPath}: dropped the changes ({Bytes.Format(size)} differencing file)");
             return ExitCodes.Ok;
         });
         return command;
+    }
+
+    private static bool IsInMount(string path)
+    {
+        string real = ImageRoots.RealPath(path) ?? path;
+        return MountTable.List().Any(m => real.StartsWith(m.MountPoint.TrimEnd('/') + "/", StringComparison.Ordinal));
     }
 }

@@ -9,10 +9,12 @@ namespace BackupFuse.Daemon.Mounting;
 // Design notes:
 // - The composition root of one backup point: chain -> cache -> (differencing overlay) -> synthesized VHDX. The daemon builds
 //   one per open plugin (shared by its handles); the CLI builds one for export/info.
-// - Without a changes location the stack is the pristine, read-only view. With one, the differencing file is opened
-//   (created on first need) and kept open for as long as the stack lives (which is how reset/export see that it is in
-//   use: OpenFileScanner), and the synthesized file
-//   routes payload writes to the overlay and every other write to the differencing file's patch store.
+// - Without a changes location the stack is the pristine, read-only view. With one whose changes file exists, that
+//   file is opened and kept open for as long as the stack lives (which is how reset/export see that it is in use:
+//   OpenFileScanner), and the synthesized file routes payload writes to the overlay and every other write to the
+//   differencing file's patch store. With one whose changes file does not exist yet and `create` set, the served
+//   file is pristine until the first write, which creates the changes (ChangesOnFirstWrite, under its lock) through
+//   ChangesLocation's symlink-safe code: a read-only open never leaves a file behind.
 // - The VHDX identity is the image's identity, so the synthesized bytes and GUIDs are the same on every run; the
 //   differencing file links to the pristine view's DataWriteGuid, which never changes because that view is never
 //   written.
@@ -22,26 +24,39 @@ namespace BackupFuse.Daemon.Mounting;
 public sealed class BackupPointStack : IDisposable
 {
     private readonly BackupChain _chain;
+    private readonly IBlockSource _source;
+    private volatile DifferencingVhdxOverlay? _overlay;
+    private volatile SynthesizedVhdx _vhdx;
 
-    private BackupPointStack(BackupChain chain, IBlockSource disk, SynthesizedVhdx vhdx, DifferencingVhdxFile? changes)
+    private BackupPointStack(BackupChain chain, IBlockSource source, SynthesizedVhdx vhdx, DifferencingVhdxOverlay? overlay)
     {
         _chain = chain;
-        Disk = disk;
-        Vhdx = vhdx;
-        Changes = changes;
+        _source = source;
+        _vhdx = vhdx;
+        _overlay = overlay;
+        ServedFile = vhdx;
     }
 
     /// <summary>The chain (newest image first).</summary>
     public BackupChain Chain => _chain;
 
-    /// <summary>The virtual disk as the guest sees it (backup plus changes).</summary>
-    public IBlockSource Disk { get; }
+    /// <summary>The virtual disk (backup plus changes), with the backup's length.</summary>
+    public IBlockSource Disk => (IBlockSource?)_overlay ?? _source;
 
-    /// <summary>The VHDX file the mount shows (writable when changes are kept).</summary>
-    public SynthesizedVhdx Vhdx { get; }
+    /// <summary>
+    /// The virtual disk exactly as a guest reading <see cref="Vhdx"/> sees it: its virtual size (the disk rounded up to
+    /// whole sectors), including what a guest wrote past the backup's last byte. Non-owning.
+    /// </summary>
+    public IBlockSource GuestDisk => new VhdxDiskView(_vhdx);
 
-    /// <summary>The differencing file, when changes are kept.</summary>
-    public DifferencingVhdxFile? Changes { get; }
+    /// <summary>The current VHDX (the writable one once changes exist).</summary>
+    public SynthesizedVhdx Vhdx => _vhdx;
+
+    /// <summary>The file the mount serves: <see cref="Vhdx"/>, or the pristine VHDX that switches to changes on its first write.</summary>
+    public IBlockSource ServedFile { get; private set; }
+
+    /// <summary>The differencing file, when changes exist.</summary>
+    public DifferencingVhdxFile? Changes => _overlay?.Child;
 
     /// <summary>The pristine layout of this backup point (what a differencing child links to).</summary>
     public static VhdxLayout PristineLayout(BackupChain chain)
@@ -52,8 +67,9 @@ public sealed class BackupPointStack : IDisposable
 
     /// <summary>
     /// Builds the stack over <paramref name="chain"/> (which it takes ownership of). <paramref name="changes"/> null:
-    /// pristine read-only view. Otherwise the differencing file there is used, and created (with the base-view
-    /// pointer beside it) when missing and <paramref name="create"/> is set.
+    /// pristine read-only view. Otherwise the differencing file there is used when it exists; when it does not and
+    /// <paramref name="create"/> is set, it is created (with the base-view pointer beside it) on the first write to
+    /// <see cref="ServedFile"/>.
     /// </summary>
     public static BackupPointStack Open(BackupChain chain, PluginFile plugin, ChangesLocation? changes, bool create)
     {
@@ -65,23 +81,25 @@ public sealed class BackupPointStack : IDisposable
         DifferencingVhdxFile? child = null;
         try
         {
-            if (changes == null || (!changes.Exists && !create))
+            bool exists = changes?.Exists == true;
+            if (changes == null || (!exists && !create))
             {
                 return new BackupPointStack(chain, source, new SynthesizedVhdx(source, chain.Top.Id), null);
             }
 
             var layout = PristineLayout(chain);
-            if (!changes.Exists)
+            if (!exists)
             {
-                Directory.CreateDirectory(changes.StateDirectory);
-                new PluginFile(PluginFile.CurrentVersion, plugin.ImagePath, plugin.ImageId, Pristine: true).Save(changes.BaseViewFile);
-                DifferencingVhdxFile.Create(changes.ChangesFile, DifferencingParent.FromLayout(layout, changes.BaseViewName)).Dispose();
+                var pristine = new SynthesizedVhdx(source, chain.Top.Id, ownsDisk: false);
+                var stack = new BackupPointStack(chain, source, pristine, null);
+                var basePlugin = new PluginFile(PluginFile.CurrentVersion, plugin.ImagePath, plugin.ImageId, Pristine: true);
+                stack.ServedFile = new ChangesOnFirstWrite(pristine, () => stack.Attach(changes.Create(basePlugin, DifferencingParent.FromLayout(layout, changes.BaseViewName))));
+                return stack;
             }
 
-            child = DifferencingVhdxFile.Open(changes.ChangesFile, layout.DataWriteGuid, layout.VirtualDiskSize);
+            child = changes.Open(layout.DataWriteGuid, layout.VirtualDiskSize);
             var overlay = new DifferencingVhdxOverlay(source, child);
-            var vhdx = new SynthesizedVhdx(overlay, chain.Top.Id, child.Patches);
-            return new BackupPointStack(chain, overlay, vhdx, child);
+            return new BackupPointStack(chain, source, new SynthesizedVhdx(overlay, chain.Top.Id, child.Patches), overlay);
         }
         catch
         {
@@ -97,11 +115,31 @@ public sealed class BackupPointStack : IDisposable
     {
         try
         {
-            Vhdx.Dispose();
+            ServedFile.Dispose();
+            _vhdx.Dispose();
+            _source.Dispose();
         }
         finally
         {
             _chain.Dispose();
+        }
+    }
+
+    /// <summary>Layers a new changes file over the chain (the first write of a ChangesOnFirstWrite); returns the writable VHDX.</summary>
+    private SynthesizedVhdx Attach(DifferencingVhdxFile child)
+    {
+        try
+        {
+            var overlay = new DifferencingVhdxOverlay(_source, child);
+            var vhdx = new SynthesizedVhdx(overlay, _chain.Top.Id, child.Patches);
+            _overlay = overlay;
+            _vhdx = vhdx;
+            return vhdx;
+        }
+        catch
+        {
+            child.Dispose();
+            throw;
         }
     }
 }

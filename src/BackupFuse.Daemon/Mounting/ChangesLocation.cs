@@ -1,31 +1,300 @@
+using BackupFuse.Daemon.Plugins;
+using BackupFuse.Fuse.Overlay;
+using BackupFuse.Vhdx.Differencing;
+using Microsoft.Win32.SafeHandles;
+
 namespace BackupFuse.Daemon.Mounting;
 
-/// <summary>
-/// Where a plugin's changes live. For plugin <c>dir/web01.vhdx</c>: the differencing VHDX
-/// <c>dir/.backupfuse/web01.changes.vhdx</c> and, beside it, <c>dir/.backupfuse/web01.base.vhdx</c>, a pristine-view
-/// plugin that the mount shows as the untouched base. The differencing file's parent locator names that base by
-/// relative path, so libvhdi (vhdimount) and 7-Zip open the pair through the mount. Paths here are I/O paths (for a
-/// mount over the directory they go through the directory descriptor, see UnderlyingDirectory.DescriptorPath).
-/// </summary>
-public sealed record ChangesLocation(string StateDirectory, string ChangesFile, string BaseViewFile)
+// Design notes:
+// - Where a plugin's changes live, and the only code that touches them on disk. For plugin dir/web01.vhdx: the
+//   differencing VHDX dir/.backupfuse/web01.changes.vhdx and, beside it, dir/.backupfuse/web01.base.vhdx, a
+//   pristine-view plugin that the mount shows as the untouched base (the differencing file's parent locator names it
+//   by relative path, so libvhdi and 7-Zip open the pair through the mount). --volatile mounts use a folder of the
+//   daemon's own temporary directory instead of .backupfuse.
+// - Users may write in a plugin's directory while the daemon runs as root, so nothing here follows a symbolic link:
+//   the directory holding the state directory is reached from a directory descriptor one component at a time with
+//   O_NOFOLLOW (UnderlyingDirectory.OpenDirectory), the state directory and the files in it are opened with O_NOFOLLOW,
+//   and new files are created with O_EXCL under a temporary name and renamed into place (renameat2 follows neither
+//   name). An existing changes file must be a regular file with one link that belongs to the plugin's owner or to
+//   the daemon's user. Anything else is refused (UnauthorizedAccessException: EACCES to the guest, one log line) and
+//   nothing is created or written outside the state directory. The state directory's owner is deliberately not
+//   checked: plugins of several users may share one, and every file in it is checked on the open descriptor.
+// - A state directory that is not a plain directory (a symlink, a file) reads as "no changes": the plugin shows the
+//   pristine backup, and the first write fails. Symlinked state directories are deliberately not supported.
+// - New directories and files get the plugin file's owner and group (what its owner would get creating them), the
+//   directory mode 0755, files the plugin's read/write bits.
+// - The paths (StateDirectory, ChangesFile, BaseViewFile) are for messages and OpenFileScanner; they are never opened.
+// - Not synchronized: the daemon creates under BackupPointStack's lock; the CLI is single-threaded.
+
+/// <summary>Where a plugin's changes live, and the symlink-safe operations on them.</summary>
+public sealed class ChangesLocation
 {
     /// <summary>Name of the per-directory state folder.</summary>
     public const string StateDirectoryName = ".backupfuse";
 
-    /// <summary>File name of the base view, as the differencing file's relative_path names it.</summary>
-    public string BaseViewName => Path.GetFileName(BaseViewFile);
+    private const UnixFileMode DirectoryMode = (UnixFileMode)0x1ED; // 0755
+    private const UnixFileMode FileBits = (UnixFileMode)0x1B6; // 0666
+    private readonly Func<UnderlyingDirectory> _openContainer;
+    private readonly string _stateName;
+    private readonly string _name;
+    private readonly string? _pluginName;
 
-    /// <summary>The location for the plugin at <paramref name="pluginIoPath"/> (an I/O path of the plugin file).</summary>
-    public static ChangesLocation ForPlugin(string pluginIoPath)
+    private ChangesLocation(Func<UnderlyingDirectory> openContainer, string containerPath, string stateName, string name, string? pluginName)
     {
-        string dir = Path.Combine(Path.GetDirectoryName(pluginIoPath) ?? ".", StateDirectoryName);
-        return InDirectory(dir, Path.GetFileNameWithoutExtension(pluginIoPath));
+        _openContainer = openContainer;
+        _stateName = stateName;
+        _name = name;
+        _pluginName = pluginName;
+        StateDirectory = Path.Combine(containerPath, stateName);
+        ChangesFile = Path.Combine(StateDirectory, ChangesName);
+        BaseViewFile = Path.Combine(StateDirectory, BaseViewName);
     }
 
-    /// <summary>The location inside <paramref name="directory"/> for a disk called <paramref name="name"/> (used for --volatile).</summary>
-    public static ChangesLocation InDirectory(string directory, string name) =>
-        new(directory, Path.Combine(directory, name + ".changes.vhdx"), Path.Combine(directory, name + ".base.vhdx"));
+    /// <summary>The state directory's path (for messages).</summary>
+    public string StateDirectory { get; }
 
-    /// <summary>Whether a differencing file exists.</summary>
-    public bool Exists => File.Exists(ChangesFile);
+    /// <summary>The differencing file's path (for messages and for finding who has it open).</summary>
+    public string ChangesFile { get; }
+
+    /// <summary>The base view's path (for messages).</summary>
+    public string BaseViewFile { get; }
+
+    /// <summary>File name of the base view, as the differencing file's relative_path names it.</summary>
+    public string BaseViewName => _name + ".base.vhdx";
+
+    /// <summary>Whether a changes file exists (a state directory that is a symlink or not a directory holds none).</summary>
+    public bool Exists
+    {
+        get
+        {
+            using var state = TryOpenState();
+            return state != null && state.TryGetStat(ChangesName, out _);
+        }
+    }
+
+    private string ChangesName => _name + ".changes.vhdx";
+
+    /// <summary>
+    /// The location for the plugin at <paramref name="pluginPath"/>, a path given on the command line: its directory
+    /// is opened by that path (the user named it), everything below without following symlinks.
+    /// </summary>
+    public static ChangesLocation ForPlugin(string pluginPath)
+    {
+        string full = Path.GetFullPath(pluginPath);
+        string container = Path.GetDirectoryName(full) ?? "/";
+        return new ChangesLocation(() => UnderlyingDirectory.Open(container), container, StateDirectoryName, Path.GetFileNameWithoutExtension(full), Path.GetFileName(full));
+    }
+
+    /// <summary>
+    /// The location for the plugin at <paramref name="relativePath"/> below a mount's served directory
+    /// <paramref name="root"/> (which must stay open while this location is used): no component is followed.
+    /// </summary>
+    public static ChangesLocation ForPlugin(UnderlyingDirectory root, string relativePath)
+    {
+        ArgumentNullException.ThrowIfNull(root);
+        string relativeDirectory = Path.GetDirectoryName(relativePath.TrimStart('/')) ?? string.Empty;
+        return new ChangesLocation(() => root.OpenDirectory(relativeDirectory), Path.Combine(root.Path, relativeDirectory), StateDirectoryName,
+            Path.GetFileNameWithoutExtension(relativePath), Path.GetFileName(relativePath));
+    }
+
+    /// <summary>The location inside <paramref name="directory"/> (a directory of the daemon's own, used for --volatile) for a disk called <paramref name="name"/>.</summary>
+    public static ChangesLocation InDirectory(string directory, string name)
+    {
+        string full = Path.GetFullPath(directory);
+        string container = Path.GetDirectoryName(full) ?? "/";
+        return new ChangesLocation(() => UnderlyingDirectory.Open(container), container, Path.GetFileName(full), name, pluginName: null);
+    }
+
+    /// <summary>Opens the existing changes file (see <see cref="DifferencingVhdxFile.Open(SafeFileHandle, string, Guid, long?)"/>), after the ownership and file-type checks.</summary>
+    public DifferencingVhdxFile Open(Guid parentDataWriteGuid, long virtualSize)
+    {
+        using var container = _openContainer();
+        var owner = OwnerOf(container);
+        using var state = container.OpenDirectory(_stateName);
+        var handle = OpenNoFollow(state, ChangesName, ChangesFile, FileMode.Open);
+        try
+        {
+            var stat = UnderlyingDirectory.GetStat(handle, ChangesFile);
+            if (!stat.IsRegularFile || stat.LinkCount != 1)
+            {
+                throw new UnauthorizedAccessException($"{ChangesFile}: not a regular file with a single link; not opened");
+            }
+
+            CheckOwner(stat, owner, ChangesFile);
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+
+        return DifferencingVhdxFile.Open(handle, ChangesFile, parentDataWriteGuid, virtualSize);
+    }
+
+    /// <summary>
+    /// Creates the state directory (when missing), the base view <paramref name="baseView"/> and an empty changes file
+    /// for <paramref name="parent"/> (which must not exist yet), all owned by the plugin's owner, and opens the
+    /// changes file.
+    /// </summary>
+    public DifferencingVhdxFile Create(PluginFile baseView, DifferencingParent parent)
+    {
+        ArgumentNullException.ThrowIfNull(baseView);
+        ArgumentNullException.ThrowIfNull(parent);
+        try
+        {
+            return CreateFiles(baseView, parent);
+        }
+        catch (BackupFuse.Fuse.ErrnoException e)
+        {
+            // Said once, as a warning, and as EIO to the guest (a bare errno would be logged at debug level only).
+            throw new IOException($"{ChangesFile}: cannot create the changes file: {e.Message}", e);
+        }
+    }
+
+    private DifferencingVhdxFile CreateFiles(PluginFile baseView, DifferencingParent parent)
+    {
+        using var container = _openContainer();
+        var owner = OwnerOf(container);
+        using var state = container.CreateDirectory(_stateName, DirectoryMode, out bool created);
+        var stateStat = state.GetStat();
+        if (created && stateStat.Uid == UnderlyingDirectory.CurrentUserId && owner.Uid != stateStat.Uid)
+        {
+            state.SetOwner(owner.Uid, owner.Gid);
+        }
+
+        using (var handle = CreateTemporary(state, BaseViewName, owner, out string temp))
+        {
+            try
+            {
+                RandomAccess.Write(handle, System.Text.Encoding.UTF8.GetBytes(baseView.ToText()), 0);
+                RandomAccess.FlushToDisk(handle);
+                state.Rename(temp, BaseViewName, replace: true);
+            }
+            catch
+            {
+                state.Delete(temp);
+                throw;
+            }
+        }
+
+        var changes = CreateTemporary(state, ChangesName, owner, out string changesTemp);
+        try
+        {
+            DifferencingVhdxFile.Format(changes, parent);
+            state.Rename(changesTemp, ChangesName, replace: false);
+        }
+        catch
+        {
+            changes.Dispose();
+            state.Delete(changesTemp);
+            throw;
+        }
+
+        state.Flush();
+        return DifferencingVhdxFile.Open(changes, ChangesFile, parent.DataWriteGuid, parent.VirtualSize);
+    }
+
+    /// <summary>
+    /// Removes the changes file and the base view (never following a symlink), and the state directory when that
+    /// leaves it empty. Returns the changes file's size, or -1 when there was none.
+    /// </summary>
+    public long Delete()
+    {
+        using var container = _openContainer();
+        using var state = TryOpenState(container);
+        if (state == null || !state.TryGetStat(ChangesName, out var stat))
+        {
+            return -1;
+        }
+
+        state.Delete(ChangesName);
+        state.Delete(BaseViewName);
+        state.Flush();
+        try
+        {
+            container.Delete(_stateName, directory: true);
+        }
+        catch (BackupFuse.Fuse.ErrnoException e) when (e.Errno is BackupFuse.Fuse.Errno.ENOTEMPTY or BackupFuse.Fuse.Errno.EEXIST)
+        {
+            // Other plugins' changes live there too.
+        }
+
+        return stat.Size;
+    }
+
+    private static SafeFileHandle CreateTemporary(UnderlyingDirectory state, string name, in Owner owner, out string temp)
+    {
+        temp = $".{name}.{Guid.NewGuid():N}.tmp";
+        var handle = OpenNoFollow(state, temp, Path.Combine(state.Path, temp), FileMode.CreateNew);
+        try
+        {
+            UnderlyingDirectory.SetOwnerAndMode(handle, owner.Uid, owner.Gid, owner.FileMode, Path.Combine(state.Path, temp));
+            return handle;
+        }
+        catch
+        {
+            handle.Dispose();
+            state.Delete(temp);
+            throw;
+        }
+    }
+
+    private static SafeFileHandle OpenNoFollow(UnderlyingDirectory directory, string name, string path, FileMode mode)
+    {
+        try
+        {
+            return directory.OpenFile(name, FileAccess.ReadWrite, mode, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+        catch (BackupFuse.Fuse.ErrnoException e) when (e.Errno == BackupFuse.Fuse.Errno.ELOOP)
+        {
+            throw new UnauthorizedAccessException($"{path}: is a symbolic link; not followed", e);
+        }
+    }
+
+    private static void CheckOwner(in UnderlyingFileStat stat, in Owner owner, string path)
+    {
+        if (stat.Uid != owner.Uid && stat.Uid != UnderlyingDirectory.CurrentUserId)
+        {
+            throw new UnauthorizedAccessException($"{path}: belongs to uid {stat.Uid}, neither the plugin's owner ({owner.Uid}) nor this daemon's user; not used");
+        }
+    }
+
+    private UnderlyingDirectory? TryOpenState()
+    {
+        UnderlyingDirectory container;
+        try
+        {
+            container = _openContainer();
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return null;
+        }
+
+        using (container)
+        {
+            return TryOpenState(container);
+        }
+    }
+
+    private UnderlyingDirectory? TryOpenState(UnderlyingDirectory container) =>
+        container.TryGetStat(_stateName, out var stat) && stat.IsDirectory ? container.OpenDirectory(_stateName) : null;
+
+    /// <summary>Who new files belong to: the plugin file's owner, or the daemon's user for a volatile location.</summary>
+    private Owner OwnerOf(UnderlyingDirectory container)
+    {
+        if (_pluginName == null)
+        {
+            return new Owner(UnderlyingDirectory.CurrentUserId, UnderlyingDirectory.CurrentGroupId, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+
+        if (!container.TryGetStat(_pluginName, out var plugin))
+        {
+            throw new FileNotFoundException($"{Path.Combine(container.Path, _pluginName)}: the plugin file is gone");
+        }
+
+        return new Owner(plugin.Uid, plugin.Gid, (UnixFileMode)plugin.Mode & FileBits);
+    }
+
+    private readonly record struct Owner(uint Uid, uint Gid, UnixFileMode FileMode);
 }

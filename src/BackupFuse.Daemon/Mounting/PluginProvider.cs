@@ -15,7 +15,7 @@ namespace BackupFuse.Daemon.Mounting;
 // - Opening builds the stack (chain, changes, synthesized VHDX) once, shared by every open handle; the last close
 //   disposes it, which flushes the changes and releases their lock (see SharedStack).
 // - Writable mounts keep a plugin's changes in a differencing VHDX under .backupfuse/ next to it (or in the volatile
-//   directory), created on the first open. Pristine-view plugins (view = pristine) and read-only mounts never write.
+//   directory), created on the first write. Pristine-view plugins (view = pristine) and read-only mounts never write.
 // - A damaged plugin, a dangling one, or one outside the roots is still shown (with the plugin file's own size) so
 //   that `ls` works; its open fails with the mapped errno (EIO, or EACCES outside the roots) and one log line.
 // - The underlying files are reached only through the UnderlyingDirectory (the mount may cover them): by descriptor,
@@ -162,6 +162,6 @@ public sealed class PluginProviderOptions
             return ChangesLocation.InDirectory(folder, Path.GetFileNameWithoutExtension(relativePath));
         }
 
-        return ChangesLocation.ForPlugin(directory.DescriptorPath(relativePath));
+        return ChangesLocation.ForPlugin(directory, relativePath);
     }
 }

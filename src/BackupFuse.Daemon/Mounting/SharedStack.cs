@@ -4,8 +4,9 @@ namespace BackupFuse.Daemon.Mounting;
 
 /// <summary>
 /// One opened stack shared by every open handle of a virtual file. The first open builds it, each open takes a lease
-/// (a non-owning view), and the last lease returned disposes it, which releases the chain's files and the changes
-/// file's lock, so <c>reset</c>/<c>export</c> work as soon as the VM has closed its disk. Thread-safe.
+/// (a non-owning view of the stack's served file, so every handle sees the switch to changes on the first write), and
+/// the last lease returned disposes it, which closes the chain's files and the changes file, so <c>reset</c>/<c>export</c>
+/// work as soon as the VM has closed its disk. Thread-safe.
 /// </summary>
 public sealed class SharedStack(Func<BackupPointStack> open)
 {
@@ -20,7 +21,7 @@ public sealed class SharedStack(Func<BackupPointStack> open)
         {
             _stack ??= open();
             _leases++;
-            return new LeasedSource(this, _stack.Vhdx);
+            return new LeasedSource(this, _stack.ServedFile);
         }
     }
 

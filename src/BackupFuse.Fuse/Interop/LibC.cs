@@ -140,4 +140,7 @@ internal static unsafe partial class LibC
 
     [LibraryImport(NativeLibraries.LibC)]
     public static partial uint geteuid();
+
+    [LibraryImport(NativeLibraries.LibC)]
+    public static partial uint getegid();
 }

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Text;
 using BackupFuse.Fuse.Interop;
 using Microsoft.Win32.SafeHandles;
@@ -11,6 +12,10 @@ namespace BackupFuse.Fuse.Overlay;
 // - Relative paths come from FUSE (the kernel has already resolved symlinks component by component), so they
 //   never contain "..". The final component is opened with O_NOFOLLOW where a symlink could lead back into the
 //   mount. Not done: openat2(RESOLVE_BENEATH) against a racing symlink swap of an intermediate directory.
+// - The no-follow helpers (OpenDirectory, CreateDirectory, the handle and single-name methods) are for the daemon's
+//   own state files in directories users may write: they walk one component at a time with O_NOFOLLOW, so no
+//   symlink anywhere below this directory is followed, and a symlink is reported as UnauthorizedAccessException
+//   (EACCES) naming it. Names passed to the single-name methods must not contain '/'.
 
 /// <summary>The directory a mount serves, reached through a descriptor opened before mounting.</summary>
 public sealed unsafe class UnderlyingDirectory : IDisposable
@@ -25,6 +30,12 @@ public sealed unsafe class UnderlyingDirectory : IDisposable
 
     /// <summary>The directory's path at open time (for messages; do not open files through it).</summary>
     public string Path { get; }
+
+    /// <summary>The effective user id of this process (the owner of what it creates).</summary>
+    public static uint CurrentUserId => LibC.geteuid();
+
+    /// <summary>The effective group id of this process.</summary>
+    public static uint CurrentGroupId => LibC.getegid();
 
     /// <summary>The directory descriptor.</summary>
     internal int Descriptor => _fd >= 0 ? _fd : throw new ObjectDisposedException(nameof(UnderlyingDirectory));
@@ -91,6 +102,156 @@ public sealed unsafe class UnderlyingDirectory : IDisposable
         }
     }
 
+    /// <summary>
+    /// Opens the directory <paramref name="relativePath"/> below this one (empty: this one again) one component at a
+    /// time, never following a symbolic link. The result owns a new descriptor. DirectoryNotFoundException when a
+    /// component is missing, UnauthorizedAccessException when one is a symlink (or not a directory).
+    /// </summary>
+    public UnderlyingDirectory OpenDirectory(string relativePath)
+    {
+        ArgumentNullException.ThrowIfNull(relativePath);
+        int fd = OpenAt(Descriptor, ".", LibC.O_RDONLY | LibC.O_DIRECTORY, Path);
+        string path = Path;
+        try
+        {
+            foreach (var name in relativePath.Split('/', StringSplitOptions.RemoveEmptyEntries))
+            {
+                if (name == ".")
+                {
+                    continue;
+                }
+
+                if (name == "..")
+                {
+                    throw new UnauthorizedAccessException($"{System.IO.Path.Combine(Path, relativePath)}: a path with '..' is not followed");
+                }
+
+                path = System.IO.Path.Combine(path, name);
+                int next = OpenAt(fd, name, LibC.O_RDONLY | LibC.O_DIRECTORY | LibC.O_NOFOLLOW, path);
+                LibC.close(fd);
+                fd = next;
+            }
+
+            return new UnderlyingDirectory(fd, path);
+        }
+        catch
+        {
+            LibC.close(fd);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Creates the directory <paramref name="name"/> here (mode <paramref name="mode"/>) unless it exists, and opens it
+    /// without following a symlink. <paramref name="created"/> tells whether this call made it.
+    /// </summary>
+    public UnderlyingDirectory CreateDirectory(string name, UnixFileMode mode, out bool created)
+    {
+        CheckName(name);
+        fixed (byte* p = Utf8Z(name))
+        {
+            created = LibC.mkdirat(Descriptor, p, (uint)mode) == 0;
+            if (!created && Marshal.GetLastPInvokeError() != Errno.EEXIST)
+            {
+                throw Failure("create directory", System.IO.Path.Combine(Path, name));
+            }
+        }
+
+        return OpenDirectory(name);
+    }
+
+    /// <summary>fstat of this directory.</summary>
+    public UnderlyingFileStat GetStat()
+    {
+        Stat st;
+        if (LibC.fstat(Descriptor, &st) != 0)
+        {
+            throw ErrnoException.FromLastError("stat", Path);
+        }
+
+        return UnderlyingFileStat.From(st);
+    }
+
+    /// <summary>fstat of an open file.</summary>
+    public static UnderlyingFileStat GetStat(SafeFileHandle handle, string pathForErrors)
+    {
+        ArgumentNullException.ThrowIfNull(handle);
+        Stat st;
+        if (LibC.fstat((int)handle.DangerousGetHandle(), &st) != 0)
+        {
+            throw ErrnoException.FromLastError("stat", pathForErrors);
+        }
+
+        return UnderlyingFileStat.From(st);
+    }
+
+    /// <summary>fchown of this directory.</summary>
+    public void SetOwner(uint uid, uint gid)
+    {
+        if (LibC.fchown(Descriptor, uid, gid) != 0)
+        {
+            throw ErrnoException.FromLastError("chown", Path);
+        }
+    }
+
+    /// <summary>fchown and fchmod of an open file (the mode without the umask).</summary>
+    public static void SetOwnerAndMode(SafeFileHandle handle, uint uid, uint gid, UnixFileMode mode, string pathForErrors)
+    {
+        ArgumentNullException.ThrowIfNull(handle);
+        int fd = (int)handle.DangerousGetHandle();
+        if (LibC.fchown(fd, uid, gid) != 0 || LibC.fchmod(fd, (uint)mode) != 0)
+        {
+            throw ErrnoException.FromLastError("chown/chmod", pathForErrors);
+        }
+    }
+
+    /// <summary>
+    /// Renames <paramref name="from"/> to <paramref name="to"/> inside this directory (renameat2: neither name is
+    /// followed). Without <paramref name="replace"/> an existing <paramref name="to"/> fails (EEXIST).
+    /// </summary>
+    public void Rename(string from, string to, bool replace)
+    {
+        CheckName(from);
+        CheckName(to);
+        fixed (byte* f = Utf8Z(from))
+        fixed (byte* t = Utf8Z(to))
+        {
+            if (LibC.renameat2(Descriptor, f, Descriptor, t, replace ? 0u : RenameNoReplace) != 0)
+            {
+                throw ErrnoException.FromLastError("rename", System.IO.Path.Combine(Path, from) + " to " + to);
+            }
+        }
+    }
+
+    /// <summary>Removes the entry <paramref name="name"/> here (a symlink is removed itself); false when it did not exist.</summary>
+    public bool Delete(string name, bool directory = false)
+    {
+        CheckName(name);
+        fixed (byte* p = Utf8Z(name))
+        {
+            if (LibC.unlinkat(Descriptor, p, directory ? LibC.AT_REMOVEDIR : 0) == 0)
+            {
+                return true;
+            }
+
+            if (Marshal.GetLastPInvokeError() == Errno.ENOENT)
+            {
+                return false;
+            }
+
+            throw ErrnoException.FromLastError("remove", System.IO.Path.Combine(Path, name));
+        }
+    }
+
+    /// <summary>fsync of the directory (makes creations and renames in it durable).</summary>
+    public void Flush()
+    {
+        if (LibC.fsync(Descriptor) != 0)
+        {
+            throw ErrnoException.FromLastError("fsync directory", Path);
+        }
+    }
+
     /// <summary>lstat of a relative path; false when it does not exist.</summary>
     public bool TryGetStat(string relativePath, out UnderlyingFileStat stat)
     {
@@ -122,6 +283,49 @@ public sealed unsafe class UnderlyingDirectory : IDisposable
         {
             LibC.close(fd);
         }
+    }
+
+    private const uint RenameNoReplace = 1;
+
+    private static void CheckName(string name)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        if (name.Contains('/', StringComparison.Ordinal) || name is "." or "..")
+        {
+            throw new ArgumentException($"'{name}' is not a single file name", nameof(name));
+        }
+    }
+
+    private static int OpenAt(int dirfd, string name, int flags, string pathForErrors)
+    {
+        fixed (byte* p = Utf8Z(name))
+        {
+            int fd = LibC.openat(dirfd, p, flags | LibC.O_CLOEXEC, 0);
+            if (fd >= 0)
+            {
+                return fd;
+            }
+
+            var failure = Failure("open directory", pathForErrors);
+            Stat st;
+            // O_DIRECTORY|O_NOFOLLOW on a symlink fails with ENOTDIR, not ELOOP: say what it is.
+            return failure is UnauthorizedAccessException && LibC.fstatat(dirfd, p, &st, LibC.AT_SYMLINK_NOFOLLOW) == 0 && (st.Mode & LibC.S_IFMT) == LibC.S_IFLNK
+                ? throw new UnauthorizedAccessException($"{pathForErrors}: is a symbolic link; not followed", failure)
+                : throw failure;
+        }
+    }
+
+    /// <summary>The exception for the last failed call: a symlink or non-directory met with O_NOFOLLOW/O_DIRECTORY is refused access.</summary>
+    private static Exception Failure(string operation, string path)
+    {
+        var e = ErrnoException.FromLastError(operation, path);
+        return e.Errno switch
+        {
+            Errno.ELOOP => new UnauthorizedAccessException($"{path}: is a symbolic link; not followed", e),
+            Errno.ENOTDIR => new UnauthorizedAccessException($"{path}: is not a directory", e),
+            Errno.ENOENT => new DirectoryNotFoundException(e.Message, e),
+            _ => e,
+        };
     }
 
     internal static byte[] Utf8Z(string s)

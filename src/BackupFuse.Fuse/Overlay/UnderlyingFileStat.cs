@@ -17,6 +17,12 @@ public readonly record struct UnderlyingFileStat(
     /// <summary>Whether this is a regular file.</summary>
     public bool IsRegularFile => (Mode & 0xF000) == 0x8000;
 
+    /// <summary>Whether this is a directory.</summary>
+    public bool IsDirectory => (Mode & 0xF000) == 0x4000;
+
+    /// <summary>Number of hard links (st_nlink).</summary>
+    public ulong LinkCount { get; init; }
+
     internal static UnderlyingFileStat From(in Interop.Stat st) =>
-        new(st.Device, st.Inode, st.Size, st.ModifyTime.Seconds, st.ModifyTime.Nanoseconds, st.Mode, st.Uid, st.Gid);
+        new(st.Device, st.Inode, st.Size, st.ModifyTime.Seconds, st.ModifyTime.Nanoseconds, st.Mode, st.Uid, st.Gid) { LinkCount = st.LinkCount };
 }

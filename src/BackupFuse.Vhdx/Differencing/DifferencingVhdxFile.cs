@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using BackupFuse.Blocks;
 using BackupFuse.Vhdx.Format;
+using Microsoft.Win32.SafeHandles;
 
 namespace BackupFuse.Vhdx.Differencing;
 
@@ -57,11 +58,11 @@ public sealed class DifferencingVhdxFile : BlockSource
     private volatile bool _sessionStarted;
     private bool _crashed;
 
-    private DifferencingVhdxFile(FileBlockSource file, VhdxLog log, VhdxReader reader, long metadataRegionOffset)
+    private DifferencingVhdxFile(FileBlockSource file, string path, VhdxLog log, VhdxReader reader, long metadataRegionOffset)
     {
         _file = file;
         _log = log;
-        Path = file.Path;
+        Path = path;
         _cache = new MetadataSectorCache(file);
         _stripes = new object[Stripes];
         for (int i = 0; i < Stripes; i++)
@@ -148,7 +149,6 @@ public sealed class DifferencingVhdxFile : BlockSource
     public static DifferencingVhdxFile Create(string path, DifferencingParent parent, int blockSize = 2 * 1024 * 1024)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        var (section, metadata, fileLength) = DifferencingVhdxFormat.Build(parent, blockSize, Guid.NewGuid(), Guid.NewGuid());
         string full = System.IO.Path.GetFullPath(path);
         string directory = System.IO.Path.GetDirectoryName(full)!;
         if (File.Exists(full))
@@ -161,10 +161,7 @@ public sealed class DifferencingVhdxFile : BlockSource
         {
             using (var handle = File.OpenHandle(temp, FileMode.CreateNew, FileAccess.ReadWrite))
             {
-                RandomAccess.SetLength(handle, fileLength);
-                RandomAccess.Write(handle, section, 0);
-                RandomAccess.Write(handle, metadata, DifferencingVhdxFormat.MetadataOffset);
-                RandomAccess.FlushToDisk(handle);
+                Format(handle, parent, blockSize);
             }
 
             File.Move(temp, full, overwrite: false);
@@ -180,6 +177,22 @@ public sealed class DifferencingVhdxFile : BlockSource
     }
 
     /// <summary>
+    /// Writes an empty child of <paramref name="parent"/> into the empty file open (read-write) as
+    /// <paramref name="handle"/> and flushes it to disk. For callers that create the file themselves (e.g. with
+    /// O_EXCL|O_NOFOLLOW under a temporary name) and make it visible by rename afterwards; then
+    /// <see cref="Open(SafeFileHandle, string, Guid, long?)"/> on the same handle.
+    /// </summary>
+    public static void Format(SafeFileHandle handle, DifferencingParent parent, int blockSize = 2 * 1024 * 1024)
+    {
+        ArgumentNullException.ThrowIfNull(handle);
+        var (section, metadata, fileLength) = DifferencingVhdxFormat.Build(parent, blockSize, Guid.NewGuid(), Guid.NewGuid());
+        RandomAccess.SetLength(handle, fileLength);
+        RandomAccess.Write(handle, section, 0);
+        RandomAccess.Write(handle, metadata, DifferencingVhdxFormat.MetadataOffset);
+        RandomAccess.FlushToDisk(handle);
+    }
+
+    /// <summary>
     /// Opens an existing child for reading and writing: replays its log, then checks that it is a differencing file
     /// whose parent_linkage is <paramref name="expectedParentDataWriteGuid"/> (and whose size is
     /// <paramref name="expectedVirtualSize"/> when given) and that it carries the patch store. InvalidDataException
@@ -188,7 +201,34 @@ public sealed class DifferencingVhdxFile : BlockSource
     public static DifferencingVhdxFile Open(string path, Guid expectedParentDataWriteGuid, long? expectedVirtualSize = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        var file = new FileBlockSource(path, writable: true);
+        return Open(new FileBlockSource(path, writable: true), path, expectedParentDataWriteGuid, expectedVirtualSize);
+    }
+
+    /// <summary>
+    /// As <see cref="Open(string, Guid, long?)"/>, over a file the caller has opened read-write (e.g. with O_NOFOLLOW
+    /// from a directory descriptor, after checking its owner). Takes ownership of <paramref name="handle"/>;
+    /// <paramref name="path"/> names the file in messages.
+    /// </summary>
+    public static DifferencingVhdxFile Open(SafeFileHandle handle, string path, Guid expectedParentDataWriteGuid, long? expectedVirtualSize = null)
+    {
+        ArgumentNullException.ThrowIfNull(handle);
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        FileBlockSource file;
+        try
+        {
+            file = new FileBlockSource(handle, writable: true, ownsHandle: true);
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+
+        return Open(file, path, expectedParentDataWriteGuid, expectedVirtualSize);
+    }
+
+    private static DifferencingVhdxFile Open(FileBlockSource file, string path, Guid expectedParentDataWriteGuid, long? expectedVirtualSize)
+    {
         try
         {
             var log = VhdxLog.Open(file, path);
@@ -227,7 +267,7 @@ public sealed class DifferencingVhdxFile : BlockSource
                 CheckUserItem(reader, region, DifferencingVhdxFormat.PatchPageItemIds[i], DifferencingVhdxFormat.PatchPageItemOffset(i), DifferencingVhdxFormat.PatchPageItemLength, Corrupt);
             }
 
-            var child = new DifferencingVhdxFile(file, log, reader, (long)region.FileOffset);
+            var child = new DifferencingVhdxFile(file, path, log, reader, (long)region.FileOffset);
             ((DifferencingPatchStore)child.Patches).Load();
             return child;
         }
