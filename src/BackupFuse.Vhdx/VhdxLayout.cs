@@ -14,7 +14,7 @@ namespace BackupFuse.Vhdx;
 //     1 MiB    log, 1 MiB, empty (LogGuid = 0). A real area, because QEMU's first block allocation logs there.
 //     2 MiB    metadata region, 1 MiB: table + five system items packed at +64 KiB with exact lengths
 //              (File Parameters: LeaveBlocksAllocated = 1; size; disk id; logical 512; physical 4096).
-//     3 MiB    BAT region, RoundUp(NSB * (ChunkRatio + 1) * 8, 1 MiB) bytes.
+//     3 MiB    BAT region, RoundUp(NSB * (ChunkRatio + 1) * 8, 1 MiB) bytes (BatGeometry does the BAT arithmetic).
 //     then     payload blocks in disk order: block k at PayloadOffset + k * BlockSize; every payload entry is
 //              FULLY_PRESENT (6) with that offset, every sector-bitmap entry 0. File length = end of the last block.
 // - Nothing proportional to the disk: the BAT is arithmetic (BatEntryAt), the extent map has at most 8 runs, and
@@ -73,11 +73,8 @@ public sealed class VhdxLayout
         VirtualDiskSize = BlockAlignment.AlignUp(diskLength, Math.Max(options.LogicalSectorSize, options.VirtualSizeAlignment));
 
         BlockSize = options.BlockSize;
-        ChunkRatio = (8L * Mebibyte * options.LogicalSectorSize) / BlockSize;
-        PayloadBlockCount = (VirtualDiskSize + BlockSize - 1) / BlockSize;
-        SectorBitmapBlockCount = (PayloadBlockCount + ChunkRatio - 1) / ChunkRatio;
-        BatLength = BlockAlignment.AlignUp(SectorBitmapBlockCount * (ChunkRatio + 1) * BatEntry.Size, Mebibyte);
-        _usedBatEntries = PayloadBatIndex(PayloadBlockCount - 1) + 1;
+        Geometry = new BatGeometry(VirtualDiskSize, BlockSize, options.LogicalSectorSize, hasParent: false);
+        _usedBatEntries = Geometry.TotalBatEntries; // the last used entry is the last payload block's
         PayloadOffset = BatOffset + BatLength;
         FileLength = PayloadOffset + (PayloadBlockCount * BlockSize);
 
@@ -124,17 +121,20 @@ public sealed class VhdxLayout
     /// <summary>Payload block size.</summary>
     public int BlockSize { get; }
 
+    /// <summary>The BAT arithmetic of this file (no parent).</summary>
+    public BatGeometry Geometry { get; }
+
     /// <summary>Payload blocks per sector-bitmap chunk.</summary>
-    public long ChunkRatio { get; }
+    public long ChunkRatio => Geometry.ChunkRatio;
 
     /// <summary>Number of payload blocks (NPB).</summary>
-    public long PayloadBlockCount { get; }
+    public long PayloadBlockCount => Geometry.PayloadBlockCount;
 
     /// <summary>Number of sector-bitmap entries (NSB).</summary>
-    public long SectorBitmapBlockCount { get; }
+    public long SectorBitmapBlockCount => Geometry.SectorBitmapBlockCount;
 
     /// <summary>Length of the BAT region.</summary>
-    public long BatLength { get; }
+    public long BatLength => Geometry.BatLength;
 
     /// <summary>File offset of payload block 0.</summary>
     public long PayloadOffset { get; }
@@ -158,10 +158,10 @@ public sealed class VhdxLayout
     public VhdxHeader CurrentHeader => Header(Header1SequenceNumber + 1);
 
     /// <summary>BAT index of payload block <paramref name="block"/>: k + floor(k / ChunkRatio).</summary>
-    public long PayloadBatIndex(long block) => block + (block / ChunkRatio);
+    public long PayloadBatIndex(long block) => Geometry.PayloadBatIndex(block);
 
     /// <summary>BAT index of the sector-bitmap entry of <paramref name="chunk"/>.</summary>
-    public long SectorBitmapBatIndex(long chunk) => (chunk * (ChunkRatio + 1)) + ChunkRatio;
+    public long SectorBitmapBatIndex(long chunk) => Geometry.SectorBitmapBatIndex(chunk);
 
     /// <summary>File offset of payload block <paramref name="block"/>.</summary>
     public long BlockFileOffset(long block) => PayloadOffset + (block * BlockSize);
@@ -169,14 +169,12 @@ public sealed class VhdxLayout
     /// <summary>The raw BAT entry at <paramref name="index"/> of the BAT region (0 beyond the used entries).</summary>
     public ulong BatEntryAt(long index)
     {
-        long chunk = index / (ChunkRatio + 1);
-        long inChunk = index - (chunk * (ChunkRatio + 1));
-        if (inChunk == ChunkRatio)
+        var (isSectorBitmap, block) = Geometry.Locate(index);
+        if (isSectorBitmap)
         {
             return 0; // SB_BLOCK_NOT_PRESENT
         }
 
-        long block = (chunk * ChunkRatio) + inChunk;
         return block < PayloadBlockCount
             ? (ulong)BlockFileOffset(block) | (ulong)PayloadBlockState.FullyPresent
             : 0;

@@ -58,12 +58,8 @@ public sealed class VhdxReader : BlockSource
         BatLength = bat.Length;
         ReadMetadata(metadata);
 
-        ChunkRatio = (8L * 1024 * 1024 * LogicalSectorSize) / PayloadBlockSize;
-        PayloadBlockCount = (VirtualDiskSize + PayloadBlockSize - 1) / PayloadBlockSize;
-        long sectorBitmapBlocks = (PayloadBlockCount + ChunkRatio - 1) / ChunkRatio;
-        long neededEntries = FileParameters.HasParent
-            ? sectorBitmapBlocks * (ChunkRatio + 1)
-            : PayloadBlockCount + ((PayloadBlockCount - 1) / ChunkRatio);
+        Geometry = new BatGeometry(VirtualDiskSize, PayloadBlockSize, LogicalSectorSize, FileParameters.HasParent);
+        long neededEntries = Geometry.TotalBatEntries;
         if (neededEntries * BatEntry.Size > BatLength)
         {
             throw Corrupt($"BAT region of {BatLength} bytes is smaller than the {neededEntries} entries the disk needs");
@@ -119,11 +115,14 @@ public sealed class VhdxReader : BlockSource
     /// <summary>Length of the BAT region.</summary>
     public long BatLength { get; }
 
+    /// <summary>The BAT arithmetic of this file (sizes and HasParent from its metadata).</summary>
+    public BatGeometry Geometry { get; }
+
     /// <summary>Payload blocks per chunk.</summary>
-    public long ChunkRatio { get; }
+    public long ChunkRatio => Geometry.ChunkRatio;
 
     /// <summary>Number of payload blocks.</summary>
-    public long PayloadBlockCount { get; }
+    public long PayloadBlockCount => Geometry.PayloadBlockCount;
 
     /// <inheritdoc/>
     public override long Length => VirtualDiskSize;
@@ -145,7 +144,7 @@ public sealed class VhdxReader : BlockSource
     }
 
     /// <summary>The BAT entry of payload block <paramref name="block"/> (index k + floor(k / ChunkRatio)).</summary>
-    public BatEntry GetPayloadBlockEntry(long block) => GetBatEntry(block + (block / ChunkRatio));
+    public BatEntry GetPayloadBlockEntry(long block) => GetBatEntry(Geometry.PayloadBatIndex(block));
 
     /// <inheritdoc/>
     public override void Read(long offset, Span<byte> buffer)

@@ -4,7 +4,7 @@ using BackupFuse.Fuse.Interop;
 
 namespace BackupFuse.Fuse.Overlay;
 
-/// <summary>Open files: pass-through descriptors and virtual block sources.</summary>
+/// <summary>Opening files (PassThroughFile or VirtualFile) and dispatching handle operations through IOpenFile.</summary>
 public sealed unsafe partial class DirectoryOverlayFileSystem
 {
     /// <inheritdoc/>
@@ -33,7 +33,7 @@ public sealed unsafe partial class DirectoryOverlayFileSystem
             throw Failure("open", path);
         }
 
-        fi.Fh = (ulong)fd;
+        fi.Fh = AddFile(new PassThroughFile(fd, ReadOnly));
     }
 
     /// <inheritdoc/>
@@ -63,106 +63,15 @@ public sealed unsafe partial class DirectoryOverlayFileSystem
             throw;
         }
 
-        fi.Fh = (ulong)fd;
+        fi.Fh = AddFile(new PassThroughFile(fd, ReadOnly));
     }
 
     /// <inheritdoc/>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public int Read(ulong handle, Span<byte> buffer, long offset)
-    {
-        if (IsVirtual(handle))
-        {
-            var source = _virtualHandles.Get(Slot(handle)).Source;
-            long length = source.Length;
-            if (offset < 0)
-            {
-                throw new ErrnoException(Errno.EINVAL, "negative read offset");
-            }
-
-            if (offset >= length)
-            {
-                return 0;
-            }
-
-            int n = (int)Math.Min(buffer.Length, length - offset);
-            source.Read(offset, buffer[..n]);
-            return n;
-        }
-
-        int fd = (int)handle;
-        int done = 0;
-        fixed (byte* b = buffer)
-        {
-            while (done < buffer.Length)
-            {
-                nint n = LibC.pread(fd, b + done, (nuint)(buffer.Length - done), offset + done);
-                if (n < 0)
-                {
-                    var e = ErrnoException.FromLastError("read");
-                    if (e.Errno == Errno.EINTR)
-                    {
-                        continue;
-                    }
-
-                    throw e;
-                }
-
-                if (n == 0)
-                {
-                    break;
-                }
-
-                done += (int)n;
-            }
-        }
-
-        return done;
-    }
+    public int Read(ulong handle, Span<byte> buffer, long offset) => FileOf(handle).Read(buffer, offset);
 
     /// <inheritdoc/>
-    public int Write(ulong handle, ReadOnlySpan<byte> data, long offset)
-    {
-        if (IsVirtual(handle))
-        {
-            var vh = _virtualHandles.Get(Slot(handle));
-            if (ReadOnly || !vh.Writable)
-            {
-                throw new ErrnoException(Errno.EROFS, $"{vh.RelativePath} is not open for writing");
-            }
-
-            if (offset < 0 || offset > vh.Source.Length - data.Length)
-            {
-                throw new ErrnoException(Errno.EFBIG, $"{vh.RelativePath}: write at {offset}+{data.Length} past the end of the virtual file ({vh.Source.Length} bytes); virtual files do not grow");
-            }
-
-            vh.Source.Write(offset, data);
-            return data.Length;
-        }
-
-        int fd = (int)handle;
-        int done = 0;
-        fixed (byte* b = data)
-        {
-            while (done < data.Length)
-            {
-                nint n = LibC.pwrite(fd, b + done, (nuint)(data.Length - done), offset + done);
-                if (n < 0)
-                {
-                    var e = ErrnoException.FromLastError("write");
-                    if (e.Errno == Errno.EINTR)
-                    {
-                        continue;
-                    }
-
-                    throw e;
-                }
-
-                done += (int)n;
-            }
-        }
-
-        return done;
-    }
+    public int Write(ulong handle, ReadOnlySpan<byte> data, long offset) => FileOf(handle).Write(data, offset);
 
     /// <inheritdoc/>
     public void Truncate(FusePath path, long length, ulong? handle)
@@ -170,14 +79,7 @@ public sealed unsafe partial class DirectoryOverlayFileSystem
         ThrowIfReadOnly(path);
         if (handle is { } h)
         {
-            if (IsVirtual(h))
-            {
-                var vh = _virtualHandles.Get(Slot(h));
-                RefuseVirtualResize(vh.RelativePath, vh.Source.Length, length);
-                return;
-            }
-
-            Check(LibC.ftruncate((int)h, length), "truncate", path);
+            FileOf(h).Truncate(path, length);
             return;
         }
 
@@ -187,7 +89,7 @@ public sealed unsafe partial class DirectoryOverlayFileSystem
             Check(LibC.fstatat(Dir, path.Relative, &st, LibC.AT_SYMLINK_NOFOLLOW), "stat", path);
             if (ProbeVirtual(path, st) is { } info)
             {
-                RefuseVirtualResize(path.ToString(), info.Length, length);
+                VirtualFile.RefuseResize(path.ToString(), info.Length, length);
                 return;
             }
         }
@@ -209,130 +111,28 @@ public sealed unsafe partial class DirectoryOverlayFileSystem
     }
 
     /// <inheritdoc/>
-    public void Flush(ulong handle)
-    {
-        if (IsVirtual(handle))
-        {
-            var vh = _virtualHandles.Get(Slot(handle));
-            if (vh.Writable)
-            {
-                vh.Source.Flush();
-            }
-
-            return;
-        }
-
-        // Like close(2) of the caller's descriptor: releases POSIX locks and reports delayed write errors.
-        int dup = LibC.dup((int)handle);
-        if (dup < 0 || LibC.close(dup) != 0)
-        {
-            throw ErrnoException.FromLastError("flush");
-        }
-    }
+    public void Flush(ulong handle) => FileOf(handle).Flush();
 
     /// <inheritdoc/>
     public void Release(ulong handle)
     {
-        if (IsVirtual(handle))
+        if (handle <= int.MaxValue)
         {
-            _virtualHandles.Remove(Slot(handle))?.Dispose();
-            return;
-        }
-
-        LibC.close((int)handle);
-    }
-
-    /// <inheritdoc/>
-    public void Sync(ulong handle, bool dataOnly)
-    {
-        if (IsVirtual(handle))
-        {
-            _virtualHandles.Get(Slot(handle)).Source.Flush();
-            return;
-        }
-
-        if ((dataOnly ? LibC.fdatasync((int)handle) : LibC.fsync((int)handle)) != 0)
-        {
-            throw ErrnoException.FromLastError("fsync");
+            _files.Remove((int)handle)?.Dispose();
         }
     }
 
     /// <inheritdoc/>
-    public void Allocate(ulong handle, int mode, long offset, long length)
-    {
-        if (IsVirtual(handle))
-        {
-            throw new ErrnoException(Errno.EOPNOTSUPP, $"{_virtualHandles.Get(Slot(handle)).RelativePath}: fallocate on a virtual file");
-        }
-
-        if (ReadOnly)
-        {
-            throw new ErrnoException(Errno.EROFS, "fallocate on a read-only mount");
-        }
-
-        if (LibC.fallocate((int)handle, mode, offset, length) != 0)
-        {
-            throw ErrnoException.FromLastError("fallocate");
-        }
-    }
+    public void Sync(ulong handle, bool dataOnly) => FileOf(handle).Sync(dataOnly);
 
     /// <inheritdoc/>
-    public long Seek(ulong handle, long offset, int whence)
-    {
-        if (!IsVirtual(handle))
-        {
-            long r = LibC.lseek((int)handle, offset, whence);
-            return r >= 0 ? r : throw ErrnoException.FromLastError("lseek");
-        }
+    public void Allocate(ulong handle, int mode, long offset, long length) => FileOf(handle).Allocate(mode, offset, length);
 
-        var source = _virtualHandles.Get(Slot(handle)).Source;
-        long length = source.Length;
-        if (whence != LibC.SEEK_DATA && whence != LibC.SEEK_HOLE)
-        {
-            throw new ErrnoException(Errno.EINVAL, $"lseek whence {whence} on a virtual file");
-        }
-
-        if (offset < 0)
-        {
-            throw new ErrnoException(Errno.EINVAL, "negative lseek offset");
-        }
-
-        if (offset >= length)
-        {
-            throw new ErrnoException(Errno.ENXIO, $"lseek at {offset} past the end ({length})");
-        }
-
-        long pos = offset;
-        while (pos < length)
-        {
-            var e = source.GetExtent(pos, length - pos);
-            if (e.Length <= 0)
-            {
-                throw new InvalidDataException($"{source.GetType().Name}.GetExtent returned an empty extent at {pos}");
-            }
-
-            bool data = e.Kind == ExtentKind.Data;
-            if (data == (whence == LibC.SEEK_DATA))
-            {
-                return pos;
-            }
-
-            pos += e.Length;
-        }
-
-        return whence == LibC.SEEK_HOLE ? length : throw new ErrnoException(Errno.ENXIO, $"no data after {offset}");
-    }
+    /// <inheritdoc/>
+    public long Seek(ulong handle, long offset, int whence) => FileOf(handle).Seek(offset, whence);
 
     private static int PassThroughFlags(int flags) =>
         (flags & ~(LibC.O_CREAT | LibC.O_EXCL | LibC.O_DIRECT)) | LibC.O_CLOEXEC;
-
-    private static void RefuseVirtualResize(string path, long current, long requested)
-    {
-        if (requested != current)
-        {
-            throw new ErrnoException(Errno.EPERM, $"{path.ToString()}: a virtual file cannot be resized ({current} → {requested} bytes)");
-        }
-    }
 
     private VirtualFileInfo? ProbeVirtual(FusePath path, in Stat st)
     {
@@ -367,8 +167,7 @@ public sealed unsafe partial class DirectoryOverlayFileSystem
                 throw new ErrnoException(Errno.EROFS, $"{path.ToString()}: the virtual file is read-only");
             }
 
-            int slot = _virtualHandles.Add(new VirtualFileHandle(source, write, pathFd, relative, info));
-            fi.Fh = VirtualHandleBit | (uint)slot;
+            fi.Fh = AddFile(new VirtualFile(source, write, pathFd, relative, info));
             fi.DirectIo = true;
         }
         catch
@@ -376,23 +175,6 @@ public sealed unsafe partial class DirectoryOverlayFileSystem
             source?.Dispose();
             LibC.close(pathFd);
             throw;
-        }
-    }
-
-    private static void ApplyVirtual(ref Stat st, in VirtualFileInfo info)
-    {
-        st.Size = info.Length;
-        st.Blocks = (info.AllocatedBytes + 511) / 512;
-        if (!info.Writable)
-        {
-            st.Mode &= ~0x92u; // clear the write bits (0222)
-        }
-
-        if (info.ModifiedUtc is { } m)
-        {
-            long ticks = m.ToUniversalTime().Ticks - DateTime.UnixEpoch.Ticks;
-            st.ModifyTime.Seconds = ticks / TimeSpan.TicksPerSecond;
-            st.ModifyTime.Nanoseconds = ticks % TimeSpan.TicksPerSecond * 100;
         }
     }
 }

@@ -5,26 +5,28 @@ namespace BackupFuse.Fuse.Overlay;
 // Design notes:
 // - Serves a directory through a descriptor opened before mounting (UnderlyingDirectory), so the mount may cover
 //   that very directory. Every operation is an *at() call relative to that descriptor or works on an open fd.
-// - Pass-through files: fi->fh is the descriptor from openat (flags passed through except O_DIRECT, whose
-//   alignment rules libfuse's buffers do not meet); read/write are pread/pwrite; the page cache is kept.
+// - Open files: fi->fh is a slot of one handle table of IOpenFile, and every operation on a handle is dispatched
+//   through that interface. Two kinds: PassThroughFile (the descriptor from openat, flags passed through except
+//   O_DIRECT, whose alignment rules libfuse's buffers do not meet; pread/pwrite; the page cache is kept) and
+//   VirtualFile (see below).
 // - Virtual files (IVirtualFileProvider.Probe returned info for a regular file): getattr reports the provider's
-//   size/allocation, readdir lists them like any file, open puts an IBlockSource into a handle table and fi->fh
-//   = VirtualHandleBit | slot; reads go straight into libfuse's buffer (no copy, no allocation) with direct_io;
-//   EOF clamps to a short read; truncation to another size is EPERM; SEEK_DATA/SEEK_HOLE follow GetExtent.
+//   size/allocation, readdir lists them like any file, open makes a VirtualFile of the provider's IBlockSource
+//   (direct_io; reads go straight into libfuse's buffer; EOF clamps to a short read; truncation to another size is
+//   EPERM; SEEK_DATA/SEEK_HOLE follow GetExtent).
 // - Ownership: when running as root, objects created for another caller are chowned to the caller (a setgid
 //   parent keeps its group), and the requested mode is applied exactly (the daemon's umask must not interfere;
 //   the kernel has already applied the caller's umask).
 // - Read-only mode: the kernel refuses namespace changes on an -o ro mount; opens for writing are refused here too.
-// - Thread-safe: no per-path state; the handle table is the only shared structure.
+// - Thread-safe: no per-path state; the handle table is the only shared structure. Dispose releases every file
+//   still open (after the mount has ended).
 // - Not done: xattrs, POSIX/BSD locks (the kernel keeps them local), copy_file_range (kernel falls back).
 
 /// <summary>A pass-through view of a directory in which some regular files are virtual (see design notes).</summary>
 public sealed unsafe partial class DirectoryOverlayFileSystem : IFuseFileSystem, IDisposable
 {
-    private const ulong VirtualHandleBit = 1UL << 62;
     private readonly UnderlyingDirectory _directory;
     private readonly IVirtualFileProvider? _provider;
-    private readonly HandleTable<VirtualFileHandle> _virtualHandles = new();
+    private readonly HandleTable<IOpenFile> _files = new();
     private readonly bool _isRoot;
 
     /// <summary>Serves <paramref name="directory"/> (taking ownership of it).</summary>
@@ -55,22 +57,14 @@ public sealed unsafe partial class DirectoryOverlayFileSystem : IFuseFileSystem,
         {
             if (handle is { } h)
             {
-                if (IsVirtual(h))
-                {
-                    var vh = _virtualHandles.Get(Slot(h));
-                    Check(LibC.fstat(vh.PathDescriptor, st), "fstat", vh.RelativePath);
-                    ApplyVirtual(ref *st, vh.Info with { Length = vh.Source.Length });
-                    return;
-                }
-
-                Check(LibC.fstat((int)h, st), "fstat", path);
+                FileOf(h).GetAttributes(path, ref *st);
                 return;
             }
 
             Check(LibC.fstatat(Dir, path.Relative, st, LibC.AT_SYMLINK_NOFOLLOW), "stat", path);
             if (ProbeVirtual(path, *st) is { } info)
             {
-                ApplyVirtual(ref *st, info);
+                VirtualFile.ApplyInfo(ref *st, info);
             }
         }
     }
@@ -146,15 +140,13 @@ public sealed unsafe partial class DirectoryOverlayFileSystem : IFuseFileSystem,
     public void ChangeMode(FusePath path, uint mode, ulong? handle)
     {
         ThrowIfReadOnly(path);
-        if (handle is { } h && !IsVirtual(h))
+        if (handle is { } h)
         {
-            Check(LibC.fchmod((int)h, mode & 0xFFF), "chmod", path);
+            FileOf(h).ChangeMode(path, mode);
             return;
         }
 
-        Span<byte> proc = stackalloc byte[32];
-        int dirfd = Target(path, handle, proc, out byte* rel);
-        Check(LibC.fchmodat(dirfd, rel, mode & 0xFFF, 0), "chmod", path);
+        Check(LibC.fchmodat(Dir, path.Relative, mode & 0xFFF, 0), "chmod", path);
     }
 
     /// <inheritdoc/>
@@ -163,8 +155,7 @@ public sealed unsafe partial class DirectoryOverlayFileSystem : IFuseFileSystem,
         ThrowIfReadOnly(path);
         if (handle is { } h)
         {
-            int fd = IsVirtual(h) ? _virtualHandles.Get(Slot(h)).PathDescriptor : (int)h;
-            Check(LibC.fchownat(fd, EmptyPath, uid, gid, LibC.AT_EMPTY_PATH), "chown", path);
+            FileOf(h).ChangeOwner(path, uid, gid);
             return;
         }
 
@@ -175,18 +166,16 @@ public sealed unsafe partial class DirectoryOverlayFileSystem : IFuseFileSystem,
     public void SetTimes(FusePath path, in Timespec access, in Timespec modify, ulong? handle)
     {
         ThrowIfReadOnly(path);
-        Timespec* times = stackalloc Timespec[2];
-        times[0] = access;
-        times[1] = modify;
-        if (handle is { } h && !IsVirtual(h))
+        if (handle is { } h)
         {
-            Check(LibC.futimens((int)h, times), "utimens", path);
+            FileOf(h).SetTimes(path, access, modify);
             return;
         }
 
-        Span<byte> proc = stackalloc byte[32];
-        int dirfd = Target(path, handle, proc, out byte* rel);
-        Check(LibC.utimensat(dirfd, rel, times, handle == null ? LibC.AT_SYMLINK_NOFOLLOW : 0), "utimens", path);
+        Timespec* times = stackalloc Timespec[2];
+        times[0] = access;
+        times[1] = modify;
+        Check(LibC.utimensat(Dir, path.Relative, times, LibC.AT_SYMLINK_NOFOLLOW), "utimens", path);
     }
 
     /// <inheritdoc/>
@@ -246,37 +235,23 @@ public sealed unsafe partial class DirectoryOverlayFileSystem : IFuseFileSystem,
     /// <inheritdoc/>
     public void ReleaseDirectory(ulong handle) => LibC.closedir((nint)handle);
 
-    /// <summary>Closes the directory and every virtual file still open.</summary>
+    /// <summary>Closes the directory and every file still open.</summary>
     public void Dispose()
     {
-        foreach (var h in _virtualHandles.RemoveAll())
+        foreach (var file in _files.RemoveAll())
         {
-            h.Dispose();
+            file.Dispose();
         }
 
         _directory.Dispose();
     }
 
-    private static readonly byte* EmptyPath = (byte*)System.Runtime.InteropServices.NativeMemory.AllocZeroed(1);
+    /// <summary>The open file behind a handle this file system put into fi->fh (EBADF for any other value).</summary>
+    private IOpenFile FileOf(ulong handle) =>
+        handle <= int.MaxValue ? _files.Get((int)handle) : throw new ErrnoException(Errno.EBADF, $"no open file with handle {handle}");
 
-    private static bool IsVirtual(ulong handle) => (handle & VirtualHandleBit) != 0;
-
-    private static int Slot(ulong handle) => (int)(handle & ~VirtualHandleBit);
-
-    /// <summary>dirfd + NUL-terminated path for an *at() call: the path, or /proc/self/fd/N of a virtual handle's O_PATH fd.</summary>
-    private int Target(FusePath path, ulong? handle, Span<byte> procBuffer, out byte* relative)
-    {
-        if (handle is { } h && IsVirtual(h))
-        {
-            var vh = _virtualHandles.Get(Slot(h));
-            System.Text.Unicode.Utf8.TryWrite(procBuffer, $"/proc/self/fd/{vh.PathDescriptor}\0", out _);
-            relative = (byte*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref procBuffer[0]);
-            return LibC.AT_FDCWD;
-        }
-
-        relative = path.Relative;
-        return Dir;
-    }
+    /// <summary>Registers an open file; its slot is the handle for fi->fh.</summary>
+    private ulong AddFile(IOpenFile file) => (ulong)_files.Add(file);
 
     private void ThrowIfReadOnly(FusePath path)
     {
@@ -352,7 +327,8 @@ public sealed unsafe partial class DirectoryOverlayFileSystem : IFuseFileSystem,
         return LibC.fstatat(Dir, parent, &st, 0) == 0 && (st.Mode & 0x400) != 0;
     }
 
-    private static void Check(int rc, string operation, FusePath path)
+    /// <summary>Throws the ErrnoException of the last libc call when <paramref name="rc"/> is not 0.</summary>
+    internal static void Check(int rc, string operation, FusePath path)
     {
         if (rc != 0)
         {
@@ -360,7 +336,8 @@ public sealed unsafe partial class DirectoryOverlayFileSystem : IFuseFileSystem,
         }
     }
 
-    private static void Check(int rc, string operation, string path)
+    /// <summary>Throws the ErrnoException of the last libc call when <paramref name="rc"/> is not 0.</summary>
+    internal static void Check(int rc, string operation, string path)
     {
         if (rc != 0)
         {

@@ -52,8 +52,7 @@ public sealed class DifferencingVhdxFile : BlockSource
     private readonly object _flushLock = new();
     private readonly object[] _stripes;
     private readonly long _batOffset;
-    private readonly long _chunkRatio;
-    private readonly int _bitmapBytesPerBlock;
+    private readonly BatGeometry _geometry;
     private long _allocationPoint;
     private volatile bool _sessionStarted;
     private bool _crashed;
@@ -77,9 +76,8 @@ public sealed class DifferencingVhdxFile : BlockSource
         VirtualDiskId = reader.VirtualDiskId;
         ParentLocator = reader.ParentLocator!;
         _batOffset = reader.BatOffset;
-        _chunkRatio = reader.ChunkRatio;
+        _geometry = reader.Geometry;
         PayloadBlockCount = reader.PayloadBlockCount;
-        _bitmapBytesPerBlock = PayloadBlockSize / LogicalSectorSize / 8;
         _allocationPoint = BlockAlignment.AlignUp(file.Length, DifferencingVhdxFormat.Mebibyte);
         Patches = new DifferencingPatchStore(this, metadataRegionOffset);
     }
@@ -471,9 +469,9 @@ public sealed class DifferencingVhdxFile : BlockSource
                 }
             }
 
-            for (long chunk = 0; chunk * _chunkRatio < PayloadBlockCount; chunk++)
+            for (long chunk = 0; chunk < _geometry.SectorBitmapBlockCount; chunk++)
             {
-                bitmaps += BatEntry.FromRaw(Bat(SectorBitmapIndex(chunk))).SectorBitmapState == SectorBitmapState.Present ? 1 : 0;
+                bitmaps += BatEntry.FromRaw(Bat(_geometry.SectorBitmapBatIndex(chunk))).SectorBitmapState == SectorBitmapState.Present ? 1 : 0;
             }
         }
 
@@ -601,7 +599,7 @@ public sealed class DifferencingVhdxFile : BlockSource
                 }
                 else
                 {
-                    EnsureSectorBitmap(block / _chunkRatio);
+                    EnsureSectorBitmap(_geometry.ChunkOf(block));
                     long at = Allocate(PayloadBlockSize, coveredToEnd: within + data.Length == PayloadBlockSize);
                     _file.Write(at + within, data);
                     lock (_meta)
@@ -641,7 +639,7 @@ public sealed class DifferencingVhdxFile : BlockSource
     {
         lock (_meta)
         {
-            long index = SectorBitmapIndex(chunk);
+            long index = _geometry.SectorBitmapBatIndex(chunk);
             var sb = BatEntry.FromRaw(Bat(index));
             if (sb.SectorBitmapState == SectorBitmapState.Present)
             {
@@ -673,7 +671,7 @@ public sealed class DifferencingVhdxFile : BlockSource
 
         // Phase 1: pages that nothing points at until phase 3 (bitmaps, patch pages). Phase 2: only the sector-bitmap
         // entries of the dirty BAT sectors, over the on-disk sector. Phase 3: the full BAT and patch index sectors.
-        long batEnd = _batOffset + BatLength;
+        long batEnd = _batOffset + _geometry.BatLength;
         bool IsTable(long offset) => (offset >= _batOffset && offset < batEnd) || ((DifferencingPatchStore)Patches).IsIndexSector(offset);
         var phase1 = batch.Where(s => !IsTable(s.FileOffset)).ToList();
         var phase3 = batch.Where(s => IsTable(s.FileOffset)).ToList();
@@ -686,7 +684,7 @@ public sealed class DifferencingVhdxFile : BlockSource
             long firstIndex = (s.FileOffset - _batOffset) / BatEntry.Size;
             for (int i = 0; i < MetadataSectorCache.SectorSize / BatEntry.Size; i++)
             {
-                if ((firstIndex + i) % (_chunkRatio + 1) == _chunkRatio)
+                if (_geometry.IsSectorBitmapBatIndex(firstIndex + i))
                 {
                     var span = s.Data.Span.Slice(i * BatEntry.Size, BatEntry.Size);
                     if (!span.SequenceEqual(onDisk.AsSpan(i * BatEntry.Size, BatEntry.Size)))
@@ -732,12 +730,8 @@ public sealed class DifferencingVhdxFile : BlockSource
     private InvalidDataException UnusedState(long block, BatEntry entry) =>
         new($"{Path}: payload block {block} has BAT state {entry.State}, which a differencing file written by BackupFuse never uses");
 
-    private long PayloadIndex(long block) => block + (block / _chunkRatio);
-
-    private long SectorBitmapIndex(long chunk) => (chunk * (_chunkRatio + 1)) + _chunkRatio;
-
     // Everything below runs under _meta.
-    private BatEntry PayloadEntry(long block) => BatEntry.FromRaw(Bat(PayloadIndex(block)));
+    private BatEntry PayloadEntry(long block) => BatEntry.FromRaw(Bat(_geometry.PayloadBatIndex(block)));
 
     private ulong Bat(long index)
     {
@@ -754,18 +748,18 @@ public sealed class DifferencingVhdxFile : BlockSource
     }
 
     private void SetPayloadEntry(long block, PayloadBlockState state, long fileOffset) =>
-        SetBat(PayloadIndex(block), BatEntry.Payload(state, (ulong)fileOffset).ToRaw());
+        SetBat(_geometry.PayloadBatIndex(block), BatEntry.Payload(state, (ulong)fileOffset).ToRaw());
 
     /// <summary>File offset of the bitmap byte holding sector <paramref name="sector"/> of <paramref name="block"/>.</summary>
     private long BitmapByte(long block, int sector)
     {
-        var sb = BatEntry.FromRaw(Bat(SectorBitmapIndex(block / _chunkRatio)));
+        var sb = BatEntry.FromRaw(Bat(_geometry.SectorBitmapBatIndex(_geometry.ChunkOf(block))));
         if (sb.SectorBitmapState != SectorBitmapState.Present)
         {
             throw new InvalidDataException($"{Path}: payload block {block} is PARTIALLY_PRESENT but its chunk has no sector bitmap");
         }
 
-        return (long)sb.FileOffset + ((block % _chunkRatio) * _bitmapBytesPerBlock) + (sector / 8);
+        return (long)sb.FileOffset + _geometry.SectorBitmapOffset(block) + (sector / 8);
     }
 
     private (bool Present, int Run) BitRun(long block, int sector, int maxSectors)
@@ -830,11 +824,11 @@ public sealed class DifferencingVhdxFile : BlockSource
     private void ClearBits(long block)
     {
         long first = BitmapByte(block, 0);
-        for (long at = first; at < first + _bitmapBytesPerBlock;)
+        for (long at = first; at < first + _geometry.SectorBitmapBytesPerBlock;)
         {
             long sectorStart = BlockAlignment.AlignDown(at, MetadataSectorCache.SectorSize);
             int from = (int)(at - sectorStart);
-            int n = (int)Math.Min(MetadataSectorCache.SectorSize - from, first + _bitmapBytesPerBlock - at);
+            int n = (int)Math.Min(MetadataSectorCache.SectorSize - from, first + _geometry.SectorBitmapBytesPerBlock - at);
             var image = _cache.Get(sectorStart);
             if (image.AsSpan(from, n).IndexOfAnyExcept((byte)0) >= 0)
             {
@@ -855,6 +849,4 @@ public sealed class DifferencingVhdxFile : BlockSource
             SetPayloadEntry(block, PayloadBlockState.FullyPresent, fileOffset);
         }
     }
-
-    private long BatLength => BlockAlignment.AlignUp(((PayloadBlockCount + _chunkRatio - 1) / _chunkRatio) * (_chunkRatio + 1) * BatEntry.Size, DifferencingVhdxFormat.Mebibyte);
 }

@@ -87,18 +87,6 @@ public static class DifferencingVhdxFormat
     /// <summary>Offset inside the metadata region of patch page item <paramref name="item"/>.</summary>
     public static int PatchPageItemOffset(int item) => (item + 1) * Mebibyte;
 
-    /// <summary>Payload blocks per chunk for the given sizes.</summary>
-    public static long ChunkRatio(int logicalSectorSize, int blockSize) => (8L * Mebibyte * logicalSectorSize) / blockSize;
-
-    /// <summary>Length of the BAT region a differencing file of these sizes needs: RoundUp(NSB * (CR + 1) * 8, 1 MiB).</summary>
-    public static long BatLength(long virtualSize, int logicalSectorSize, int blockSize)
-    {
-        long cr = ChunkRatio(logicalSectorSize, blockSize);
-        long npb = (virtualSize + blockSize - 1) / blockSize;
-        long nsb = (npb + cr - 1) / cr;
-        return BlockAlignment.AlignUp(nsb * (cr + 1) * BatEntry.Size, Mebibyte);
-    }
-
     /// <summary>The parent locator item of <paramref name="parent"/>.</summary>
     public static ParentLocator Locator(DifferencingParent parent)
     {
@@ -125,7 +113,7 @@ public static class DifferencingVhdxFormat
     public static (byte[] HeaderSection, byte[] Metadata, long FileLength) Build(DifferencingParent parent, int blockSize, Guid fileWriteGuid, Guid dataWriteGuid)
     {
         Validate(parent, blockSize);
-        long batLength = BatLength(parent.VirtualSize, parent.LogicalSectorSize, blockSize);
+        long batLength = new BatGeometry(parent.VirtualSize, blockSize, parent.LogicalSectorSize, hasParent: true).BatLength;
         var section = new byte[(int)RegionTable.Table2Offset + RegionTable.Size];
         new FileTypeIdentifier("BackupFuse").Write(section);
         for (ulong seq = 1; seq <= 2; seq++)
