@@ -120,13 +120,27 @@ public sealed class ImageLookupSecurityTests : IClassFixture<ImageLookupSecurity
         Assert.NotEqual(0, asUser.ExitCode);
         Assert.Contains("Permission denied", asUser.StdErr, StringComparison.Ordinal);
 
-        // Readable by everybody: served (after the failure's retry interval), to root and to the user.
-        ExternalTool.Check("chmod", "0644", image);
+        // Readable through the user's group: served (after the failure's retry interval), to root and to the user.
+        ExternalTool.Check("chgrp", TestUser, image);
+        ExternalTool.Check("chmod", "0640", image);
         Thread.Sleep(BackupFuse.Daemon.Mounting.PluginProvider.RetryAfter + TimeSpan.FromMilliseconds(300));
         Assert.Equal(want, Sha256(File.ReadAllBytes(plugin)));
         asUser = AsTestUser("sha256sum", plugin);
         Assert.True(asUser.ExitCode == 0, asUser.Output);
         Assert.StartsWith(want, asUser.StdOut, StringComparison.OrdinalIgnoreCase);
+
+        // Readable by everybody (0644, root's group): served too.
+        ExternalTool.Check("chgrp", "root", image);
+        ExternalTool.Check("chmod", "0644", image);
+        WaitUntilClosed(daemon, image);
+        asUser = AsTestUser("sha256sum", plugin);
+        Assert.True(asUser.ExitCode == 0, asUser.Output);
+        Assert.StartsWith(want, asUser.StdOut, StringComparison.OrdinalIgnoreCase);
+
+        // Taken away again: the rule is checked on every open of the chain, not only the first.
+        ExternalTool.Check("chmod", "0600", image);
+        WaitUntilClosed(daemon, image);
+        Assert.IsType<UnauthorizedAccessException>(Record.Exception(() => File.ReadAllBytes(plugin)));
 
         daemon.Stop();
         Assert.Matches($@"user\.vhdx: the plugin's owner cannot read the backup itself: user {TestUser} \(uid \d+\) may not read .*full\.bfi \(mode 0600, owner uid 0", daemon.Log);
