@@ -183,6 +183,40 @@ public sealed class ImageLookupSecurityTests : IClassFixture<ImageLookupSecurity
     }
 
     [Fact]
+    public async Task APluginWhoseImageBlocksDoesNotBlockTheOthers()
+    {
+        // The slow image lies on another FUSE mount whose daemon is stopped: any I/O on it waits until SIGCONT.
+        using var t = new TempDirectory("bflk-slow");
+        string fast = Sub(t, "fast");
+        string slowDir = Sub(t, "slow");
+        string empty = Sub(t, "empty");
+        string vms = Sub(t, "vms");
+        File.Copy(_c.Dir["full.bfi"], Path.Combine(fast, "full.bfi"));
+        File.Copy(_c.Dir["full.bfi"], Path.Combine(slowDir, "slow.bfi"));
+        string slowPlugin = WritePlugin(Sub(t, "vms/a"), "slow.vhdx", Path.Combine(slowDir, "slow.bfi"), _c.FullId);
+        string fastPlugin = WritePlugin(Sub(t, "vms/b"), "fast.vhdx", Path.Combine(fast, "full.bfi"), _c.FullId);
+        using var slowMount = DaemonProcess.Start(slowDir, slowDir, "--images", empty);
+        using var daemon = DaemonProcess.Start(vms, vms, "--images", fast, "--images", slowDir);
+        slowMount.Signal("STOP");
+        try
+        {
+            var slowRead = Task.Run(() => Record.Exception(() => File.ReadAllBytes(slowPlugin)));
+            await Task.Delay(1000);
+            Assert.False(slowRead.IsCompleted, "the slow plugin did not block (the test does not test anything)");
+            var fastRead = Task.Run(() => Sha256(File.ReadAllBytes(fastPlugin)));
+            Assert.True(fastRead == await Task.WhenAny(fastRead, Task.Delay(TimeSpan.FromSeconds(30))), "a plugin waits for another plugin's blocked image");
+            slowMount.Signal("CONT");
+            Assert.True(slowRead == await Task.WhenAny(slowRead, Task.Delay(TimeSpan.FromSeconds(30))), "the slow plugin never finished");
+            Assert.Null(await slowRead);
+            Assert.Equal(await fastRead, Sha256(File.ReadAllBytes(slowPlugin)));
+        }
+        finally
+        {
+            slowMount.Signal("CONT");
+        }
+    }
+
+    [Fact]
     public void ImagesRenamedAndMovedWhileMountedAreFoundAgain()
     {
         using var t = new TempDirectory("bflk-move");
