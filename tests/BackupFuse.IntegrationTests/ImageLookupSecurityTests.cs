@@ -137,12 +137,17 @@ public sealed class ImageLookupSecurityTests : IClassFixture<ImageLookupSecurity
         Assert.True(asUser.ExitCode == 0, asUser.Output);
         Assert.StartsWith(want, asUser.StdOut, StringComparison.OrdinalIgnoreCase);
 
-        // Taken away again: the rule is checked on every open of the chain, not only the first.
-        ExternalTool.Check("chmod", "0600", image);
+        // Taken away again: the rule is checked on every open of the chain, not only the first; a directory on the
+        // way that the user may not search hides the image as well as its own mode does.
+        ExternalTool.Check("chmod", "0700", root);
         WaitUntilClosed(daemon, image);
+        Assert.IsType<UnauthorizedAccessException>(Record.Exception(() => File.ReadAllBytes(plugin)));
+        ExternalTool.Check("chmod", "0755", root);
+        ExternalTool.Check("chmod", "0600", image);
         Assert.IsType<UnauthorizedAccessException>(Record.Exception(() => File.ReadAllBytes(plugin)));
 
         daemon.Stop();
+        Assert.Contains($"has no search permission on directory {root}", daemon.Log, StringComparison.Ordinal);
         Assert.Matches($@"user\.vhdx: the plugin's owner cannot read the backup itself: user {TestUser} \(uid \d+\) may not read .*full\.bfi \(mode 0600, owner uid 0", daemon.Log);
     }
 
