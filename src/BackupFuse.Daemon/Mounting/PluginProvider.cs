@@ -153,7 +153,8 @@ public sealed class PluginProvider(BackupPointOpener opener, PluginProviderOptio
             }
 
             var changes = writable ? options.ChangesFor(directory, relativePath) : null;
-            var stack = new SharedStack(() => BackupPointStack.Open(opener.Open(plugin, relativePath, owner), plugin, changes, create: true));
+            uint ownerUid = stat.Uid;
+            var stack = new SharedStack(() => BackupPointStack.Open(opener.Open(plugin, relativePath, PluginOwner.Of(ownerUid)), plugin, changes, create: true));
             return new PluginEntry(key, IsPlugin: true, info, stack, null, generation, loadedAt);
         }
         catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
