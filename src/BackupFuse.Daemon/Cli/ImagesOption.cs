@@ -10,7 +10,7 @@ public static class ImagesOption
     /// <summary>Creates the option.</summary>
     public static Option<string[]> Create() => new("--images")
     {
-        Description = "Directory to look for parent images in, by identity (repeatable; the image's own directory is always searched).",
+        Description = "Directory to look for parent images in, by identity (repeatable; the image's and the plugin's own directories are always searched). Images found by identity must really lie in a searched directory: a symlink leading elsewhere is skipped.",
         Arity = ArgumentArity.OneOrMore,
     };
 

@@ -17,6 +17,7 @@ namespace BackupFuse.Daemon.Plugins;
 // - Deliberately not done: ACLs, capabilities and the permissions of a symlink's own directory (only the real path
 //   counts, as for the --images rule). Credentials are resolved on every check (no cache): group changes apply to
 //   the next open.
+// - Immutable after Of: thread-safe.
 
 /// <summary>The user owning a plugin file, whose read access every image of its chain is checked against.</summary>
 public sealed partial class PluginOwner
