@@ -204,8 +204,9 @@ public sealed class CorruptImageTests : IDisposable
         Assert.Equal(2, catalog.Entries.Count); // scanned now; the parent file is replaced afterwards
         File.Delete(_image);
         BackupWriter.Backup(_disk, _image, new BackupOptions());
-        var e = Assert.Throws<InvalidDataException>(() => BackupChain.Open(inc, catalog));
-        Assert.Contains("was expected to be image", e.Message);
+        // The catalog notices that the file it scanned was replaced and rescans: the parent's identity is nowhere now.
+        var e = Assert.Throws<FileNotFoundException>(() => BackupChain.Open(inc, catalog));
+        Assert.Contains("was not found", e.Message);
     }
 
     [Fact]

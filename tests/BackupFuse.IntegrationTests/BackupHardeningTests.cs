@@ -216,7 +216,7 @@ public sealed class BackupHardeningTests : IDisposable
 
         AssertOneError(Cli.Run("info", _dir.Path), 1, $"{_dir.Path}: is a directory");
         var zero = ExternalTool.Run(Cli.Executable, ["info", "/dev/zero"], TimeSpan.FromSeconds(30));
-        AssertOneError(zero, 1, "/dev/zero: not a backup image");
+        AssertOneError(zero, 1, "/dev/zero: not a regular file");
 
         string missing = Path.Combine(_dir["no-such-dir"], "x.bfi");
         AssertOneError(Cli.Run("backup", disk, missing), 1, $"cannot write {missing}: the directory {_dir["no-such-dir"]} does not exist");

@@ -148,6 +148,9 @@ public sealed class ChangesSafetyTests : IDisposable
         string plugin = Plugin("disk.vhdx");
         ExternalTool.Check("chown", "65534:65534", plugin);
         ExternalTool.Check("chmod", "0640", plugin);
+        // The plugin's owner must be able to read the image itself (the mount's owner rule): open the path to it.
+        ExternalTool.Check("chmod", "0755", _dir.Path, _images);
+        ExternalTool.Check("chmod", "0644", Path.Combine(_images, "disk.bfi"));
         using (var daemon = Mount())
         {
             QemuIo(plugin, "write -P 0x6b 1M 4096");

@@ -37,9 +37,17 @@ public sealed class DaemonProcess : IDisposable
     public bool HasExited => _process.HasExited;
 
     /// <summary>Starts the daemon and waits until the mount is live.</summary>
-    public static DaemonProcess Start(string mountPoint, params string[] args)
+    public static DaemonProcess Start(string mountPoint, params string[] args) => StartWithEnv(mountPoint, null, args);
+
+    /// <summary>Starts the daemon with extra environment variables and waits until the mount is live.</summary>
+    public static DaemonProcess StartWithEnv(string mountPoint, IDictionary<string, string>? env, params string[] args)
     {
         var psi = new ProcessStartInfo(Cli.Executable) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var (name, value) in env ?? new Dictionary<string, string>())
+        {
+            psi.Environment[name] = value;
+        }
+
         psi.ArgumentList.Add("mount");
         foreach (var a in args)
         {

@@ -94,6 +94,22 @@ public sealed class PassphraseSource
         return new PassphraseSource("passphrase given by the program", () => bytes);
     }
 
+    /// <summary>Whether the passphrase can be read (the file exists, the variable is set); <paramref name="problem"/> says why not.</summary>
+    public bool TryLoad(out string? problem)
+    {
+        try
+        {
+            _ = Passphrase();
+            problem = null;
+            return true;
+        }
+        catch (PassphraseException e)
+        {
+            problem = e.Message;
+            return false;
+        }
+    }
+
     /// <summary>The master key for a salt and iteration count: PBKDF2-HMAC-SHA256, 32 bytes, cached.</summary>
     internal byte[] DeriveMasterKey(ReadOnlySpan<byte> salt, int iterations)
     {

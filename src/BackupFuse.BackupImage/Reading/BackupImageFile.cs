@@ -18,7 +18,9 @@ namespace BackupFuse.BackupImage.Reading;
 //   of chunks uses the three-stream ChunkCrc32C (same values as Crc32C, about 3x faster).
 // - Thread-safe: positional reads on one SafeFileHandle, a locked page cache, pooled AesGcm instances; no state
 //   changes after Open apart from the cache and counters.
-// - The file is opened read-only; nothing here can write to an image.
+// - The file is opened read-only; nothing here can write to an image. It is opened through UnixFile.OpenRegular:
+//   never blocking (a FIFO named *.bfi must not hang the reader), regular files only, and Status describes the file
+//   actually opened (its real path, owner and mode) for the access rules of the daemon.
 
 /// <summary>An open .bfi image: header, trailer, lazily loaded index, and verified chunk reads.</summary>
 public sealed class BackupImageFile : IDisposable
@@ -33,10 +35,11 @@ public sealed class BackupImageFile : IDisposable
     private readonly ImageKeys? _keys;
     private long _indexBytesRead;
 
-    private BackupImageFile(string path, SafeFileHandle handle, long fileLength, ImageHeader header, ImageTrailer trailer, IndexDirectoryEntry[] directory, ImageKeys? keys, int cacheCapacity, long bytesRead)
+    private BackupImageFile(string path, SafeFileHandle handle, ImageFileStatus status, long fileLength, ImageHeader header, ImageTrailer trailer, IndexDirectoryEntry[] directory, ImageKeys? keys, int cacheCapacity, long bytesRead)
     {
         Path = path;
         _handle = handle;
+        Status = status;
         FileLength = fileLength;
         Header = header;
         Trailer = trailer;
@@ -49,6 +52,9 @@ public sealed class BackupImageFile : IDisposable
 
     /// <summary>The image file.</summary>
     public string Path { get; }
+
+    /// <summary>The file actually opened (real path, identity, owner, mode), from its descriptor.</summary>
+    public ImageFileStatus Status { get; }
 
     /// <summary>The parsed header.</summary>
     public ImageHeader Header { get; }
@@ -94,11 +100,12 @@ public sealed class BackupImageFile : IDisposable
     /// </summary>
     /// <exception cref="InvalidDataException">The file is not a valid image (names the file and the problem).</exception>
     /// <exception cref="PassphraseException">The image is encrypted and the passphrase is missing or wrong.</exception>
+    /// <exception cref="IOException">The file is missing or not a regular file (a FIFO, a device, a directory).</exception>
     public static BackupImageFile Open(string path, PassphraseSource? passphrase = null, int pageCacheCapacity = DefaultPageCacheCapacity)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentOutOfRangeException.ThrowIfLessThan(pageCacheCapacity, 1);
-        var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
+        var handle = UnixFile.OpenRegular(path, out var status);
         try
         {
             long length = RandomAccess.GetLength(handle);
@@ -114,7 +121,7 @@ public sealed class BackupImageFile : IDisposable
             var directory = ReadDirectory(handle, header, trailer, path);
             var keys = header.Encryption == EncryptionMethod.None ? null : ImageKeys.Open(header, passphrase, path);
             long read = ImageHeader.Size + ImageTrailer.Size + ((long)trailer.DirectoryCount * IndexDirectoryEntry.Size);
-            return new BackupImageFile(path, handle, length, header, trailer, directory, keys, pageCacheCapacity, read);
+            return new BackupImageFile(path, handle, status, length, header, trailer, directory, keys, pageCacheCapacity, read);
         }
         catch
         {
@@ -124,13 +131,15 @@ public sealed class BackupImageFile : IDisposable
     }
 
     /// <summary>Reads and validates only the header of <paramref name="path"/> (what a catalog scan needs).</summary>
+    /// <exception cref="IOException">The file is missing or not a regular file.</exception>
     public static ImageHeader ReadHeader(string path)
     {
-        using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
+        using var handle = UnixFile.OpenRegular(path, out _);
         return ReadHeader(handle, RandomAccess.GetLength(handle), path);
     }
 
-    private static ImageHeader ReadHeader(SafeFileHandle handle, long length, string path)
+    /// <summary>Reads and validates the header from an open file.</summary>
+    internal static ImageHeader ReadHeader(SafeFileHandle handle, long length, string path)
     {
         if (length < ImageHeader.Size)
         {

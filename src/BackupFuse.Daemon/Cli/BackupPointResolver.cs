@@ -1,6 +1,7 @@
 using System.CommandLine;
 using BackupFuse.BackupImage.Crypto;
 using BackupFuse.BackupImage.Reading;
+using BackupFuse.Daemon.Mounting;
 using BackupFuse.Daemon.Plugins;
 
 namespace BackupFuse.Daemon.Cli;
@@ -19,14 +20,14 @@ public static class BackupPointResolver
             throw new CliError($"{path}: is a directory, not a backup image or plugin file");
         }
 
-        if (!File.Exists(path))
+        if (UnixFile.TryStat(path) == null)
         {
             throw new CliError($"{path}: no such file");
         }
 
         Span<byte> head = stackalloc byte[32];
         int n;
-        using (var h = File.OpenHandle(path))
+        using (var h = UnixFile.OpenRegular(path, out _))
         {
             n = RandomAccess.Read(h, head, 0);
         }
@@ -46,7 +47,11 @@ public static class BackupPointResolver
         return new BackupPoint(plugin.ImagePath, plugin, path);
     }
 
-    /// <summary>Opens the chain of <paramref name="point"/>, looking parents (and a moved image) up in the catalog.</summary>
+    /// <summary>
+    /// Opens the chain of <paramref name="point"/> with the daemon's locator (BackupPointOpener) and its rule: the
+    /// images, also those found by identity (a moved image, the parents), must lie in the directories searched, by
+    /// real path. Those are the given --images, the plugin's directory and the named image's directory.
+    /// </summary>
     public static BackupChain OpenChain(BackupPoint point, ParseResult parse, Option<string[]> images, PassphraseSource passphrase)
     {
         ArgumentNullException.ThrowIfNull(point);
@@ -55,21 +60,8 @@ public static class BackupPointResolver
             throw new CliError($"{point.ImagePath} is a VHDX file, not a backup image or plugin file (is its directory mounted? use the plugin outside the mount)");
         }
 
-        string image = point.ImagePath;
-        var catalog = point.PluginPath == null ? ImagesOption.Catalog(parse, images, image) : ImagesOption.Catalog(parse, images, image, point.PluginPath);
-        if (point.Plugin != null && !File.Exists(image))
-        {
-            image = catalog.Find(point.Plugin.ImageId)?.Path
-                ?? throw new CliError($"{point.PluginPath}: image {point.ImagePath} is missing, and no image with identity {point.Plugin.ImageId} is in {string.Join(", ", catalog.SearchDirectories)}");
-        }
-
-        var chain = BackupChain.Open(image, catalog, passphrase);
-        if (point.Plugin != null && chain.Top.Id != point.Plugin.ImageId)
-        {
-            chain.Dispose();
-            throw new CliError($"{point.PluginPath}: image {image} has identity {chain.Top.Id}, but the plugin names {point.Plugin.ImageId}");
-        }
-
-        return chain;
+        var near = point.PluginPath == null ? new[] { point.ImagePath } : [point.ImagePath, point.PluginPath];
+        using var opener = new BackupPointOpener(new ImageRoots(ImagesOption.Directories(parse, images, near)), passphrase);
+        return point.Plugin != null ? opener.Open(point.Plugin, point.PluginPath!) : opener.OpenImage(point.ImagePath);
     }
 }

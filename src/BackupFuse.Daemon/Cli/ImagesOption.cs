@@ -1,5 +1,6 @@
 using System.CommandLine;
 using BackupFuse.BackupImage.Reading;
+using BackupFuse.Daemon.Mounting;
 
 namespace BackupFuse.Daemon.Cli;
 
@@ -9,15 +10,23 @@ public static class ImagesOption
     /// <summary>Creates the option.</summary>
     public static Option<string[]> Create() => new("--images")
     {
-        Description = "Directory to look for parent images in, by identity (repeatable; the image's own directory is always searched).",
+        Description = "Directory to look for parent images in, by identity (repeatable; the image's and the plugin's own directories are always searched). Images found by identity must really lie in a searched directory: a symlink leading elsewhere is skipped.",
         Arity = ArgumentArity.OneOrMore,
     };
 
     /// <summary>A catalog over the directories of <paramref name="nearPaths"/> (an image, a plugin) plus the given ones.</summary>
-    public static ImageCatalog Catalog(ParseResult parse, Option<string[]> option, params string[] nearPaths)
+    public static ImageCatalog Catalog(ParseResult parse, Option<string[]> option, params string[] nearPaths) =>
+        new(Directories(parse, option, nearPaths));
+
+    /// <summary>
+    /// The directories to search: those of <paramref name="nearPaths"/> that exist (as given and, for a symlink, where
+    /// it really lies), then the given ones (which must exist).
+    /// </summary>
+    public static IReadOnlyList<string> Directories(ParseResult parse, Option<string[]> option, params string[] nearPaths)
     {
         ArgumentNullException.ThrowIfNull(parse);
-        var dirs = nearPaths.Select(p => Path.GetDirectoryName(Path.GetFullPath(p))!).Where(Directory.Exists).ToList();
+        var near = nearPaths.Select(Path.GetFullPath).Concat(nearPaths.Select(ImageRoots.RealPath).OfType<string>());
+        var dirs = near.Select(p => Path.GetDirectoryName(p)!).Where(Directory.Exists).ToList();
         foreach (var d in parse.GetValue(option) ?? [])
         {
             if (!Directory.Exists(d))
@@ -28,6 +37,6 @@ public static class ImagesOption
             dirs.Add(d);
         }
 
-        return new ImageCatalog(dirs);
+        return [.. dirs.Distinct(StringComparer.Ordinal)];
     }
 }

@@ -145,7 +145,7 @@ public static class MountCommand
 
     private static int Serve(ParseResult parse, string dir, string mountPoint, ImageRoots roots, string? volatileDir, CancellationToken token)
     {
-        var opener = new BackupPointOpener(roots, Passphrase.Resolve(parse));
+        using var opener = OpenImages(roots, Passphrase.Resolve(parse));
         using var provider = new PluginProvider(opener, new PluginProviderOptions { ReadOnly = parse.GetValue(ReadOnly), VolatileDirectory = volatileDir });
         using var fs = DirectoryOverlayFileSystem.Open(dir, provider, parse.GetValue(ReadOnly));
         var options = new FuseMountOptions
@@ -164,6 +164,25 @@ public static class MountCommand
         });
         Log.Information("unmounted {MountPoint}", mountPoint);
         return rc == 0 ? ExitCodes.Ok : ExitCodes.Error;
+    }
+
+    /// <summary>
+    /// The opener of the mount (its catalog follows the roots through inotify). Refuses the mount when the roots hold
+    /// encrypted images and the passphrase opens none of them: otherwise every open would fail later with EACCES.
+    /// </summary>
+    private static BackupPointOpener OpenImages(ImageRoots roots, BackupFuse.BackupImage.Crypto.PassphraseSource passphrase)
+    {
+        var opener = new BackupPointOpener(roots, passphrase, watch: true);
+        try
+        {
+            opener.RequireUsablePassphrase();
+            return opener;
+        }
+        catch
+        {
+            opener.Dispose();
+            throw;
+        }
     }
 
     private static void RefuseLiveMount(string mountPoint)

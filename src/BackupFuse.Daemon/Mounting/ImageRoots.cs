@@ -5,7 +5,8 @@ namespace BackupFuse.Daemon.Mounting;
 /// <summary>
 /// The directories given with <c>--images</c>. A plugin may only name an image below one of them, checked on the
 /// real path (symlinks resolved), so that a user who can write into the mounted directory cannot make the daemon
-/// read files outside the roots.
+/// read files outside the roots. The same rule admits images found by identity (ImageCatalog's admit rule) and is
+/// checked again on every file actually opened (its descriptor's real path), so no path swap slips through.
 /// </summary>
 public sealed partial class ImageRoots
 {
@@ -32,8 +33,15 @@ public sealed partial class ImageRoots
     public bool Contains(string path)
     {
         string? real = RealPath(path);
-        return real != null && _roots.Any(root => IsUnder(real, root));
+        return real != null && ContainsRealPath(real);
     }
+
+    /// <summary>Whether the canonical path <paramref name="realPath"/> (e.g. of an opened file) lies below one of the roots.</summary>
+    public bool ContainsRealPath(string realPath) => _roots.Any(root => IsUnder(realPath, root));
+
+    /// <summary>Null if <paramref name="realPath"/> lies below a root, else why it is refused (for an admit rule).</summary>
+    public string? Refusal(string realPath) =>
+        ContainsRealPath(realPath) ? null : $"its real path {realPath} lies outside the --images directories ({string.Join(", ", _roots)})";
 
     /// <summary>Whether <paramref name="path"/> equals or lies below <paramref name="directory"/> (both real paths).</summary>
     public static bool IsUnder(string path, string directory)

@@ -20,12 +20,24 @@ namespace BackupFuse.Daemon.Mounting;
 //   that `ls` works; its open fails with the mapped errno (EIO, or EACCES outside the roots) and one log line.
 // - The underlying files are reached only through the UnderlyingDirectory (the mount may cover them): by descriptor,
 //   or by its /proc/self/fd path for code that takes paths.
-// - Thread-safe: FUSE worker threads call Probe/Open concurrently; entries are created under one lock.
+// - The chain of a plugin is opened under the plugin owner's rights (PluginOwner: the owner of the plugin file must be
+//   able to read every image himself; root-owned plugins may name any image in the roots), so the owner's uid is
+//   part of the key: a chown makes a new entry.
+// - A failed entry (missing image, refused, damaged) is not kept for ever: the next Probe/Open after RetryAfter, or
+//   after the image catalog changed (inotify on the roots, a rescan), loads it again, so a plugin whose image was
+//   missing works once the image is copied in. Successful entries stay (their stack re-opens the chain by identity
+//   on each first open, so moved images are found again).
+// - Thread-safe: FUSE worker threads call Probe/Open concurrently. Each (path, key) has its own Lazy load, so only
+//   lookups of the same plugin wait for each other; no lock is held across the I/O of loading (opening a chain may be
+//   slow: a slow disk, a network file system), and one slow plugin never blocks the others.
 
 /// <summary>Presents plugin files as synthesized VHDX files.</summary>
 public sealed class PluginProvider(BackupPointOpener opener, PluginProviderOptions options) : IVirtualFileProvider, IDisposable
 {
-    private readonly ConcurrentDictionary<string, PluginEntry> _entries = new(StringComparer.Ordinal);
+    /// <summary>How long a failed plugin entry is kept before the next lookup tries again (unless the catalog changed).</summary>
+    public static readonly TimeSpan RetryAfter = TimeSpan.FromSeconds(2);
+
+    private readonly ConcurrentDictionary<string, Slot> _entries = new(StringComparer.Ordinal);
 
     /// <inheritdoc/>
     public VirtualFileInfo? Probe(UnderlyingDirectory directory, string relativePath, in UnderlyingFileStat stat)
@@ -71,27 +83,47 @@ public sealed class PluginProvider(BackupPointOpener opener, PluginProviderOptio
 
     private PluginEntry? GetEntry(UnderlyingDirectory directory, string relativePath, in UnderlyingFileStat stat)
     {
-        var key = new PluginKey(stat.Device, stat.Inode, stat.Size, stat.ModifiedSeconds, stat.ModifiedNanoseconds);
-        if (_entries.TryGetValue(relativePath, out var existing) && existing.Key == key)
+        var key = new PluginKey(stat.Device, stat.Inode, stat.Size, stat.ModifiedSeconds, stat.ModifiedNanoseconds, stat.Uid);
+        var statCopy = stat;
+        while (true)
         {
-            return existing.IsPlugin ? existing : null;
-        }
-
-        lock (_entries)
-        {
-            if (_entries.TryGetValue(relativePath, out existing) && existing.Key == key)
+            if (_entries.TryGetValue(relativePath, out var slot) && slot.Key == key && !NeedsRetry(slot))
             {
-                return existing.IsPlugin ? existing : null;
+                return Value(relativePath, slot);
             }
 
-            var created = Load(directory, relativePath, key, stat);
-            _entries[relativePath] = created;
-            return created.IsPlugin ? created : null;
+            string? previousFailure = slot?.Entry is { IsValueCreated: true, Value.Failure: { } f } ? f.Message : null;
+            var fresh = new Slot(key, () => Load(directory, relativePath, key, statCopy, previousFailure));
+            if (slot == null ? _entries.TryAdd(relativePath, fresh) : _entries.TryUpdate(relativePath, fresh, slot))
+            {
+                return Value(relativePath, fresh);
+            }
         }
     }
 
-    private PluginEntry Load(UnderlyingDirectory directory, string relativePath, PluginKey key, UnderlyingFileStat stat)
+    private PluginEntry? Value(string relativePath, Slot slot)
     {
+        try
+        {
+            var entry = slot.Entry.Value;
+            return entry.IsPlugin ? entry : null;
+        }
+        catch
+        {
+            // The plugin file itself could not be read: do not keep that, the next lookup tries again.
+            _entries.TryRemove(KeyValuePair.Create(relativePath, slot));
+            throw;
+        }
+    }
+
+    private bool NeedsRetry(Slot slot) =>
+        slot.Entry.IsValueCreated && slot.Entry.Value.Failure != null &&
+        (slot.Entry.Value.Generation != opener.CatalogGeneration || Environment.TickCount64 - slot.Entry.Value.LoadedAt >= (long)RetryAfter.TotalMilliseconds);
+
+    private PluginEntry Load(UnderlyingDirectory directory, string relativePath, PluginKey key, UnderlyingFileStat stat, string? previousFailure)
+    {
+        long generation = opener.CatalogGeneration;
+        long loadedAt = Environment.TickCount64;
         byte[] content;
         using (var handle = directory.OpenFile(relativePath, FileAccess.Read))
         {
@@ -102,7 +134,7 @@ public sealed class PluginProvider(BackupPointOpener opener, PluginProviderOptio
 
         if (!PluginFile.Sniff(content))
         {
-            return new PluginEntry(key, IsPlugin: false, default, null, null);
+            return new PluginEntry(key, IsPlugin: false, default, null, null, generation, loadedAt);
         }
 
         try
@@ -111,7 +143,8 @@ public sealed class PluginProvider(BackupPointOpener opener, PluginProviderOptio
             bool writable = !options.ReadOnly && !plugin.Pristine;
             VirtualFileInfo info;
             string imagePath;
-            using (var chain = opener.Open(plugin, relativePath))
+            var owner = PluginOwner.Of(stat.Uid);
+            using (var chain = opener.Open(plugin, relativePath, owner))
             using (var vhdx = new SynthesizedVhdx(chain.CreateSource(), chain.Top.Id))
             {
                 info = new VirtualFileInfo(vhdx.Length, VirtualFiles.CountAllocatedBytes(vhdx), writable, stat.ModifiedUtc);
@@ -120,13 +153,19 @@ public sealed class PluginProvider(BackupPointOpener opener, PluginProviderOptio
             }
 
             var changes = writable ? options.ChangesFor(directory, relativePath) : null;
-            var stack = new SharedStack(() => BackupPointStack.Open(opener.Open(plugin, relativePath), plugin, changes, create: true));
-            return new PluginEntry(key, IsPlugin: true, info, stack, null);
+            uint ownerUid = stat.Uid;
+            var stack = new SharedStack(() => BackupPointStack.Open(opener.Open(plugin, relativePath, PluginOwner.Of(ownerUid)), plugin, changes, create: true));
+            return new PluginEntry(key, IsPlugin: true, info, stack, null, generation, loadedAt);
         }
         catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
         {
-            Log.Warning("{Plugin}: cannot serve this plugin: {Reason}", relativePath, e.Message);
-            return new PluginEntry(key, IsPlugin: true, new VirtualFileInfo(stat.Size, stat.Size, Writable: false, stat.ModifiedUtc), null, e);
+            if (e.Message != previousFailure)
+            {
+                // A retry that fails the same way stays quiet: a hypervisor polling a broken plugin must not flood the log.
+                Log.Warning("{Plugin}: cannot serve this plugin: {Reason}", relativePath, e.Message);
+            }
+
+            return new PluginEntry(key, IsPlugin: true, new VirtualFileInfo(stat.Size, stat.Size, Writable: false, stat.ModifiedUtc), null, e, generation, loadedAt);
         }
     }
 
@@ -137,9 +176,18 @@ public sealed class PluginProvider(BackupPointOpener opener, PluginProviderOptio
         _entries.Clear();
     }
 
-    private readonly record struct PluginKey(ulong Device, ulong Inode, long Size, long Seconds, long Nanoseconds);
+    private readonly record struct PluginKey(ulong Device, ulong Inode, long Size, long Seconds, long Nanoseconds, uint Uid);
 
-    private sealed record PluginEntry(PluginKey Key, bool IsPlugin, VirtualFileInfo Info, SharedStack? Stack, Exception? Failure);
+    /// <summary>A failed entry remembers the catalog generation and time of its load, to know when to retry.</summary>
+    private sealed record PluginEntry(PluginKey Key, bool IsPlugin, VirtualFileInfo Info, SharedStack? Stack, Exception? Failure, long Generation, long LoadedAt);
+
+    /// <summary>One load of one plugin version; concurrent lookups of it wait on its Lazy, nobody else does.</summary>
+    private sealed class Slot(PluginKey key, Func<PluginEntry> load)
+    {
+        public PluginKey Key { get; } = key;
+
+        public Lazy<PluginEntry> Entry { get; } = new(load, LazyThreadSafetyMode.ExecutionAndPublication);
+    }
 }
 
 /// <summary>How plugins of one mount behave.</summary>

@@ -1,59 +1,85 @@
 using BackupFuse.BackupImage.Crypto;
+using BackupFuse.BackupImage.Format;
 using BackupFuse.BackupImage.Reading;
 using BackupFuse.Daemon.Mounting;
+using Serilog;
 
 namespace BackupFuse.Daemon.Plugins;
 
-/// <summary>
-/// Opens the backup chain a plugin names, with the daemon's security rule: the image must lie below one of the
-/// <c>--images</c> roots. If the named file is gone, the image is looked up by its identity in the roots (backups
-/// get moved between media); its identity is always checked against the plugin.
-/// </summary>
-public sealed class BackupPointOpener(ImageRoots roots, PassphraseSource? passphrase)
+// Design notes:
+// - The one place that turns a plugin (or an image named on a command line) into an open chain, for the daemon and
+//   the CLI alike, with one rule: every image of the chain must lie below one of the roots, by real path. The
+//   daemon's roots are its --images directories; the CLI's are the directories it searches (--images, the plugin's
+//   directory, the named image's directory).
+// - An image named by path is checked before it is opened (realpath) for a clear early error; a missing one is
+//   looked up by identity in the catalog, which admits only files inside the roots (ImageRoots.Refusal), and so are
+//   the parents BackupChain finds by identity. After the open, every layer is checked again on the file actually
+//   opened (BackupImageFile.Status, from the descriptor): a path swapped after the check cannot slip through.
+// - With an owner (the daemon passes the plugin file's owner), every layer must also be readable by that user
+//   (PluginOwner): the mount never gives a user a backup he could not read himself.
+// - Errors: UnauthorizedAccessException for a refusal (outside the roots, owner may not read, wrong passphrase),
+//   IOException for a missing image or parent, InvalidDataException for corrupt data or a wrong identity. Every
+//   message starts with the plugin's (or image's) name.
+// - Thread-safe: the catalog is; nothing else changes after construction.
+
+/// <summary>Opens the backup chain a plugin names, under the roots rule and (optionally) the plugin owner's rights.</summary>
+public sealed class BackupPointOpener : IDisposable
 {
-    private readonly ImageCatalog _catalog = new(roots.Directories);
+    private readonly PassphraseSource? _passphrase;
+    private readonly ImageCatalogWatcher? _watcher;
+
+    /// <summary>
+    /// An opener for images below <paramref name="roots"/>; <paramref name="watch"/> keeps its catalog in step with
+    /// the roots through inotify (for a long-lived mount).
+    /// </summary>
+    public BackupPointOpener(ImageRoots roots, PassphraseSource? passphrase, bool watch = false)
+    {
+        ArgumentNullException.ThrowIfNull(roots);
+        Roots = roots;
+        _passphrase = passphrase;
+        Catalog = new ImageCatalog(roots.Directories, roots.Refusal);
+        _watcher = watch ? new ImageCatalogWatcher(Catalog) : null;
+    }
 
     /// <summary>The roots images must lie in.</summary>
-    public ImageRoots Roots { get; } = roots;
+    public ImageRoots Roots { get; }
 
-    /// <summary>Opens the chain of <paramref name="plugin"/>; <paramref name="pluginName"/> is used in messages.</summary>
-    /// <exception cref="UnauthorizedAccessException">The image lies outside the roots.</exception>
-    /// <exception cref="IOException">The image is missing (also not found by identity).</exception>
+    /// <summary>The catalog of the roots (admits only files inside them).</summary>
+    public ImageCatalog Catalog { get; }
+
+    /// <summary>Changes whenever the catalog may have changed: a lookup that failed before may succeed now.</summary>
+    public long CatalogGeneration => Catalog.Generation;
+
+    /// <summary>
+    /// Opens the chain of <paramref name="plugin"/>; <paramref name="pluginName"/> is used in messages. With
+    /// <paramref name="owner"/>, every image must also be readable by that user.
+    /// </summary>
+    /// <exception cref="UnauthorizedAccessException">An image lies outside the roots, or the owner may not read it.</exception>
+    /// <exception cref="IOException">The image or a parent is missing (also not found by identity), or not a regular file.</exception>
     /// <exception cref="InvalidDataException">The image or its chain is corrupt, or has another identity.</exception>
-    public BackupChain Open(PluginFile plugin, string pluginName)
+    public BackupChain Open(PluginFile plugin, string pluginName, PluginOwner? owner = null)
     {
         ArgumentNullException.ThrowIfNull(plugin);
         string image = plugin.ImagePath;
-        if (File.Exists(image))
+        if (UnixFile.TryStat(image) != null)
         {
-            if (!Roots.Contains(image))
-            {
-                throw new UnauthorizedAccessException($"{pluginName}: image {image} lies outside the --images directories ({string.Join(", ", Roots.Directories)})");
-            }
+            RequireInsideRoots(image, pluginName);
         }
         else
         {
-            var entry = _catalog.Find(plugin.ImageId);
+            var entry = Catalog.Find(plugin.ImageId);
             if (entry == null)
             {
-                _catalog.Refresh();
-                entry = _catalog.Find(plugin.ImageId);
+                var refused = Catalog.RefusedImage(plugin.ImageId);
+                throw refused != null
+                    ? new UnauthorizedAccessException($"{pluginName}: image {plugin.ImagePath} is missing, and image {plugin.ImageId} is only at {refused.Path}: {refused.Reason}")
+                    : new IOException($"{pluginName}: image {plugin.ImagePath} is missing, and no image with identity {plugin.ImageId} is in {string.Join(", ", Roots.Directories)}");
             }
 
-            image = entry?.Path ?? throw new IOException($"{pluginName}: image {plugin.ImagePath} is missing, and no image with identity {plugin.ImageId} is in {string.Join(", ", Roots.Directories)}");
+            image = entry.Path;
         }
 
-        BackupChain chain;
-        try
-        {
-            chain = BackupChain.Open(image, _catalog, passphrase);
-        }
-        catch (FileNotFoundException e)
-        {
-            // A missing parent is a broken backup point, not a missing plugin file: report it as an I/O error.
-            throw new IOException($"{pluginName}: {e.Message}", e);
-        }
-
+        var chain = OpenChecked(image, pluginName, owner);
         if (chain.Top.Id != plugin.ImageId)
         {
             chain.Dispose();
@@ -61,5 +87,156 @@ public sealed class BackupPointOpener(ImageRoots roots, PassphraseSource? passph
         }
 
         return chain;
+    }
+
+    /// <summary>Opens the chain of the image at <paramref name="imagePath"/> (named directly, e.g. on a command line).</summary>
+    /// <exception cref="UnauthorizedAccessException">An image lies outside the roots.</exception>
+    /// <exception cref="IOException">The image or a parent is missing, or not a regular file.</exception>
+    /// <exception cref="InvalidDataException">The image or its chain is corrupt.</exception>
+    public BackupChain OpenImage(string imagePath, PluginOwner? owner = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(imagePath);
+        if (UnixFile.TryStat(imagePath) == null)
+        {
+            throw new FileNotFoundException($"{imagePath}: no such file", imagePath);
+        }
+
+        RequireInsideRoots(imagePath, imagePath);
+        return OpenChecked(imagePath, imagePath, owner);
+    }
+
+    /// <summary>
+    /// Refuses (one clear message) when the roots hold encrypted images and the passphrase opens none of them, so that
+    /// a mount with a wrong or missing passphrase fails at once instead of failing every open later. Roots that also hold
+    /// unencrypted images and no passphrase given: a warning, not a refusal (those images are served).
+    /// </summary>
+    /// <exception cref="PassphraseException">No encrypted image can be opened with the passphrase.</exception>
+    /// <exception cref="IOException">The passphrase cannot be read (e.g. its file), and nothing else opened.</exception>
+    public void RequireUsablePassphrase()
+    {
+        var encrypted = Catalog.Entries.Where(e => e.Header.Encryption != EncryptionMethod.None).ToList();
+        if (encrypted.Count > 0 && encrypted.Count < Catalog.Entries.Count && (_passphrase == null || !_passphrase.TryLoad(out _)))
+        {
+            // Mixed roots and no passphrase given: the unencrypted images are served; a wrong passphrase is still refused below.
+            Log.Warning("no passphrase is given: the {Count} encrypted images in {Roots} will not be served", encrypted.Count, string.Join(", ", Roots.Directories));
+            return;
+        }
+
+        Exception? refusal = null;
+        foreach (var entry in encrypted)
+        {
+            try
+            {
+                using var file = BackupImageFile.Open(entry.Path, _passphrase);
+                return;
+            }
+            catch (PassphraseException e)
+            {
+                refusal ??= e;
+            }
+            catch (Exception e) when (e is InvalidDataException or FileNotFoundException)
+            {
+                // A corrupt or vanished image says nothing about the passphrase; its own open reports it.
+            }
+            catch (IOException e)
+            {
+                refusal ??= e;
+            }
+        }
+
+        if (refusal is PassphraseException)
+        {
+            throw new PassphraseException($"the passphrase opens none of the {encrypted.Count} encrypted images in {string.Join(", ", Roots.Directories)}: {refusal.Message}");
+        }
+
+        if (refusal != null)
+        {
+            throw new IOException($"none of the {encrypted.Count} encrypted images in {string.Join(", ", Roots.Directories)} can be opened: {refusal.Message}", refusal);
+        }
+    }
+
+    /// <inheritdoc/>
+    public void Dispose() => _watcher?.Dispose();
+
+    private void RequireInsideRoots(string image, string name)
+    {
+        if (!Roots.Contains(image))
+        {
+            throw new UnauthorizedAccessException($"{name}: image {image} lies outside the --images directories ({string.Join(", ", Roots.Directories)})");
+        }
+    }
+
+    private BackupChain OpenChecked(string image, string name, PluginOwner? owner)
+    {
+        BackupChain chain;
+        try
+        {
+            chain = BackupChain.Open(image, Catalog, _passphrase);
+        }
+        catch (FileNotFoundException e)
+        {
+            // A missing parent is a broken backup point, not a missing plugin file: report it as an I/O error, or as a
+            // refusal when the parent exists but only outside the roots (e.g. through a symlink in a root).
+            var refused = RefusedAncestor(TryReadParentOf(image));
+            throw refused != null
+                ? new UnauthorizedAccessException($"{name}: {e.Message}; image {refused.ImageId} is only at {refused.Path}: {refused.Reason}", e)
+                : new IOException($"{name}: {e.Message}", e);
+        }
+
+        try
+        {
+            foreach (var layer in chain.Layers)
+            {
+                string? refusal = Roots.Refusal(layer.Status.RealPath);
+                if (refusal != null)
+                {
+                    throw new UnauthorizedAccessException($"{name}: image {layer.Path} is refused: {refusal}");
+                }
+
+                string? denied = owner?.WhyNotReadable(layer.Status);
+                if (denied != null)
+                {
+                    throw new UnauthorizedAccessException($"{name}: the plugin's owner cannot read the backup itself: {denied}");
+                }
+            }
+        }
+        catch
+        {
+            chain.Dispose();
+            throw;
+        }
+
+        return chain;
+    }
+
+    /// <summary>The parent id of the image at <paramref name="image"/> (where an ancestor walk starts), or null.</summary>
+    private static Guid? TryReadParentOf(string image)
+    {
+        try
+        {
+            var parent = BackupImageFile.ReadHeader(image).ParentId;
+            return parent == Guid.Empty ? null : parent;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Walks the chain from <paramref name="id"/> through the catalog; the refused file of the first id not found.</summary>
+    private CatalogProblem? RefusedAncestor(Guid? id)
+    {
+        for (int depth = 0; id is { } current && current != Guid.Empty && depth < BackupChain.MaxDepth; depth++)
+        {
+            var entry = Catalog.Find(current);
+            if (entry == null)
+            {
+                return Catalog.RefusedImage(current);
+            }
+
+            id = entry.ParentId;
+        }
+
+        return null;
     }
 }

@@ -41,15 +41,19 @@ public sealed record PluginFile(int FormatVersion, string ImagePath, Guid ImageI
 
     /// <summary>Reads and validates the plugin at <paramref name="path"/>.</summary>
     /// <exception cref="InvalidDataException">The file is not a valid plugin; the message names it and says why.</exception>
+    /// <exception cref="IOException">The file is missing or not a regular file (a FIFO never blocks the reader).</exception>
     public static PluginFile Load(string path)
     {
-        var info = new FileInfo(path);
-        if (info.Length > MaxSize)
+        using var handle = BackupFuse.BackupImage.Reading.UnixFile.OpenRegular(path, out _);
+        long length = RandomAccess.GetLength(handle);
+        if (length > MaxSize)
         {
             throw new InvalidDataException($"{path}: not a plugin file (larger than {MaxSize} bytes)");
         }
 
-        return Parse(File.ReadAllText(path, Encoding.UTF8), path);
+        byte[] content = new byte[length];
+        int n = RandomAccess.Read(handle, content, 0);
+        return Parse(Encoding.UTF8.GetString(content, 0, n), path);
     }
 
     /// <summary>Parses plugin text; <paramref name="name"/> appears in error messages.</summary>

@@ -1,0 +1,174 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+using BackupFuse.BackupImage.Reading;
+
+namespace BackupFuse.Daemon.Plugins;
+
+// Design notes:
+// - The rule: a plugin serves a chain only if the user who owns the plugin file could read every image of the chain
+//   himself. The daemon usually runs as root and a mount with --allow-other is used by other users; without this
+//   rule, anybody allowed to create a plugin in the mounted directory could read a root-only backup through it.
+// - "Could read" is checked the way POSIX path resolution and open(2) would for that user, on the file actually
+//   opened (its descriptor's real path, owner and mode): search (x) permission on every directory of the real path,
+//   and read permission on the file, each with the owner/group/other bits that apply (owner if the uid matches,
+//   else group if one of the user's groups matches, else other). The user's groups are his primary group and
+//   getgrouplist(3) for his name (from getpwuid_r); a uid without a passwd entry has no groups. Root (uid 0) may
+//   read anything.
+// - Deliberately not done: ACLs, capabilities and the permissions of a symlink's own directory (only the real path
+//   counts, as for the --images rule). Credentials are resolved on every check (no cache): group changes apply to
+//   the next open.
+// - Immutable after Of: thread-safe.
+
+/// <summary>The user owning a plugin file, whose read access every image of its chain is checked against.</summary>
+public sealed partial class PluginOwner
+{
+    private const uint ReadBit = 4;
+    private const uint SearchBit = 1;
+
+    private readonly HashSet<uint> _groups;
+
+    private PluginOwner(uint uid, string? name, HashSet<uint> groups)
+    {
+        Uid = uid;
+        Name = name;
+        _groups = groups;
+    }
+
+    /// <summary>The owner's uid.</summary>
+    public uint Uid { get; }
+
+    /// <summary>The user name, or null when the uid has no passwd entry.</summary>
+    public string? Name { get; }
+
+    /// <summary>The groups of the user (primary and supplementary).</summary>
+    public IReadOnlySet<uint> Groups => _groups;
+
+    /// <summary>The user with <paramref name="uid"/> and his groups, as the system's user database has them now.</summary>
+    public static PluginOwner Of(uint uid)
+    {
+        if (uid == 0)
+        {
+            return new PluginOwner(0, "root", [0]);
+        }
+
+        var (name, primary) = LookUp(uid);
+        var groups = new HashSet<uint>();
+        if (name != null)
+        {
+            groups.Add(primary);
+            groups.UnionWith(GroupList(name, primary));
+        }
+
+        return new PluginOwner(uid, name, groups);
+    }
+
+    /// <summary>Null if this user may read the opened image <paramref name="image"/>, else why not.</summary>
+    public string? WhyNotReadable(ImageFileStatus image)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        if (Uid == 0)
+        {
+            return null;
+        }
+
+        string? dir = Path.GetDirectoryName(image.RealPath);
+        var dirs = new List<string>();
+        for (; !string.IsNullOrEmpty(dir); dir = Path.GetDirectoryName(dir))
+        {
+            dirs.Add(dir);
+        }
+
+        for (int i = dirs.Count - 1; i >= 0; i--)
+        {
+            var st = UnixFile.TryStat(dirs[i]);
+            if (st == null || !Allows(st.Value, SearchBit))
+            {
+                return $"{Describe()} has no search permission on directory {dirs[i]}";
+            }
+        }
+
+        return Allows(image.Stat, ReadBit)
+            ? null
+            : $"{Describe()} may not read {image.RealPath} (mode {Convert.ToString(image.Stat.Mode & 0xFFF, 8).PadLeft(4, '0')}, owner uid {image.Stat.Uid}, group gid {image.Stat.Gid})";
+    }
+
+    /// <summary>"user NAME (uid N)", for messages.</summary>
+    public string Describe() => Name == null
+        ? $"uid {Uid.ToString(CultureInfo.InvariantCulture)}"
+        : $"user {Name} (uid {Uid.ToString(CultureInfo.InvariantCulture)})";
+
+    private bool Allows(UnixFileStat st, uint bit)
+    {
+        uint mode = st.Mode;
+        uint bits = st.Uid == Uid ? (mode >> 6) & 7 : _groups.Contains(st.Gid) ? (mode >> 3) & 7 : mode & 7;
+        return (bits & bit) != 0;
+    }
+
+    private static unsafe (string? Name, uint Gid) LookUp(uint uid)
+    {
+        for (int size = 4096; size <= 1 << 20; size *= 4)
+        {
+            byte[] buffer = new byte[size];
+            Passwd pwd;
+            Passwd* result;
+            int rc;
+            fixed (byte* b = buffer)
+            {
+                rc = getpwuid_r(uid, &pwd, b, (nuint)buffer.Length, &result);
+                if (rc == 0)
+                {
+                    return result == null ? (null, 0) : (Marshal.PtrToStringUTF8((IntPtr)pwd.Name), pwd.Gid);
+                }
+            }
+
+            if (rc != 34)
+            {
+                break; // not ERANGE: no usable entry
+            }
+        }
+
+        return (null, 0);
+    }
+
+    private static unsafe uint[] GroupList(string name, uint primary)
+    {
+        byte[] user = [.. System.Text.Encoding.UTF8.GetBytes(name), 0];
+        int count = 64;
+        for (int attempt = 0; attempt < 4; attempt++)
+        {
+            uint[] groups = new uint[count];
+            int n = count;
+            fixed (byte* u = user)
+            fixed (uint* g = groups)
+            {
+                if (getgrouplist(u, primary, g, &n) >= 0)
+                {
+                    return groups[..n];
+                }
+            }
+
+            count = Math.Max(n, count * 2);
+        }
+
+        return [];
+    }
+
+    [LibraryImport("libc")]
+    private static unsafe partial int getpwuid_r(uint uid, Passwd* pwd, byte* buffer, nuint length, Passwd** result);
+
+    [LibraryImport("libc")]
+    private static unsafe partial int getgrouplist(byte* user, uint group, uint* groups, int* count);
+
+    /// <summary>struct passwd on linux-x64.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    private struct Passwd
+    {
+        public IntPtr Name;
+        public IntPtr Password;
+        public uint Uid;
+        public uint Gid;
+        public IntPtr Gecos;
+        public IntPtr Directory;
+        public IntPtr Shell;
+    }
+}
