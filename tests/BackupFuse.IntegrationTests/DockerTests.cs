@@ -20,9 +20,11 @@ namespace BackupFuse.IntegrationTests;
 // - The docker run line is the one in the Dockerfile's header comment (the documented one), with its host paths
 //   /backups and /srv/backupfuse swapped for this test's directories (same path inside and outside, as documented)
 //   and --network none added (the engine here has no bridge). So the documented layout is what is tested.
-// - The stale mount only appears when the daemon dies while a file on the mount is open (a running VM): the test
-//   holds the plugin open across `docker kill` and asserts the host mount is dead before `docker start`, so the
-//   recovery is tested against the real failure, not a clean exit. The same is then done with SIGKILL to PID 1 from
+// - The stale mount appears when the daemon dies and its fusermount3 auto_unmount watchdog dies with it before it
+//   unmounts: a race when the container's PID 1 is killed (the kernel SIGKILLs the rest of the container), lost
+//   more often with a file open on the mount (a running VM). The test makes it deterministic: it SIGSTOPs the
+//   watchdog (seen in /proc from the host), holds the plugin open, kills, asserts the host mount is dead, and
+//   runs `docker start` while it still is, so the recovery is tested against the real failure, not a clean exit. The same is then done with SIGKILL to PID 1 from
 //   the host, which the restart policy (not a manual start) has to recover.
 // - Without an engine the test reports SKIPPED with the reason, and fails with it under BACKUPFUSE_REQUIRE_FUSE=1
 //   (scripts/test.sh).
@@ -89,26 +91,31 @@ public sealed class DockerTests
             AssertReadsAsTheDisk(plugin, dir["disk.raw"]);
 
             // docker kill while a VM (here: an open file) uses the disk leaves a dead mount on the host.
+            // A VM keeps its disk open after the daemon died (its I/O fails); as long as it does, the host mount stays,
+            // dead. The container must start again in that state: with the plugin directory itself bound, Docker
+            // refused ("mkdir ...: file exists").
             using (File.OpenRead(plugin))
             {
+                StopUnmountHelper(vms);
                 DockerOk("kill", name);
                 WaitUntil(() => State(name, "{{.State.Running}}") == "false", TimeSpan.FromSeconds(30), "container still running after docker kill");
+                WaitUntil(() => MountTable.IsDead(vms), TimeSpan.FromSeconds(10), $"docker kill with the disk open should leave a dead mount at {vms}", () => $"mounted: {MountTable.IsMounted(vms)}, listing: {Listing(vms)}");
+                DockerOk("start", name);
+                WaitLive(vms, name, "after docker kill + docker start");
             }
 
-            Assert.True(MountTable.IsDead(vms), $"docker kill should have left a dead mount at {vms} (the failure this layout recovers from)");
-            DockerOk("start", name);
-            WaitLive(vms, name, "after docker kill + docker start");
             AssertReadsAsTheDisk(plugin, dir["disk.raw"]);
 
             // The daemon killed from outside Docker (a crash): the restart policy alone brings the mount back.
             string restarts = State(name, "{{.RestartCount}}");
             using (File.OpenRead(plugin))
             {
+                StopUnmountHelper(vms);
                 ExternalTool.Check("kill", "-KILL", State(name, "{{.State.Pid}}"));
                 WaitUntil(() => State(name, "{{.RestartCount}}") != restarts, TimeSpan.FromSeconds(60), "the restart policy did not restart the container");
+                WaitLive(vms, name, "after SIGKILL and the restart policy");
             }
 
-            WaitLive(vms, name, "after SIGKILL and the restart policy");
             AssertReadsAsTheDisk(plugin, dir["disk.raw"]);
 
             DockerOk("stop", "-t", "30", name);
@@ -186,13 +193,54 @@ public sealed class DockerTests
         Assert.True(compare.ExitCode == 0, compare.Output);
     }
 
-    private static void WaitUntil(Func<bool> condition, TimeSpan timeout, string failure)
+    private static void WaitUntil(Func<bool> condition, TimeSpan timeout, string failure, Func<string>? state = null)
     {
         var clock = Stopwatch.StartNew();
         while (!condition())
         {
-            Assert.True(clock.Elapsed < timeout, failure);
+            Assert.True(clock.Elapsed < timeout, state == null ? failure : $"{failure} ({state()})");
             Thread.Sleep(100);
+        }
+    }
+
+    /// <summary>
+    /// SIGSTOPs the fusermount3 auto_unmount watchdog of the mount at <paramref name="mountPoint"/> (it runs in the
+    /// container; /proc shows it here). When the container's PID 1 dies the kernel SIGKILLs the watchdog too, and
+    /// whether it gets to unmount first is a race; stopped, it loses it, as it did in the reported failure.
+    /// </summary>
+    private static void StopUnmountHelper(string mountPoint)
+    {
+        foreach (string proc in Directory.EnumerateDirectories("/proc").Where(d => char.IsAsciiDigit(Path.GetFileName(d)[0])))
+        {
+            string[] argv;
+            try
+            {
+                argv = File.ReadAllText(Path.Combine(proc, "cmdline")).Split('\0', StringSplitOptions.RemoveEmptyEntries);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                continue;
+            }
+
+            if (argv.Length > 0 && Path.GetFileName(argv[0]).StartsWith("fusermount", StringComparison.Ordinal) && argv.Any(a => a.Contains("auto_unmount", StringComparison.Ordinal)) && argv.Contains(mountPoint))
+            {
+                ExternalTool.Check("kill", "-STOP", Path.GetFileName(proc));
+                return;
+            }
+        }
+
+        Assert.Fail($"no fusermount3 auto_unmount watchdog found for {mountPoint}");
+    }
+
+    private static string Listing(string directory)
+    {
+        try
+        {
+            return string.Join(',', Directory.GetFileSystemEntries(directory).Select(Path.GetFileName));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return $"{e.GetType().Name}: {e.Message}";
         }
     }
 

@@ -8,8 +8,9 @@ using BackupFuse.Testing;
 namespace BackupFuse.IntegrationTests;
 
 // Design notes:
-// - No Docker engine runs here, so the Dockerfile is checked by what can be checked without one: it is parsed
-//   (stages, COPY sources, ENTRYPOINT, STOPSIGNAL, CMD, the SDK tag against global.json), and its build stage is
+// - The SDK and runtime-deps images cannot be pulled here (DockerTests builds the image on a local Debian base with
+//   a prebuilt binary), so the SDK path is checked without an engine: the Dockerfile is parsed (global ARG
+//   defaults, stages, COPY sources, ENTRYPOINT, STOPSIGNAL, CMD, the SDK tag against global.json), and its build stage is
 //   replayed: the COPY sources (minus what .dockerignore drops) go into an empty directory and the stage's own
 //   `dotnet publish` line runs there. That proves the COPY list is complete and the binary the runtime stage
 //   copies is produced where it looks for it.
