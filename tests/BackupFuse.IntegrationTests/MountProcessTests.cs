@@ -86,6 +86,23 @@ public sealed class MountProcessTests : IDisposable
     }
 
     [Fact]
+    public void UnderSystemdTheBackgroundDaemonLogsToTheJournalOnly()
+    {
+        // Standard error goes to a file here (the journal's place): the daemon inherits it and keeps it open.
+        var env = Env(Logs);
+        env["JOURNAL_STREAM"] = "8:12345";
+        string journal = _dir["journal"];
+        var r = ExternalTool.Run("bash", ["-c", "exec \"$0\" \"$@\" 2>\"$JOURNAL_FILE\"", Cli.Executable, "mount", Vms, "--images", Images], TimeSpan.FromMinutes(1),
+            new Dictionary<string, string>(env) { ["JOURNAL_FILE"] = journal });
+        Assert.True(r.ExitCode == 0, r.Output + File.ReadAllText(journal));
+        Cli.Ok("unmount", Vms);
+        DaemonProcess.WaitUnmounted(Vms, TimeSpan.FromSeconds(10));
+        Assert.Contains("log standard error (the journal)", File.ReadAllText(journal), StringComparison.Ordinal);
+        WaitUntil(() => File.ReadAllText(journal).Contains($"INF unmounted {Vms}", StringComparison.Ordinal), "the daemon's own lines in the journal");
+        Assert.False(Directory.Exists(Logs), "no log file under systemd");
+    }
+
+    [Fact]
     public void RootsDefaultLogDirectoryIsPrivate()
     {
         Assert.Equal("/var/log/backupfuse", LogFiles.DefaultDirectory());
