@@ -127,7 +127,7 @@ public sealed class DockerTests
         }
         finally
         {
-            Docker_(["rm", "-f", name]);
+            RunDocker(["rm", "-f", name]);
             if (MountTable.IsMounted(vms))
             {
                 ExternalTool.Run("umount", ["-l", vms]);
@@ -179,7 +179,7 @@ public sealed class DockerTests
         {
             if (clock.Elapsed > TimeSpan.FromSeconds(60) || (clock.Elapsed > TimeSpan.FromSeconds(5) && State(name, "{{.State.Status}}") is "exited" or "dead"))
             {
-                throw new Xunit.Sdk.XunitException($"{vms} is not a live mount on the host {when}; container {State(name, "{{.State.Status}}")}: {Docker_(["logs", name]).Output}");
+                throw new Xunit.Sdk.XunitException($"{vms} is not a live mount on the host {when}; container {State(name, "{{.State.Status}}")}: {RunDocker(["logs", name]).Output}");
             }
 
             Thread.Sleep(100);
@@ -248,12 +248,12 @@ public sealed class DockerTests
 
     private static string State(string name, string format) => DockerOk("inspect", "-f", format, name).StdOut.Trim();
 
-    private static ToolResult Docker_(IEnumerable<string> args, TimeSpan? timeout = null) =>
+    private static ToolResult RunDocker(IEnumerable<string> args, TimeSpan? timeout = null) =>
         ExternalTool.Run(Docker, args, timeout ?? TimeSpan.FromMinutes(2), new Dictionary<string, string> { ["DOCKER_BUILDKIT"] = "1" });
 
     private static ToolResult DockerOk(params string[] args)
     {
-        var r = Docker_(args, TimeSpan.FromMinutes(5));
+        var r = RunDocker(args, TimeSpan.FromMinutes(5));
         Assert.True(r.ExitCode == 0, $"docker {string.Join(' ', args)} exited {r.ExitCode}: {r.Output}");
         return r;
     }
@@ -261,7 +261,7 @@ public sealed class DockerTests
     /// <summary>Imports the Debian 12 base image, from the cached debootstrap tarball (made on first use).</summary>
     private void EnsureBaseImage()
     {
-        if (Docker_(["image", "inspect", BaseImage]).ExitCode == 0)
+        if (RunDocker(["image", "inspect", BaseImage]).ExitCode == 0)
         {
             return;
         }
@@ -367,7 +367,7 @@ public sealed class DockerTests
         Directory.CreateDirectory(context["packaging/docker"]);
         File.Copy(binary, context["packaging/docker/backupfuse"]);
         const string tag = "backupfuse-test:latest";
-        var build = Docker_(["build", "--network", "none", "--build-arg", "BUILD_IMAGE=" + BaseImage, "--build-arg", "RUNTIME_IMAGE=" + BaseImage,
+        var build = RunDocker(["build", "--network", "none", "--build-arg", "BUILD_IMAGE=" + BaseImage, "--build-arg", "RUNTIME_IMAGE=" + BaseImage,
             "--build-arg", "BINARY_FROM=prebuilt", "-t", tag, context.Path], TimeSpan.FromMinutes(10));
         Assert.True(build.ExitCode == 0, $"docker build failed: {build.Output}");
         return tag;
@@ -389,7 +389,7 @@ public sealed class DockerTests
                 return engine;
             }
 
-            if (Docker_(["info"]).ExitCode == 0)
+            if (RunDocker(["info"]).ExitCode == 0)
             {
                 return engine;
             }
@@ -399,7 +399,7 @@ public sealed class DockerTests
             var started = ExternalTool.Run("bash", ["-c", $"dockerd --iptables=false --ip6tables=false --bridge=none >'{log}' 2>&1 </dev/null & echo $!"]);
             engine._startedPid = int.Parse(started.StdOut.Trim(), CultureInfo.InvariantCulture);
             var clock = Stopwatch.StartNew();
-            while (Docker_(["info"]).ExitCode != 0)
+            while (RunDocker(["info"]).ExitCode != 0)
             {
                 if (clock.Elapsed > TimeSpan.FromSeconds(60) || !ProcessAlive(engine._startedPid))
                 {
