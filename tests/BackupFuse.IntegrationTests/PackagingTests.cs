@@ -8,8 +8,9 @@ using BackupFuse.Testing;
 namespace BackupFuse.IntegrationTests;
 
 // Design notes:
-// - No Docker engine runs here, so the Dockerfile is checked by what can be checked without one: it is parsed
-//   (stages, COPY sources, ENTRYPOINT, STOPSIGNAL, CMD, the SDK tag against global.json), and its build stage is
+// - The SDK and runtime-deps images cannot be pulled here (DockerTests builds the image on a local Debian base with
+//   a prebuilt binary), so the SDK path is checked without an engine: the Dockerfile is parsed (global ARG
+//   defaults, stages, COPY sources, ENTRYPOINT, STOPSIGNAL, CMD, the SDK tag against global.json), and its build stage is
 //   replayed: the COPY sources (minus what .dockerignore drops) go into an empty directory and the stage's own
 //   `dotnet publish` line runs there. That proves the COPY list is complete and the binary the runtime stage
 //   copies is produced where it looks for it.
@@ -37,9 +38,14 @@ public sealed class PackagingTests : IClassFixture<PackagingTests.Artifacts>
     public void DockerfileCopiesOnlyExistingPathsAndRunsThePublishedBinaryAsPid1()
     {
         var docker = Dockerfile.Load(Path.Combine(RepoRoot, "Dockerfile"));
-        Assert.Equal(2, docker.Stages.Count);
-        var (build, runtime) = (docker.Stages[0], docker.Stages[1]);
+        var (build, runtime) = (docker.Stages[0], docker.Stages[^1]);
         Assert.Equal("build", build.Alias);
+
+        // The runtime stage copies the binary from the stage BINARY_FROM names: by default the SDK build stage
+        // (BINARY_FROM=prebuilt takes a published binary from the context instead; DockerTests builds that way).
+        var binary = Assert.Single(docker.Stages, s => s.Alias == "binary");
+        Assert.Equal("build", binary.Image);
+        Assert.Contains(docker.Stages, s => s.Alias == "prebuilt");
 
         var contextCopies = docker.Stages.SelectMany(s => s.Instructions).Where(i => i.Keyword == "COPY" && !i.Arguments.StartsWith("--from", StringComparison.Ordinal)).ToList();
         Assert.NotEmpty(contextCopies);
@@ -51,7 +57,7 @@ public sealed class PackagingTests : IClassFixture<PackagingTests.Artifacts>
 
         // The runtime stage copies the build stage's binary to one path, and the ENTRYPOINT (exec form: the daemon
         // is PID 1 and receives docker stop's SIGTERM itself) is exactly that path.
-        var fromBuild = Assert.Single(runtime.Instructions, i => i.Keyword == "COPY" && i.Arguments.StartsWith("--from=build", StringComparison.Ordinal));
+        var fromBuild = Assert.Single(runtime.Instructions, i => i.Keyword == "COPY" && i.Arguments.StartsWith("--from=binary", StringComparison.Ordinal));
         string[] copyWords = fromBuild.Arguments.Split(' ', StringSplitOptions.RemoveEmptyEntries);
         string copiedFrom = copyWords[1];
         string installedAt = copyWords[2];
@@ -429,6 +435,7 @@ public sealed class PackagingTests : IClassFixture<PackagingTests.Artifacts>
         public static Dockerfile Load(string path)
         {
             var stages = new List<Stage>();
+            var globalArgs = new Dictionary<string, string>(StringComparer.Ordinal);
             var logical = new StringBuilder();
             foreach (var raw in File.ReadAllLines(path))
             {
@@ -449,10 +456,17 @@ public sealed class PackagingTests : IClassFixture<PackagingTests.Artifacts>
                 logical.Clear();
                 int space = text.IndexOf(' ', StringComparison.Ordinal);
                 var instruction = new Instruction(text[..space].ToUpperInvariant(), text[(space + 1)..]);
-                if (instruction.Keyword == "FROM")
+                if (instruction.Keyword == "ARG" && stages.Count == 0)
+                {
+                    // An ARG before the first FROM may be used in FROM lines; its default is what a plain build uses.
+                    string[] nameValue = instruction.Arguments.Split('=', 2);
+                    globalArgs[nameValue[0]] = nameValue.Length > 1 ? nameValue[1] : string.Empty;
+                }
+                else if (instruction.Keyword == "FROM")
                 {
                     var from = Regex.Match(instruction.Arguments, @"^(\S+)(?: AS (\S+))?$", RegexOptions.IgnoreCase);
-                    stages.Add(new Stage(from.Groups[1].Value, from.Groups[2].Success ? from.Groups[2].Value : null, []));
+                    string image = Regex.Replace(from.Groups[1].Value, @"\$\{(\w+)\}", m => globalArgs[m.Groups[1].Value]);
+                    stages.Add(new Stage(image, from.Groups[2].Success ? from.Groups[2].Value : null, []));
                 }
                 else
                 {

@@ -23,7 +23,7 @@ public static class GlobalOptions
     /// <summary><c>--log-file PATH</c>: also write JSON logs to a file.</summary>
     public static readonly Option<string?> LogFile = new("--log-file")
     {
-        Description = "Also write logs (JSON lines) to this file.",
+        Description = "Also write logs (JSON lines) to this file (never through a symlink; at 10 MiB it rolls over to FILE.1).",
         Recursive = true,
     };
 }

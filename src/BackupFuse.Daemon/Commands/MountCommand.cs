@@ -80,6 +80,26 @@ public static class MountCommand
     {
         string dir = Path.GetFullPath(parse.GetValue(Dir)!);
         string mountPoint = Path.GetFullPath(parse.GetValue(At) ?? dir);
+        if (MountCapability.Problem() is { } noCapability)
+        {
+            throw new CliError(noCapability);
+        }
+
+        if (parse.GetValue(ReadOnly) && parse.GetValue(Volatile))
+        {
+            throw new CliError("--read-only and --volatile exclude each other");
+        }
+
+        // A dead mount reads as neither file nor directory; a regular file is refused here, before the mount checks.
+        if (File.Exists(dir))
+        {
+            throw new CliError($"{dir}: not a directory (mount takes the directory that holds the plugin files)");
+        }
+
+        if (File.Exists(mountPoint))
+        {
+            throw new CliError($"--at {mountPoint}: not a directory");
+        }
 
         // First clear what an earlier daemon left: a dead mount answers ENOTCONN even to a stat of the directory.
         RefuseLiveMount(mountPoint);
@@ -123,11 +143,6 @@ public static class MountCommand
             return Daemonize(mountPoint, parse.GetValue(GlobalOptions.LogFile));
         }
 
-        if (parse.GetValue(ReadOnly) && parse.GetValue(Volatile))
-        {
-            throw new CliError("--read-only and --volatile exclude each other");
-        }
-
         string? volatileDir = parse.GetValue(Volatile) ? Directory.CreateTempSubdirectory("backupfuse-volatile-").FullName : null;
         try
         {
@@ -157,11 +172,16 @@ public static class MountCommand
         };
         Log.Information("mounting {Dir} at {MountPoint} (images from {Roots}{Mode})", dir, mountPoint, string.Join(", ", roots.Directories),
             options.ReadOnly ? ", read-only" : volatileDir != null ? $", volatile changes in {volatileDir}" : string.Empty);
-        int rc = FuseHost.Run(options, fs, new SerilogFuseLog(), token, () =>
+        int rc;
+        using (SystemdNotify.StoppingOnShutdown())
         {
-            Log.Information("mounted {MountPoint}; libfuse {Version}", mountPoint, FuseLibrary.PackageVersion);
-            SystemdNotify.Ready(mountPoint);
-        });
+            rc = FuseHost.Run(options, fs, new SerilogFuseLog(), token, () =>
+            {
+                Log.Information("mounted {MountPoint}; libfuse {Version}", mountPoint, FuseLibrary.PackageVersion);
+                SystemdNotify.Ready(mountPoint);
+            });
+        }
+
         Log.Information("unmounted {MountPoint}", mountPoint);
         return rc == 0 ? ExitCodes.Ok : ExitCodes.Error;
     }
@@ -195,13 +215,24 @@ public static class MountCommand
 
     /// <summary>
     /// Starts this same command again with --foreground in a new session (setsid), waits until the mount is live
-    /// or the child has failed, and returns. The child's log goes to a file whose path is printed.
+    /// or the child has failed, and returns. The child's log goes to --log-file, else under systemd to the inherited
+    /// standard error (the journal), else to the mount point's file in the private log directory (see
+    /// <see cref="LogFiles"/>); where it goes is printed.
     /// </summary>
     private static int Daemonize(string mountPoint, string? userLogFile)
     {
         string[] args = Environment.GetCommandLineArgs()[1..];
-        string logFile = userLogFile ?? Path.Combine(Path.GetTempPath(), $"backupfuse-mount-{Environment.ProcessId}.log");
-        var psi = new ProcessStartInfo("setsid") { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true, RedirectStandardInput = true };
+        bool toJournal = userLogFile == null && LogFiles.UnderSystemd;
+        string? logFile = userLogFile;
+        if (logFile == null && !toJournal)
+        {
+            logFile = LogFiles.DefaultPathFor(mountPoint);
+            LogFiles.EnsurePrivateDirectory(Path.GetDirectoryName(logFile)!);
+            LogFiles.OpenForAppend(logFile, privateDirectory: true).Dispose(); // refuse a planted link here, in one line
+        }
+
+        string logShown = logFile ?? "standard error (the journal)";
+        var psi = new ProcessStartInfo("setsid") { UseShellExecute = false, RedirectStandardError = !toJournal, RedirectStandardOutput = true, RedirectStandardInput = true };
         string self = Environment.ProcessPath ?? throw new CliError("cannot find this program's path to start the daemon");
         if (Path.GetFileNameWithoutExtension(self) == "dotnet")
         {
@@ -216,21 +247,21 @@ public static class MountCommand
         }
 
         psi.ArgumentList.Add("--foreground");
-        if (userLogFile == null)
+        if (userLogFile == null && logFile != null)
         {
             psi.ArgumentList.Add("--log-file");
             psi.ArgumentList.Add(logFile);
         }
         using var child = Process.Start(psi) ?? throw new CliError("could not start the daemon process");
         child.StandardInput.Close();
-        var stderr = child.StandardError.ReadToEndAsync();
+        var stderr = toJournal ? Task.FromResult(string.Empty) : child.StandardError.ReadToEndAsync();
         _ = child.StandardOutput.ReadToEndAsync();
         var deadline = Stopwatch.StartNew();
         while (deadline.Elapsed < TimeSpan.FromSeconds(60))
         {
             if (MountTable.IsLive(mountPoint))
             {
-                Console.Error.WriteLine($"mounted {mountPoint} (daemon pid {child.Id}, log {logFile}); unmount with 'backupfuse unmount {mountPoint}'");
+                Console.Error.WriteLine($"mounted {mountPoint} (daemon pid {child.Id}, log {logShown}); unmount with 'backupfuse unmount {mountPoint}'");
                 return ExitCodes.Ok;
             }
 
@@ -241,6 +272,6 @@ public static class MountCommand
             }
         }
 
-        throw new CliError($"the daemon did not mount {mountPoint} within 60 s; see {logFile}");
+        throw new CliError($"the daemon did not mount {mountPoint} within 60 s; see {logShown}");
     }
 }

@@ -58,6 +58,10 @@ public static class MountTable
             _ = Directory.GetFileSystemEntries(mountPoint);
             return false;
         }
+        catch (DirectoryNotFoundException)
+        {
+            return false; // missing, or a file (ENOTDIR): not a mount of ours at all; the caller says what it is
+        }
         catch (IOException e) when (e.Message.Contains("not connected", StringComparison.OrdinalIgnoreCase) || e.HResult == 107)
         {
             return true;

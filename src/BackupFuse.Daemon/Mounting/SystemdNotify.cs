@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using System.Text;
 using Serilog;
 
@@ -11,6 +12,8 @@ namespace BackupFuse.Daemon.Mounting;
 //   the disk) until READY=1, which is sent once the kernel mount is live, not when the process starts.
 // - Without $NOTIFY_SOCKET (not under systemd, or Type=simple) every call does nothing. A failed send is logged
 //   and otherwise ignored: notification is advisory and must never take the mount down.
+// - STOPPING=1 goes out on the first SIGTERM/SIGINT (systemd then shows "deactivating" while open files are still
+//   served) or, at the latest, when the mount has ended.
 // - The variable is left in the environment: the daemon never starts children that could claim to be it
 //   (NotifyAccess=main makes systemd ignore them anyway).
 
@@ -25,6 +28,42 @@ public static class SystemdNotify
 
     /// <summary>STOPPING=1: unmounting; open files are served until closed.</summary>
     public static void Stopping() => Send("STOPPING=1\nSTATUS=Unmounting; open files are served until closed");
+
+    /// <summary>
+    /// Sends STOPPING=1 once: on the first SIGTERM/SIGINT, or when the returned object is disposed (the mount ended
+    /// another way, e.g. fusermount3 -u). The handlers leave the signal's default action to the mount's own handlers:
+    /// before the mount installs them a signal still ends the process.
+    /// </summary>
+    public static IDisposable StoppingOnShutdown() => new StoppingNotice();
+
+    private sealed class StoppingNotice : IDisposable
+    {
+        private readonly PosixSignalRegistration[] _signals;
+        private int _sent;
+
+        public StoppingNotice()
+        {
+            _signals = [PosixSignalRegistration.Create(PosixSignal.SIGTERM, _ => SendOnce()), PosixSignalRegistration.Create(PosixSignal.SIGINT, _ => SendOnce())];
+        }
+
+        public void Dispose()
+        {
+            foreach (var signal in _signals)
+            {
+                signal.Dispose();
+            }
+
+            SendOnce();
+        }
+
+        private void SendOnce()
+        {
+            if (Interlocked.Exchange(ref _sent, 1) == 0)
+            {
+                Stopping();
+            }
+        }
+    }
 
     /// <summary>Sends one notification datagram to $NOTIFY_SOCKET; returns false when there is none or the send failed.</summary>
     public static bool Send(string message) => Send(Environment.GetEnvironmentVariable(SocketVariable), message);
