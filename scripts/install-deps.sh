@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what BackupFuse needs on a Debian 12 machine (run as root, or with sudo available).
 #   scripts/install-deps.sh          runtime + demo tools (fuse3, qemu-utils, libvhdi-utils, 7zip)
-#   scripts/install-deps.sh --test   also what the tests use: libfuse3-dev + gcc for the struct layout check;
+#   scripts/install-deps.sh --test   also what the tests use: libfuse3-dev + gcc for the struct layout check,
+#                                    systemd (systemd-analyze verify for the unit file);
 #                                    a Debian kernel, busybox, extlinux, sfdisk/mkfs for the bootable test guest;
 #                                    qemu-system-x86 (the hypervisor, and qemu-storage-daemon) to boot it;
 #                                    docker.io + debootstrap for DockerTests (a local engine, a Debian base image)
@@ -10,7 +11,7 @@ set -euo pipefail
 
 packages=(fuse3 libfuse3-3 libdeflate0 qemu-utils libvhdi-utils 7zip)
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(libfuse3-dev gcc libc6-dev e2fsprogs fdisk qemu-system-x86 linux-image-amd64 busybox-static extlinux syslinux-common cpio docker.io debootstrap)
+  packages+=(libfuse3-dev gcc libc6-dev systemd e2fsprogs fdisk qemu-system-x86 linux-image-amd64 busybox-static extlinux syslinux-common cpio docker.io debootstrap)
 fi
 
 missing=()

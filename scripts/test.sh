@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
-# Every FUSE test must run here: a missing /dev/fuse or libfuse3 fails the run instead of skipping.
+# Every test must run here: a missing /dev/fuse, libfuse3 or test tool fails the test instead of skipping it,
+# and any test still reported Skipped fails the run (see the closing counts).
 export BACKUPFUSE_REQUIRE_FUSE=1
 
 log=$(mktemp)
@@ -14,8 +15,14 @@ status=0
 dotnet test BackupFuse.sln -c Release -m:1 --nologo "$@" 2>&1 | tee "$log" || status=$?
 
 # One closing line for every assembly together, in the plain "N passed, N failed" form.
-awk '/(Passed|Failed)!  - Failed:/ {
+counts=$(awk '/(Passed|Failed|Skipped)! +- Failed:/ {
        for (i = 1; i <= NF; i++) { gsub(",", "", $(i+1));
          if ($i == "Failed:") f += $(i+1); if ($i == "Passed:") p += $(i+1); if ($i == "Skipped:") s += $(i+1) } }
-     END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+     END { printf "%d %d %d\n", p, f, s }' "$log")
+read -r passed failed skipped <<<"$counts"
+echo "tests: $passed passed, $failed failed, $skipped skipped"
+if ((skipped > 0)); then
+  echo "error: $skipped test(s) skipped: every test must run here (their reasons are in the log above)" >&2
+  status=1
+fi
 exit $status

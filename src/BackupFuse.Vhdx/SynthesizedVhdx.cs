@@ -9,8 +9,8 @@ namespace BackupFuse.Vhdx;
 //   VhdxLayout (binary search, at most 8 runs). Structure bytes come from the layout's small buffer, BAT bytes are
 //   computed, zero runs are cleared, and payload runs go straight to the disk source with a pure offset
 //   translation into the caller's span (no bounce buffer, no copy).
-// - All file -> disk arithmetic lives in TryMapToDisk / the Payload case of Read, so the write path (routing
-//   payload writes to a differencing overlay, header/log writes to a metadata area) can be added in one place.
+// - All file -> disk arithmetic lives in TryMapToDisk / the Payload case of Read; the write path (Writable mode
+//   below) maps payload writes through the same TryMapToDisk, so reads and writes never disagree on an offset.
 // - GetExtent: structure runs are Data, reserved space / empty log / padding are Zero, payload runs report the
 //   disk's extent with Unallocated turned into Zero (this is the bottom of what the kernel sees: FUSE
 //   SEEK_HOLE/SEEK_DATA and st_blocks are driven from it).

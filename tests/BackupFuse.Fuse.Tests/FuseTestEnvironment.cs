@@ -1,11 +1,13 @@
 using BackupFuse.Fuse;
+using BackupFuse.Testing;
 using Xunit.Abstractions;
 
 namespace BackupFuse.Fuse.Tests;
 
 /// <summary>
-/// Decides whether real-mount tests can run. xunit 2 has no dynamic skip: a test that cannot run prints
-/// "SKIPPED: reason" (test output and stderr) and returns; with BACKUPFUSE_REQUIRE_FUSE=1 it fails instead.
+/// Decides whether real-mount tests can run. A test that cannot run reports Skipped with the reason (it must be
+/// [SkippableFact]: <see cref="Prerequisite.SkipIf"/> throws Xunit.SkipException); with
+/// BACKUPFUSE_REQUIRE_FUSE=1 it fails instead.
 /// </summary>
 internal static class FuseTestEnvironment
 {
@@ -18,7 +20,7 @@ internal static class FuseTestEnvironment
                 return reason;
             }
 
-            if (!Testing.ExternalTool.Exists("fusermount3"))
+            if (!ExternalTool.Exists("fusermount3"))
             {
                 return "fusermount3 is missing (package fuse3); auto_unmount needs it";
             }
@@ -27,23 +29,22 @@ internal static class FuseTestEnvironment
         }
     }
 
-    /// <summary>True when the test must stop here (reason printed).</summary>
+    /// <summary>
+    /// Returns false when <paramref name="reason"/> is null; otherwise skips the test (throws Xunit.SkipException)
+    /// or fails it under BACKUPFUSE_REQUIRE_FUSE=1. It never returns true: the bool only keeps
+    /// <c>if (Skip(...)) return;</c> callers compiling.
+    /// </summary>
     public static bool Skip(ITestOutputHelper output, string? reason)
     {
-        if (reason == null)
+        if (reason != null)
         {
-            return false;
+            output.WriteLine("skipped: " + reason);
         }
 
-        if (Environment.GetEnvironmentVariable("BACKUPFUSE_REQUIRE_FUSE") == "1")
-        {
-            Assert.Fail("required but unavailable: " + reason);
-        }
-
-        output.WriteLine("SKIPPED: " + reason);
-        Console.Error.WriteLine("SKIPPED: " + reason);
-        return true;
+        Prerequisite.SkipIf(reason);
+        return false;
     }
 
+    /// <summary>Skips (see <see cref="Skip"/>) unless libfuse3, /dev/fuse and fusermount3 are all there.</summary>
     public static bool SkipUnlessMountable(ITestOutputHelper output) => Skip(output, MountSkipReason);
 }

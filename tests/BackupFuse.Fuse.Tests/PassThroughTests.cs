@@ -6,7 +6,7 @@ namespace BackupFuse.Fuse.Tests;
 /// <summary>Plain files through a mount made over the served directory itself.</summary>
 public sealed class PassThroughTests(ITestOutputHelper output)
 {
-    [Fact]
+    [SkippableFact]
     public void MountOverSelf_ShowsExistingContentAtTheSamePath()
     {
         if (FuseTestEnvironment.SkipUnlessMountable(output))
@@ -27,7 +27,7 @@ public sealed class PassThroughTests(ITestOutputHelper output)
         Assert.Equal(["before.txt", "sub"], Directory.GetFileSystemEntries(m.MountPoint).Select(Path.GetFileName).Order());
     }
 
-    [Fact]
+    [SkippableFact]
     public void CreateWriteReadRenameUnlinkMkdirTruncateChmod_WorkAndLandInTheDirectory()
     {
         if (FuseTestEnvironment.SkipUnlessMountable(output))
@@ -100,7 +100,7 @@ public sealed class PassThroughTests(ITestOutputHelper output)
         }
     }
 
-    [Fact]
+    [SkippableFact]
     public void SeparateMountPoint_ShowsTheDirectoryAndWritesLandThere()
     {
         if (FuseTestEnvironment.SkipUnlessMountable(output))
@@ -121,7 +121,7 @@ public sealed class PassThroughTests(ITestOutputHelper output)
         Assert.Equal("C", File.ReadAllText(m["c.txt"]));
     }
 
-    [Fact]
+    [SkippableFact]
     public void ReadOnlyMount_RefusesWritesWithErofs()
     {
         if (FuseTestEnvironment.SkipUnlessMountable(output))
@@ -138,7 +138,7 @@ public sealed class PassThroughTests(ITestOutputHelper output)
         Assert.Equal("A", File.ReadAllText(m["a.txt"]));
     }
 
-    [Fact]
+    [SkippableFact]
     public void FilesCreatedByAnotherUser_BelongToThatUser_WithTheRequestedMode()
     {
         if (FuseTestEnvironment.SkipUnlessMountable(output) || FuseTestEnvironment.Skip(output, Environment.UserName != "root" || !ExternalTool.Exists("setpriv") ? "needs root and setpriv to act as another user" : null))

@@ -10,7 +10,7 @@ public sealed class ShutdownTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(15);
 
-    [Fact]
+    [SkippableFact]
     public void Cancellation_UnmountsCleanly()
     {
         if (FuseTestEnvironment.SkipUnlessMountable(output))
@@ -35,7 +35,7 @@ public sealed class ShutdownTests(ITestOutputHelper output)
         Assert.Equal("A", File.ReadAllText(temp["a.txt"]));
     }
 
-    [Fact]
+    [SkippableFact]
     public void FuseHostRun_ReturnsWhenCancelled_AndReportsMounted()
     {
         if (FuseTestEnvironment.SkipUnlessMountable(output))
@@ -56,7 +56,7 @@ public sealed class ShutdownTests(ITestOutputHelper output)
         Assert.False(TestMount.IsMounted(temp.Path));
     }
 
-    [Fact]
+    [SkippableFact]
     public void ExternalFusermountUnmount_EndsTheLoop()
     {
         if (FuseTestEnvironment.SkipUnlessMountable(output))
@@ -72,7 +72,7 @@ public sealed class ShutdownTests(ITestOutputHelper output)
         Assert.False(TestMount.IsMounted(m.MountPoint));
     }
 
-    [Fact]
+    [SkippableFact]
     public void Sigterm_WithHandleSignals_UnmountsAndKeepsTheProcessAlive()
     {
         if (FuseTestEnvironment.SkipUnlessMountable(output))
@@ -90,7 +90,7 @@ public sealed class ShutdownTests(ITestOutputHelper output)
         Assert.False(TestMount.IsMounted(temp.Path));
     }
 
-    [Fact]
+    [SkippableFact]
     public void Unmount_WhileAFileIsOpen_DetachesAtOnce_AndEndsWhenTheFileCloses()
     {
         if (FuseTestEnvironment.SkipUnlessMountable(output))
@@ -119,7 +119,7 @@ public sealed class ShutdownTests(ITestOutputHelper output)
         output.WriteLine($"loop ended {sw.ElapsedMilliseconds} ms after the file was closed");
     }
 
-    [Fact]
+    [SkippableFact]
     public void MountFailure_FaultsMountedAndCompletion()
     {
         if (FuseTestEnvironment.SkipUnlessMountable(output))

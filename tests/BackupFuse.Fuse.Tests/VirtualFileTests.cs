@@ -23,7 +23,7 @@ public sealed class VirtualFileTests(ITestOutputHelper output)
         File.WriteAllText(Path.Combine(dir, "notes.txt"), "plain file");
     }
 
-    [Fact]
+    [SkippableFact]
     public void StatAndListing_ReportVirtualSizeAndSparseBlocks()
     {
         if (FuseTestEnvironment.SkipUnlessMountable(output))
@@ -56,7 +56,7 @@ public sealed class VirtualFileTests(ITestOutputHelper output)
         Assert.Equal("plain file", File.ReadAllText(m["notes.txt"]));
     }
 
-    [Fact]
+    [SkippableFact]
     public void Read_ReturnsTheSourceBytes_AndAShortReadAtEof()
     {
         if (FuseTestEnvironment.SkipUnlessMountable(output))
@@ -88,7 +88,7 @@ public sealed class VirtualFileTests(ITestOutputHelper output)
         Assert.True(cmp.ExitCode == 0, cmp.Output);
     }
 
-    [Fact]
+    [SkippableFact]
     public void SeekDataAndHole_FollowTheSourceExtents()
     {
         if (FuseTestEnvironment.SkipUnlessMountable(output))
@@ -123,7 +123,7 @@ public sealed class VirtualFileTests(ITestOutputHelper output)
         Assert.All(all.AsSpan(0, (int)b).ToArray(), x => Assert.Equal(0, x));
     }
 
-    [Fact]
+    [SkippableFact]
     public void ProviderFailures_FailOnlyThatFile_WithTheMappedErrno()
     {
         if (FuseTestEnvironment.SkipUnlessMountable(output))
@@ -149,7 +149,7 @@ public sealed class VirtualFileTests(ITestOutputHelper output)
         Assert.Single(lines, l => l.StartsWith("open /broken.vhdx", StringComparison.Ordinal));
     }
 
-    [Fact]
+    [SkippableFact]
     public void WritableSource_TakesWrites_ButNeverGrowsOrShrinks()
     {
         if (FuseTestEnvironment.SkipUnlessMountable(output))
@@ -190,7 +190,7 @@ public sealed class VirtualFileTests(ITestOutputHelper output)
         Assert.Equal(MarkerFileProvider.Content(MemorySize, "memory"), File.ReadAllText(Path.Combine(m.Directory, "rw.vhdx")));
     }
 
-    [Fact]
+    [SkippableFact]
     public void ParallelReaders_GetTheRightBytes()
     {
         if (FuseTestEnvironment.SkipUnlessMountable(output))

@@ -26,7 +26,7 @@ namespace BackupFuse.IntegrationTests;
 //   watchdog (seen in /proc from the host), holds the plugin open, kills, asserts the host mount is dead, and
 //   runs `docker start` while it still is, so the recovery is tested against the real failure, not a clean exit. The same is then done with SIGKILL to PID 1 from
 //   the host, which the restart policy (not a manual start) has to recover.
-// - Without an engine the test reports SKIPPED with the reason, and fails with it under BACKUPFUSE_REQUIRE_FUSE=1
+// - Without an engine the test reports Skipped with the reason (Prerequisite.SkipIf), and fails with it under BACKUPFUSE_REQUIRE_FUSE=1
 //   (scripts/test.sh).
 
 /// <summary>The Dockerfile's image, built and run with the documented flags: mounts, reads, stops, recovers from kill.</summary>
@@ -45,22 +45,12 @@ public sealed class DockerTests
 
     private static string Docker => File.Exists("/usr/bin/docker") ? "/usr/bin/docker" : "docker";
 
-    [Fact]
+    [SkippableFact]
     public async Task DocumentedRunServesThePluginsStopsCleanlyAndRecoversFromKill()
     {
         var clock = Stopwatch.StartNew();
         using var engine = DockerEngine.Start();
-        if (engine.Problem is { } problem)
-        {
-            if (Environment.GetEnvironmentVariable("BACKUPFUSE_REQUIRE_FUSE") == "1")
-            {
-                Assert.Fail("required but unavailable: no Docker engine: " + problem);
-            }
-
-            _output.WriteLine("SKIPPED: no Docker engine: " + problem);
-            Console.Error.WriteLine("SKIPPED: no Docker engine: " + problem);
-            return;
-        }
+        Prerequisite.SkipIf(engine.Problem is { } problem ? "no Docker engine: " + problem : null);
 
         // debootstrap waits on the network and disk, publish on the CPU: side by side they take the longer of the two.
         var baseImage = Task.Run(EnsureBaseImage);

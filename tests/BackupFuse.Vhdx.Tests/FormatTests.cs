@@ -1,41 +1,12 @@
 using System.Buffers.Binary;
 using System.Text;
+using BackupFuse.Blocks;
 using BackupFuse.Vhdx.Format;
 
 namespace BackupFuse.Vhdx.Tests;
 
 public sealed class FormatTests
 {
-    [Fact]
-    public void Crc32CCheckValueOnBothPaths()
-    {
-        var data = "123456789"u8;
-        Assert.Equal(0xE3069283u, Crc32C.Compute(data));
-        Assert.Equal(0xE3069283u, ~Crc32C.UpdateWithTable(~0u, data));
-    }
-
-    [Fact]
-    public void Crc32CIntrinsicAndTableAgreeOnRandomData()
-    {
-        var rng = new Random(3);
-        for (int len = 0; len < 300; len += 7)
-        {
-            var data = new byte[len];
-            rng.NextBytes(data);
-            Assert.Equal(~Crc32C.UpdateWithTable(~0u, data), Crc32C.Compute(data));
-        }
-    }
-
-    [Fact]
-    public void ComputeWithZeroedFieldEqualsCrcOfZeroedCopy()
-    {
-        var data = new byte[4096];
-        new Random(5).NextBytes(data);
-        uint viaField = Crc32C.ComputeWithZeroedField(data, 4);
-        BinaryPrimitives.WriteUInt32LittleEndian(data.AsSpan(4), 0);
-        Assert.Equal(Crc32C.Compute(data), viaField);
-    }
-
     [Fact]
     public void GuidsUseTheMixedEndianLayout()
     {

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Runtime.CompilerServices;
 using BackupFuse.BackupImage.Crypto;
 using BackupFuse.BackupImage.Format;
+using BackupFuse.Blocks;
 using Microsoft.Win32.SafeHandles;
 
 namespace BackupFuse.BackupImage.Reading;
@@ -15,7 +16,7 @@ namespace BackupFuse.BackupImage.Reading;
 //   loaded (CRC, GCM tag, every entry's kind/flags/range), chunks on every read (CRC, GCM tag, exact decompressed
 //   length). Any failure is an InvalidDataException naming the file and, for chunks, the chunk index and disk offset.
 // - Raw (uncompressed, unencrypted) chunks are read straight into the caller's buffer and verified there; the CRC
-//   of chunks uses the three-stream ChunkCrc32C (same values as Crc32C, about 3x faster).
+//   CRC is Core's Crc32C (three interleaved streams on chunk-sized inputs).
 // - Thread-safe: positional reads on one SafeFileHandle, a locked page cache, pooled AesGcm instances; no state
 //   changes after Open apart from the cache and counters.
 // - The file is opened read-only; nothing here can write to an image. It is opened through UnixFile.OpenRegular:
@@ -362,7 +363,7 @@ public sealed class BackupImageFile : IDisposable
         {
             // A raw chunk: read it straight into the caller's buffer and verify it there (one copy, no pool buffer).
             ReadExactly(_handle, entry.PayloadOffset, destination, Path);
-            uint rawCrc = ChunkCrc32C.Compute(destination);
+            uint rawCrc = Crc32C.Compute(destination);
             if (rawCrc != entry.Crc)
             {
                 destination.Clear();
@@ -378,7 +379,7 @@ public sealed class BackupImageFile : IDisposable
         {
             var s = stored.AsSpan(0, entry.StoredLength);
             ReadExactly(_handle, entry.PayloadOffset, s, Path);
-            uint crc = ChunkCrc32C.Compute(s);
+            uint crc = Crc32C.Compute(s);
             if (crc != entry.Crc)
             {
                 throw new InvalidDataException($"{ChunkPlace(chunkIndex)}: checksum mismatch (stored 0x{entry.Crc:X8}, computed 0x{crc:X8}): the chunk is corrupt");

@@ -1,6 +1,7 @@
 using System.Buffers;
 using BackupFuse.BackupImage.Crypto;
 using BackupFuse.BackupImage.Format;
+using BackupFuse.Blocks;
 
 namespace BackupFuse.BackupImage.Writing;
 

@@ -48,9 +48,6 @@ internal static unsafe partial class LibFuse
     public static partial void fuse_loop_cfg_set_max_threads(nint config, uint value);
 
     [LibraryImport(NativeLibraries.Fuse)]
-    public static partial void fuse_loop_cfg_set_idle_threads(nint config, uint value);
-
-    [LibraryImport(NativeLibraries.Fuse)]
     public static partial int fuse_opt_add_arg(FuseArgs* args, byte* arg);
 
     [LibraryImport(NativeLibraries.Fuse)]

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using BackupFuse.Blocks;
 
 namespace BackupFuse.Vhdx.Format;
 

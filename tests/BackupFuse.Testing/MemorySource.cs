@@ -1,9 +1,12 @@
 namespace BackupFuse.Blocks;
 
+// Design notes:
+// - Test-only: nothing in src/ uses it, so it lives in the testing project. It keeps the namespace
+//   BackupFuse.Blocks of the Core types it models, so test files written against it in Core need no change.
+
 /// <summary>
-/// A writable source in memory with per-block allocation tracking, used as the model in tests and for small
-/// synthesized areas. Unwritten blocks report <see cref="ExtentKind.Unallocated"/>. Thread-safe via one lock:
-/// it is a model, not a hot path.
+/// A writable source in memory with per-block allocation tracking, used as the model in tests. Unwritten blocks
+/// report <see cref="ExtentKind.Unallocated"/>. Thread-safe via one lock: it is a model, not a hot path.
 /// </summary>
 public sealed class MemorySource : BlockSource
 {

@@ -1,7 +1,7 @@
 using BackupFuse.Daemon.Plugins;
 using BackupFuse.Testing;
 
-namespace BackupFuse.IntegrationTests;
+namespace BackupFuse.Daemon.Tests;
 
 public sealed class PluginFileTests
 {
