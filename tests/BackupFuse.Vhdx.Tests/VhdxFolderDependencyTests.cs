@@ -37,12 +37,27 @@ public sealed class VhdxFolderDependencyTests
     }
 
     [Fact]
+    public void PatchStoreJournalAndBatNeverNameTheFile()
+    {
+        // The write path goes one way: DifferencingVhdxFile -> BlockAllocationTable / DifferencingPatchStore ->
+        // MetadataJournal -> VhdxLog; none of the parts calls back up into the file.
+        string[] parts = ["DifferencingPatchStore", "MetadataJournal", "BlockAllocationTable", "MetadataSectorCache"];
+        var offending = References(Differencing)
+            .Where(r => parts.Contains(Outermost(r.Source).Name) && r.Target.FullName == Differencing + ".DifferencingVhdxFile")
+            .ToList();
+        Assert.True(offending.Count == 0, string.Join("\n", offending.Select(r => $"{r.Source} -> {r.Target}")));
+    }
+
+    [Fact]
     public void TheCheckSeesMethodBodies()
     {
         // The patch store (Differencing) calls into the journal only inside method bodies: the scan must see that.
         Assert.Contains(References(Differencing), r => r.Source.Name == "DifferencingPatchStore" && r.Target.Name == "MetadataJournal");
         Assert.Contains(References(Differencing), r => r.Source.Name == "DifferencingVhdxFile" && r.Target.Name == "VhdxLog");
+        Assert.Contains(References(Differencing), r => r.Source.Name == "DifferencingVhdxOverlay" && r.Target.FullName == Differencing + ".DifferencingVhdxFile");
     }
+
+    private static Type Outermost(Type t) => t.DeclaringType is { } d ? Outermost(d) : t;
 
     private static List<(Type Source, Type Target)> References(string ns)
     {

@@ -44,7 +44,7 @@ namespace BackupFuse.Vhdx.Differencing;
 public sealed class DifferencingVhdxFile : BlockSource
 {
     /// <summary>Dirty metadata sectors that trigger a commit without an explicit Flush.</summary>
-    public const int AutoCommitSectors = 192;
+    public const int AutoCommitSectors = MetadataJournal.AutoCommitSectors;
 
     private const int Stripes = 64;
     private static readonly byte[] ZeroSector = new byte[MetadataJournal.SectorSize];

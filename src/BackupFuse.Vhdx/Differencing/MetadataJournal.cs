@@ -40,6 +40,9 @@ internal sealed class MetadataJournal
     /// <summary>Size of a metadata sector image.</summary>
     public const int SectorSize = MetadataSectorCache.SectorSize;
 
+    /// <summary>Dirty sectors that trigger a commit without an explicit Flush (the default threshold).</summary>
+    public const int AutoCommitSectors = 192;
+
     private readonly IBlockSource _file;
     private readonly VhdxLog _log;
     private readonly object _owner;
@@ -65,7 +68,7 @@ internal sealed class MetadataJournal
     public object SyncRoot => _meta;
 
     /// <summary>Dirty sectors that trigger a commit (tests raise it to force batches larger than one log entry).</summary>
-    public int AutoCommitThreshold { get; set; } = DifferencingVhdxFile.AutoCommitSectors;
+    public int AutoCommitThreshold { get; set; } = AutoCommitSectors;
 
     /// <summary>The file's current header.</summary>
     public VhdxHeader Header
