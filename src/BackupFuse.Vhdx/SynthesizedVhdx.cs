@@ -1,6 +1,6 @@
 using System.Runtime.CompilerServices;
+using System.Buffers;
 using BackupFuse.Blocks;
-using BackupFuse.Vhdx.Differencing;
 
 namespace BackupFuse.Vhdx;
 
@@ -44,7 +44,7 @@ public sealed class SynthesizedVhdx : BlockSource
     }
 
     /// <summary>
-    /// Presents <paramref name="disk"/> (writable, e.g. a <see cref="DifferencingVhdxOverlay"/>) as a WRITABLE VHDX:
+    /// Presents <paramref name="disk"/> (writable, e.g. a Differencing.DifferencingVhdxOverlay) as a WRITABLE VHDX:
     /// payload writes go to the disk, all other writes to <paramref name="patches"/>.
     /// </summary>
     public SynthesizedVhdx(IBlockSource disk, Guid identity, ISynthesizedPatchStore patches, VhdxLayoutOptions? options = null, bool ownsDisk = true)
@@ -166,7 +166,7 @@ public sealed class SynthesizedVhdx : BlockSource
             else
             {
                 n = offset < Layout.PayloadOffset ? (int)Math.Min(data.Length, Layout.PayloadOffset - offset) : data.Length;
-                _patches.Write(offset, data[..n], ReadUnpatchedPage);
+                WritePatch(offset, data[..n]);
             }
 
             data = data[n..];
@@ -217,8 +217,24 @@ public sealed class SynthesizedVhdx : BlockSource
             : baseExtent with { Length = patch - offset };
     }
 
-    /// <summary>The synthesized bytes of a 4 KiB page without patches (payload bytes are left zero: they are never patched).</summary>
-    private void ReadUnpatchedPage(long pageOffset, Span<byte> page)
+    /// <summary>Hands a non-payload write to the patch store with the unpatched bytes of the pages it touches.</summary>
+    private void WritePatch(long offset, ReadOnlySpan<byte> data)
+    {
+        int length = ISynthesizedPatchStore.UnpatchedPagesLength(offset, data.Length);
+        var unpatched = ArrayPool<byte>.Shared.Rent(length);
+        try
+        {
+            ReadUnpatched(BlockAlignment.AlignDown(offset, ISynthesizedPatchStore.PageSize), unpatched.AsSpan(0, length));
+            _patches!.Write(offset, data, unpatched.AsSpan(0, length));
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(unpatched);
+        }
+    }
+
+    /// <summary>The synthesized bytes of whole 4 KiB pages without patches (payload bytes are left zero: they are never patched).</summary>
+    private void ReadUnpatched(long pageOffset, Span<byte> page)
     {
         page.Clear();
         long end = Math.Min(pageOffset + page.Length, Layout.FileLength);

@@ -15,19 +15,22 @@ namespace BackupFuse.Vhdx.Differencing;
 //   goes through its sector cache and log like BAT changes: readers see it at once, Flush makes it durable, a crash
 //   keeps exactly what the last completed Flush covered. In one log entry a new page and its index entry are
 //   atomic; when a batch must be split, pages are committed before the index that points at them.
-// - A page written for the first time starts from the synthesized bytes (the caller's BasePageReader), so partial
-//   page writes keep the surrounding bytes. A full store raises IOException before anything changes.
+// - A page written for the first time starts from the synthesized bytes (the caller hands the unpatched pages in),
+//   so partial page writes keep the surrounding bytes. A full store raises IOException before anything changes.
+// - Talks only to the MetadataJournal (sector images, session, auto-commit, flush), never to DifferencingVhdxFile.
+//   As an IJournalTable its index sectors are committed after the pages they point at; it has no early entries.
 // - Threading: _writeLock serializes writers (read-modify-write of a page); the slot map and the sector images are
-//   guarded by the owner's metadata lock, which readers take briefly. Lock order: _writeLock -> flush -> metadata.
+//   guarded by the journal's SyncRoot, which readers take briefly. Lock order: _writeLock -> flush -> SyncRoot.
 
 /// <summary>The synthesized-file patch store kept in a differencing VHDX's user metadata items.</summary>
-internal sealed class DifferencingPatchStore : ISynthesizedPatchStore
+internal sealed class DifferencingPatchStore : ISynthesizedPatchStore, IJournalTable
 {
     private const int PageSize = ISynthesizedPatchStore.PageSize;
     private const int LogicalLengthField = 16;
     private const int UsedField = 24;
 
-    private readonly DifferencingVhdxFile _owner;
+    private readonly MetadataJournal _journal;
+    private readonly string _path;
     private readonly long _regionOffset;
     private readonly long _indexOffset;
     private readonly SortedList<long, int> _slots = [];
@@ -35,9 +38,11 @@ internal sealed class DifferencingPatchStore : ISynthesizedPatchStore
     private int _used;
     private long _logicalLength;
 
-    public DifferencingPatchStore(DifferencingVhdxFile owner, long metadataRegionOffset)
+    /// <summary>The store in the metadata region at <paramref name="metadataRegionOffset"/> of the file <paramref name="path"/> (for messages).</summary>
+    public DifferencingPatchStore(MetadataJournal journal, long metadataRegionOffset, string path)
     {
-        _owner = owner;
+        _journal = journal;
+        _path = path;
         _regionOffset = metadataRegionOffset;
         _indexOffset = metadataRegionOffset + DifferencingVhdxFormat.PatchIndexOffset;
     }
@@ -47,7 +52,7 @@ internal sealed class DifferencingPatchStore : ISynthesizedPatchStore
     {
         get
         {
-            lock (_owner.MetaLock)
+            lock (_journal.SyncRoot)
             {
                 return _used;
             }
@@ -66,15 +71,21 @@ internal sealed class DifferencingPatchStore : ISynthesizedPatchStore
         BinaryPrimitives.WriteUInt32LittleEndian(index[12..], DifferencingVhdxFormat.PatchSlots);
     }
 
-    /// <summary>Whether <paramref name="fileOffset"/> is a sector of the index item.</summary>
-    public bool IsIndexSector(long fileOffset) => fileOffset >= _indexOffset && fileOffset < _indexOffset + DifferencingVhdxFormat.PatchIndexLength;
+    /// <inheritdoc/>
+    public bool HasEarlyEntries => false;
+
+    /// <summary>Whether <paramref name="sectorOffset"/> is a sector of the index item.</summary>
+    public bool Holds(long sectorOffset) => sectorOffset >= _indexOffset && sectorOffset < _indexOffset + DifferencingVhdxFormat.PatchIndexLength;
+
+    /// <inheritdoc/>
+    public bool CopyEarlyEntries(long sectorOffset, ReadOnlySpan<byte> image, Span<byte> onDisk) => false;
 
     /// <summary>Reads and checks the index.</summary>
     public void Load()
     {
-        lock (_owner.MetaLock)
+        lock (_journal.SyncRoot)
         {
-            var header = _owner.Cache.Get(_indexOffset);
+            var header = _journal.Get(_indexOffset);
             if (!header.AsSpan().StartsWith(DifferencingVhdxFormat.PatchIndexSignature)
                 || BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(8)) != DifferencingVhdxFormat.PatchIndexVersion
                 || BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(12)) != DifferencingVhdxFormat.PatchSlots)
@@ -107,12 +118,12 @@ internal sealed class DifferencingPatchStore : ISynthesizedPatchStore
     /// <inheritdoc/>
     public void GrowLogicalLength(long length)
     {
-        lock (_owner.MetaLock)
+        lock (_journal.SyncRoot)
         {
             if (length > _logicalLength)
             {
                 Volatile.Write(ref _logicalLength, length);
-                BinaryPrimitives.WriteInt64LittleEndian(_owner.Cache.Modify(_indexOffset).AsSpan(LogicalLengthField), length);
+                BinaryPrimitives.WriteInt64LittleEndian(_journal.Modify(_indexOffset).AsSpan(LogicalLengthField), length);
             }
         }
     }
@@ -120,7 +131,7 @@ internal sealed class DifferencingPatchStore : ISynthesizedPatchStore
     /// <inheritdoc/>
     public long FindNextPatch(long offset, long end)
     {
-        lock (_owner.MetaLock)
+        lock (_journal.SyncRoot)
         {
             int i = LowerBound(BlockAlignment.AlignDown(offset, PageSize));
             return i < _slots.Count && _slots.Keys[i] < end ? _slots.Keys[i] : -1;
@@ -131,29 +142,34 @@ internal sealed class DifferencingPatchStore : ISynthesizedPatchStore
     public void Overlay(long offset, Span<byte> buffer)
     {
         long end = offset + buffer.Length;
-        lock (_owner.MetaLock)
+        lock (_journal.SyncRoot)
         {
             for (int i = LowerBound(BlockAlignment.AlignDown(offset, PageSize)); i < _slots.Count && _slots.Keys[i] < end; i++)
             {
                 long page = _slots.Keys[i];
                 long from = Math.Max(page, offset);
                 long to = Math.Min(page + PageSize, end);
-                var image = _owner.Cache.Get(SlotOffset(_slots.Values[i]));
+                var image = _journal.Get(SlotOffset(_slots.Values[i]));
                 image.AsSpan((int)(from - page), (int)(to - from)).CopyTo(buffer[(int)(from - offset)..]);
             }
         }
     }
 
     /// <inheritdoc/>
-    public void Write(long offset, ReadOnlySpan<byte> data, BasePageReader readBase)
+    public void Write(long offset, ReadOnlySpan<byte> data, ReadOnlySpan<byte> unpatchedPages)
     {
-        ArgumentNullException.ThrowIfNull(readBase);
         ArgumentOutOfRangeException.ThrowIfNegative(offset);
-        _owner.BeginSession();
+        long firstPage = BlockAlignment.AlignDown(offset, PageSize);
+        if (unpatchedPages.Length != ISynthesizedPatchStore.UnpatchedPagesLength(offset, data.Length))
+        {
+            throw new ArgumentException($"{unpatchedPages.Length} unpatched bytes for a write of {data.Length} bytes at {offset}", nameof(unpatchedPages));
+        }
+
+        _journal.BeginSession();
         lock (_writeLock)
         {
             // Refuse up front when the pages that are new would not fit, so a write is never half stored.
-            lock (_owner.MetaLock)
+            lock (_journal.SyncRoot)
             {
                 int needed = 0;
                 for (long page = BlockAlignment.AlignDown(offset, PageSize); page < offset + data.Length; page += PageSize)
@@ -163,7 +179,7 @@ internal sealed class DifferencingPatchStore : ISynthesizedPatchStore
 
                 if (_used + needed > DifferencingVhdxFormat.PatchSlots)
                 {
-                    throw new IOException($"{_owner.Path}: no room for more header-area changes of the synthesized VHDX ({_used} of {DifferencingVhdxFormat.PatchSlots} pages of 4 KiB in use, {needed} more needed)");
+                    throw new IOException($"{_path}: no room for more header-area changes of the synthesized VHDX ({_used} of {DifferencingVhdxFormat.PatchSlots} pages of 4 KiB in use, {needed} more needed)");
                 }
             }
 
@@ -174,55 +190,45 @@ internal sealed class DifferencingPatchStore : ISynthesizedPatchStore
                 int within = (int)(offset - page);
                 int n = Math.Min(data.Length, PageSize - within);
                 bool known;
-                lock (_owner.MetaLock)
+                lock (_journal.SyncRoot)
                 {
                     known = _slots.TryGetValue(page, out int slot);
                     if (known)
                     {
-                        data[..n].CopyTo(_owner.Cache.Modify(SlotOffset(slot)).AsSpan(within));
+                        data[..n].CopyTo(_journal.Modify(SlotOffset(slot)).AsSpan(within));
                     }
                 }
 
                 if (!known)
                 {
-                    readBase(page, fresh);
+                    unpatchedPages.Slice((int)(page - firstPage), PageSize).CopyTo(fresh);
                     data[..n].CopyTo(fresh.AsSpan(within));
-                    lock (_owner.MetaLock)
+                    lock (_journal.SyncRoot)
                     {
                         int slot = _used++;
-                        fresh.CopyTo(_owner.Cache.Modify(SlotOffset(slot)), 0);
+                        fresh.CopyTo(_journal.Modify(SlotOffset(slot)), 0);
                         _slots.Add(page, slot);
                         SetIndexEntry(slot, (ulong)page + 1);
-                        BinaryPrimitives.WriteUInt32LittleEndian(_owner.Cache.Modify(_indexOffset).AsSpan(UsedField), (uint)_used);
+                        BinaryPrimitives.WriteUInt32LittleEndian(_journal.Modify(_indexOffset).AsSpan(UsedField), (uint)_used);
                     }
                 }
 
                 data = data[n..];
                 offset += n;
-                _owner.CommitIfLarge();
+                _journal.CommitIfLarge();
             }
         }
     }
 
     /// <inheritdoc/>
-    public void Flush() => _owner.Flush();
+    public void Flush() => _journal.Flush();
 
     private long SlotOffset(int slot) =>
         _regionOffset + DifferencingVhdxFormat.PatchPageItemOffset(slot / DifferencingVhdxFormat.PagesPerItem) + ((long)(slot % DifferencingVhdxFormat.PagesPerItem) * PageSize);
 
-    private ulong IndexEntry(int slot)
-    {
-        long at = _indexOffset + DifferencingVhdxFormat.PatchIndexHeaderSize + (slot * 8L);
-        long sector = BlockAlignment.AlignDown(at, MetadataSectorCache.SectorSize);
-        return BinaryPrimitives.ReadUInt64LittleEndian(_owner.Cache.Get(sector).AsSpan((int)(at - sector)));
-    }
+    private ulong IndexEntry(int slot) => _journal.ReadUInt64(_indexOffset + DifferencingVhdxFormat.PatchIndexHeaderSize + (slot * 8L));
 
-    private void SetIndexEntry(int slot, ulong value)
-    {
-        long at = _indexOffset + DifferencingVhdxFormat.PatchIndexHeaderSize + (slot * 8L);
-        long sector = BlockAlignment.AlignDown(at, MetadataSectorCache.SectorSize);
-        BinaryPrimitives.WriteUInt64LittleEndian(_owner.Cache.Modify(sector).AsSpan((int)(at - sector)), value);
-    }
+    private void SetIndexEntry(int slot, ulong value) => _journal.WriteUInt64(_indexOffset + DifferencingVhdxFormat.PatchIndexHeaderSize + (slot * 8L), value);
 
     private int LowerBound(long key)
     {
@@ -244,5 +250,5 @@ internal sealed class DifferencingPatchStore : ISynthesizedPatchStore
         return lo;
     }
 
-    private InvalidDataException Corrupt(string problem) => new($"{_owner.Path}: {problem}");
+    private InvalidDataException Corrupt(string problem) => new($"{_path}: {problem}");
 }

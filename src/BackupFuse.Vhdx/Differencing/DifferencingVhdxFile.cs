@@ -1,6 +1,6 @@
-using System.Buffers.Binary;
 using BackupFuse.Blocks;
 using BackupFuse.Vhdx.Format;
+using BackupFuse.Vhdx.Log;
 using Microsoft.Win32.SafeHandles;
 
 namespace BackupFuse.Vhdx.Differencing;
@@ -18,20 +18,24 @@ namespace BackupFuse.Vhdx.Differencing;
 //   promoted to FULLY_PRESENT. Blocks are appended at the allocation point (RoundUp(EOF, 1 MiB) at open), and the
 //   file is extended to cover each whole allocation before it can be referenced. Space is never reused or moved.
 // - Crash safety (ordering): payload bytes are written BEFORE the in-memory BAT/bitmap change that makes them
-//   reachable is published; Flush takes a snapshot of the dirty metadata sectors, then VhdxLog.Commit flushes the
-//   file (so every byte the snapshot points at is stable), writes ONE log entry, flushes, applies it, flushes. A crash
-//   therefore leaves: every write acknowledged by a completed Flush present (replayed from the log if it was not yet
-//   applied); later writes either present or absent, never garbage (an unflushed allocation is unreachable, an
-//   unflushed in-place write is plain data, a torn log entry is ignored). A batch larger than one entry is committed
-//   in dependency order: bitmap and patch pages, then the sector-bitmap BAT entries alone, then the BAT and index
-//   sectors, each of which is consistent on its own once the earlier phases are on disk.
-// - Batching: BAT/bitmap/patch changes stay in memory (MetadataSectorCache, reads use it) and go to the log at
-//   Flush, or as soon as more than AutoCommitSectors sectors are dirty, so random writes cost one pwrite each.
-// - Threading: one metadata lock (_meta) guards the sector cache and the allocation point and is held only for
-//   lookups and small changes, never across payload I/O. Writers serialize per payload block (striped locks), so two
-//   writers never allocate the same block and a bitmap change never overtakes its data. Readers take only _meta for
-//   the lookup; block offsets never change once allocated, so a stale lookup can only yield the older bytes. Flush
-//   and header updates are serialized by _flushLock. Lock order: block stripe or patch lock -> _flushLock -> _meta.
+//   reachable is published; MetadataJournal.Flush then makes the published metadata durable through the VHDX log
+//   (data flush, one log entry, flush, apply, flush; larger batches in dependency order). A crash therefore leaves:
+//   every write acknowledged by a completed Flush present (replayed from the log if it was not yet applied); later
+//   writes either present or absent, never garbage (an unflushed allocation is unreachable, an unflushed in-place
+//   write is plain data, a torn log entry is ignored).
+// - Parts (the write path, in reading order): Write / WriteInBlock / Allocate / EnsureSectorBitmap here (payload I/O
+//   and the allocation point); BlockAllocationTable (BAT entries and sector-bitmap bits); MetadataJournal (sector
+//   images, session, auto-commit, dependency-ordered commit; it owns the file handle and closes it); Log/VhdxLog
+//   (the on-disk log and its replay at open). DifferencingPatchStore (the synthesized file's header-area pages) uses
+//   the same journal. DifferencingVhdxFormat builds new files and checks opened ones.
+// - Batching: BAT/bitmap/patch changes stay in memory (the journal's sector images, reads use them) and go to the
+//   log at Flush, or as soon as AutoCommitSectors sectors are dirty, so random writes cost one pwrite each.
+// - Threading: the journal's metadata lock (_meta = journal.SyncRoot) guards the sector images and the allocation
+//   point and is held only for lookups and small changes, never across payload I/O. Writers serialize per payload
+//   block (striped locks), so two writers never allocate the same block and a bitmap change never overtakes its
+//   data. Readers take only _meta for the lookup; block offsets never change once allocated, so a stale lookup can
+//   only yield the older bytes. Flush and header updates are serialized by the journal's flush lock. Lock order:
+//   block stripe or patch lock -> flush lock -> _meta.
 // - Session: the first change (write, or commit of patches) renews FileWriteGuid and DataWriteGuid in both headers;
 //   the log keeps its LogGuid until Dispose, which flushes and empties the log (LogGuid = 0).
 // - Not done: shrinking, trimming (discard), reusing leaked space after a crash, read-only opens of a dirty file.
@@ -40,29 +44,27 @@ namespace BackupFuse.Vhdx.Differencing;
 public sealed class DifferencingVhdxFile : BlockSource
 {
     /// <summary>Dirty metadata sectors that trigger a commit without an explicit Flush.</summary>
-    public const int AutoCommitSectors = 192;
+    public const int AutoCommitSectors = MetadataJournal.AutoCommitSectors;
 
     private const int Stripes = 64;
-    private static readonly byte[] ZeroSector = new byte[MetadataSectorCache.SectorSize];
+    private static readonly byte[] ZeroSector = new byte[MetadataJournal.SectorSize];
 
     private readonly FileBlockSource _file;
-    private readonly VhdxLog _log;
-    private readonly MetadataSectorCache _cache;
-    private readonly object _meta = new();
-    private readonly object _flushLock = new();
+    private readonly MetadataJournal _journal;
+    private readonly BlockAllocationTable _bat;
+    private readonly DifferencingPatchStore _patches;
+    private readonly object _meta;
     private readonly object[] _stripes;
-    private readonly long _batOffset;
     private readonly BatGeometry _geometry;
     private long _allocationPoint;
-    private volatile bool _sessionStarted;
     private bool _crashed;
 
     private DifferencingVhdxFile(FileBlockSource file, string path, VhdxLog log, VhdxReader reader, long metadataRegionOffset)
     {
         _file = file;
-        _log = log;
         Path = path;
-        _cache = new MetadataSectorCache(file);
+        _journal = new MetadataJournal(file, log, this);
+        _meta = _journal.SyncRoot;
         _stripes = new object[Stripes];
         for (int i = 0; i < Stripes; i++)
         {
@@ -75,11 +77,13 @@ public sealed class DifferencingVhdxFile : BlockSource
         PhysicalSectorSize = reader.PhysicalSectorSize;
         VirtualDiskId = reader.VirtualDiskId;
         ParentLocator = reader.ParentLocator!;
-        _batOffset = reader.BatOffset;
         _geometry = reader.Geometry;
         PayloadBlockCount = reader.PayloadBlockCount;
         _allocationPoint = BlockAlignment.AlignUp(file.Length, DifferencingVhdxFormat.Mebibyte);
-        Patches = new DifferencingPatchStore(this, metadataRegionOffset);
+        _bat = new BlockAllocationTable(_journal, reader.BatOffset, _geometry, path);
+        _patches = new DifferencingPatchStore(_journal, metadataRegionOffset, path);
+        _journal.AddTable(_bat);
+        _journal.AddTable(_patches);
     }
 
     /// <summary>Path of the file.</summary>
@@ -110,22 +114,13 @@ public sealed class DifferencingVhdxFile : BlockSource
     public Guid ParentLinkage => Guid.Parse(ParentLocator[ParentLocator.ParentLinkageKey]!);
 
     /// <summary>This file's current header (its DataWriteGuid is what libvhdi calls the identifier).</summary>
-    public VhdxHeader Header
-    {
-        get
-        {
-            lock (_flushLock)
-            {
-                return _log.Header;
-            }
-        }
-    }
+    public VhdxHeader Header => _journal.Header;
 
     /// <summary>How many log entries were replayed when the file was opened (0 after a clean close).</summary>
-    public int ReplayedLogEntries => _log.ReplayedEntries;
+    public int ReplayedLogEntries => _journal.Log.ReplayedEntries;
 
     /// <summary>The byte-exact store for writes to the synthesized file's non-payload area, kept in this file.</summary>
-    public ISynthesizedPatchStore Patches { get; }
+    public ISynthesizedPatchStore Patches => _patches;
 
     /// <inheritdoc/>
     public override long Length => VirtualSize;
@@ -135,10 +130,6 @@ public sealed class DifferencingVhdxFile : BlockSource
 
     /// <inheritdoc/>
     public override bool CanWrite => true;
-
-    internal MetadataSectorCache Cache => _cache;
-
-    internal object MetaLock => _meta;
 
     /// <summary>
     /// Creates <paramref name="path"/> (which must not exist) as an empty child of <paramref name="parent"/>, atomically
@@ -231,42 +222,9 @@ public sealed class DifferencingVhdxFile : BlockSource
         {
             var log = VhdxLog.Open(file, path);
             using var reader = VhdxReader.Open(file, path, ownsFile: false);
-            InvalidDataException Corrupt(string problem) => new($"{path}: {problem}");
-            if (!reader.FileParameters.HasParent || reader.ParentLocator is null)
-            {
-                throw Corrupt("not a differencing VHDX (HasParent is not set)");
-            }
-
-            var locator = reader.ParentLocator;
-            if (locator.LocatorType != VhdxGuids.VhdxParentLocatorType)
-            {
-                throw Corrupt($"unknown parent locator type {locator.LocatorType}");
-            }
-
-            if (!Guid.TryParse(locator[ParentLocator.ParentLinkageKey], out var linkage))
-            {
-                throw Corrupt("the parent locator has no parseable parent_linkage");
-            }
-
-            if (linkage != expectedParentDataWriteGuid)
-            {
-                throw Corrupt($"it belongs to parent {linkage:B}, not to {expectedParentDataWriteGuid:B}");
-            }
-
-            if (expectedVirtualSize is { } size && size != reader.VirtualDiskSize)
-            {
-                throw Corrupt($"its virtual size {reader.VirtualDiskSize} differs from the parent's {size}");
-            }
-
-            var region = reader.RegionTable.Find(VhdxGuids.MetadataRegion)!.Value;
-            CheckUserItem(reader, region, DifferencingVhdxFormat.PatchIndexItem, DifferencingVhdxFormat.PatchIndexOffset, DifferencingVhdxFormat.PatchIndexLength, Corrupt);
-            for (int i = 0; i < DifferencingVhdxFormat.PatchPageItems; i++)
-            {
-                CheckUserItem(reader, region, DifferencingVhdxFormat.PatchPageItemIds[i], DifferencingVhdxFormat.PatchPageItemOffset(i), DifferencingVhdxFormat.PatchPageItemLength, Corrupt);
-            }
-
-            var child = new DifferencingVhdxFile(file, path, log, reader, (long)region.FileOffset);
-            ((DifferencingPatchStore)child.Patches).Load();
+            long metadataRegionOffset = DifferencingVhdxFormat.CheckChild(reader, path, expectedParentDataWriteGuid, expectedVirtualSize);
+            var child = new DifferencingVhdxFile(file, path, log, reader, metadataRegionOffset);
+            child._patches.Load();
             return child;
         }
         catch
@@ -289,7 +247,7 @@ public sealed class DifferencingVhdxFile : BlockSource
             BatEntry entry;
             lock (_meta)
             {
-                entry = PayloadEntry(block);
+                entry = _bat.PayloadEntry(block);
             }
 
             switch (entry.PayloadState)
@@ -312,7 +270,7 @@ public sealed class DifferencingVhdxFile : BlockSource
                         bool present;
                         lock (_meta)
                         {
-                            (present, run) = BitRun(block, sector, lastSector - sector + 1);
+                            (present, run) = _bat.BitRun(block, sector, lastSector - sector + 1);
                         }
 
                         int runEnd = Math.Min(within + n, (sector + run) * LogicalSectorSize);
@@ -347,13 +305,13 @@ public sealed class DifferencingVhdxFile : BlockSource
         long block = offset / PayloadBlockSize;
         lock (_meta)
         {
-            var entry = PayloadEntry(block);
+            var entry = _bat.PayloadEntry(block);
             long blockStart = block * PayloadBlockSize;
             if (entry.PayloadState == PayloadBlockState.PartiallyPresent)
             {
                 int sector = (int)((offset - blockStart) / LogicalSectorSize);
                 long blockEnd = Math.Min(end, blockStart + PayloadBlockSize);
-                var (present, run) = BitRun(block, sector, (int)((blockEnd - (blockStart + ((long)sector * LogicalSectorSize)) + LogicalSectorSize - 1) / LogicalSectorSize));
+                var (present, run) = _bat.BitRun(block, sector, (int)((blockEnd - (blockStart + ((long)sector * LogicalSectorSize)) + LogicalSectorSize - 1) / LogicalSectorSize));
                 long runEnd = Math.Min(blockEnd, blockStart + ((long)(sector + run) * LogicalSectorSize));
                 return new Extent(offset, runEnd - offset, present ? ExtentKind.Data : ExtentKind.Unallocated);
             }
@@ -362,7 +320,7 @@ public sealed class DifferencingVhdxFile : BlockSource
             long pos = blockStart + PayloadBlockSize;
             for (int scanned = 0; pos < end && scanned < 4096; scanned++)
             {
-                var next = PayloadEntry(pos / PayloadBlockSize);
+                var next = _bat.PayloadEntry(pos / PayloadBlockSize);
                 if (next.PayloadState == PayloadBlockState.PartiallyPresent || KindOf(pos / PayloadBlockSize, next) != kind)
                 {
                     break;
@@ -378,14 +336,14 @@ public sealed class DifferencingVhdxFile : BlockSource
     /// <summary>Writes whole logical sectors (<paramref name="offset"/> and the length are multiples of <see cref="LogicalSectorSize"/>).</summary>
     public override void Write(long offset, ReadOnlySpan<byte> data)
     {
-        ObjectDisposedException.ThrowIf(IsClosed, this);
+        ObjectDisposedException.ThrowIf(_journal.IsClosed, this);
         if (offset % LogicalSectorSize != 0 || data.Length % LogicalSectorSize != 0)
         {
             throw new ArgumentException($"{Path}: writes must cover whole {LogicalSectorSize}-byte sectors (got {offset}+{data.Length})");
         }
 
         CheckRange(this, offset, data.Length);
-        BeginSession();
+        _journal.BeginSession();
         while (!data.IsEmpty)
         {
             long block = offset / PayloadBlockSize;
@@ -396,87 +354,25 @@ public sealed class DifferencingVhdxFile : BlockSource
                 WriteInBlock(block, within, data[..n]);
             }
 
-            if (_cache.DirtyCount >= AutoCommitThreshold)
-            {
-                Flush();
-            }
-
+            _journal.CommitIfLarge();
             data = data[n..];
             offset += n;
         }
     }
 
     /// <summary>Makes every completed write durable: data flush, then the pending metadata through the log.</summary>
-    public override void Flush()
-    {
-        lock (_flushLock)
-        {
-            ObjectDisposedException.ThrowIf(IsClosed, this);
-            List<LogSectorWrite> batch;
-            lock (_meta)
-            {
-                batch = _cache.TakeDirty();
-            }
-
-            if (batch.Count == 0)
-            {
-                _file.Flush();
-                return;
-            }
-
-            try
-            {
-                BeginSessionLocked();
-                CommitInDependencyOrder(batch);
-            }
-            catch
-            {
-                lock (_meta)
-                {
-                    _cache.MarkDirty(batch.Select(s => s.FileOffset));
-                }
-
-                throw;
-            }
-        }
-    }
+    public override void Flush() => _journal.Flush();
 
     /// <summary>Counts what the file holds (scans the BAT and the bitmaps of partial blocks).</summary>
     public DifferencingStatistics GetStatistics()
     {
-        long full = 0, partial = 0, bitmaps = 0, changed = 0;
+        (long Full, long Partial, long Bitmaps, long Changed) c;
         lock (_meta)
         {
-            for (long block = 0; block < PayloadBlockCount; block++)
-            {
-                var entry = PayloadEntry(block);
-                long blockLength = Math.Min(PayloadBlockSize, VirtualSize - (block * PayloadBlockSize));
-                if (entry.PayloadState == PayloadBlockState.FullyPresent)
-                {
-                    full++;
-                    changed += blockLength;
-                }
-                else if (entry.PayloadState == PayloadBlockState.PartiallyPresent)
-                {
-                    partial++;
-                    int sectors = (int)(blockLength / LogicalSectorSize);
-                    for (int s = 0; s < sectors;)
-                    {
-                        var (present, run) = BitRun(block, s, sectors - s);
-                        changed += present ? (long)run * LogicalSectorSize : 0;
-                        s += run;
-                    }
-                }
-            }
-
-            for (long chunk = 0; chunk < _geometry.SectorBitmapBlockCount; chunk++)
-            {
-                bitmaps += BatEntry.FromRaw(Bat(_geometry.SectorBitmapBatIndex(chunk))).SectorBitmapState == SectorBitmapState.Present ? 1 : 0;
-            }
+            c = _bat.Count();
         }
 
-        var store = (DifferencingPatchStore)Patches;
-        return new DifferencingStatistics(PayloadBlockSize, full, partial, bitmaps, changed, _file.Length, store.PatchedPages, DifferencingVhdxFormat.PatchSlots, store.LogicalLength);
+        return new DifferencingStatistics(PayloadBlockSize, c.Full, c.Partial, c.Bitmaps, c.Changed, _file.Length, _patches.PatchedPages, DifferencingVhdxFormat.PatchSlots, _patches.LogicalLength);
     }
 
     /// <summary>Test hook: drops the object as a crash would (no flush, no log close); the file keeps what was written.</summary>
@@ -487,31 +383,14 @@ public sealed class DifferencingVhdxFile : BlockSource
     }
 
     /// <summary>Dirty sectors that trigger a commit (tests raise it to force batches larger than one log entry).</summary>
-    internal int AutoCommitThreshold { get; set; } = AutoCommitSectors;
+    internal int AutoCommitThreshold
+    {
+        get => _journal.AutoCommitThreshold;
+        set => _journal.AutoCommitThreshold = value;
+    }
 
     /// <summary>Test hook: the log, for crash injection.</summary>
-    internal VhdxLog Log => _log;
-
-    /// <summary>Renews the header GUIDs once per session, before the first change.</summary>
-    internal void BeginSession()
-    {
-        if (!_sessionStarted)
-        {
-            lock (_flushLock)
-            {
-                BeginSessionLocked();
-            }
-        }
-    }
-
-    /// <summary>Commits when enough metadata is dirty (called by the patch store between pages).</summary>
-    internal void CommitIfLarge()
-    {
-        if (_cache.DirtyCount >= AutoCommitThreshold)
-        {
-            Flush();
-        }
-    }
+    internal VhdxLog Log => _journal.Log;
 
     /// <inheritdoc/>
     protected override void Dispose(bool disposing)
@@ -521,45 +400,7 @@ public sealed class DifferencingVhdxFile : BlockSource
             return;
         }
 
-        try
-        {
-            if (!_crashed)
-            {
-                Flush();
-                lock (_flushLock)
-                {
-                    _log.Close();
-                }
-            }
-        }
-        finally
-        {
-            lock (_flushLock)
-            {
-                IsClosed = true;
-                _file.Dispose();
-            }
-        }
-    }
-
-    private bool IsClosed { get; set; }
-
-    private static void CheckUserItem(VhdxReader reader, RegionTableEntry region, Guid id, int offset, int length, Func<string, InvalidDataException> corrupt)
-    {
-        var item = reader.MetadataTable.Entries.FirstOrDefault(e => e.IsUser && e.ItemId == id);
-        if (item.ItemId != id || item.Offset != offset || item.Length != length || offset + length > region.Length)
-        {
-            throw corrupt($"the BackupFuse patch item {id} is missing or misplaced (not a BackupFuse differencing file?)");
-        }
-    }
-
-    private void BeginSessionLocked()
-    {
-        if (!_sessionStarted)
-        {
-            _log.BeginSession(userVisible: true);
-            _sessionStarted = true;
-        }
+        _journal.Close(_crashed);
     }
 
     private void WriteInBlock(long block, int within, ReadOnlySpan<byte> data)
@@ -567,7 +408,7 @@ public sealed class DifferencingVhdxFile : BlockSource
         BatEntry entry;
         lock (_meta)
         {
-            entry = PayloadEntry(block);
+            entry = _bat.PayloadEntry(block);
         }
 
         int firstSector = within / LogicalSectorSize;
@@ -581,8 +422,8 @@ public sealed class DifferencingVhdxFile : BlockSource
                 _file.Write((long)entry.FileOffset + within, data);
                 lock (_meta)
                 {
-                    SetBits(block, firstSector, sectors);
-                    PromoteIfComplete(block, (long)entry.FileOffset);
+                    _bat.SetBits(block, firstSector, sectors);
+                    _bat.PromoteIfComplete(block, (long)entry.FileOffset);
                 }
 
                 break;
@@ -594,7 +435,7 @@ public sealed class DifferencingVhdxFile : BlockSource
                     _file.Write(at, data);
                     lock (_meta)
                     {
-                        SetPayloadEntry(block, PayloadBlockState.FullyPresent, at);
+                        _bat.SetPayloadEntry(block, PayloadBlockState.FullyPresent, at);
                     }
                 }
                 else
@@ -604,10 +445,10 @@ public sealed class DifferencingVhdxFile : BlockSource
                     _file.Write(at + within, data);
                     lock (_meta)
                     {
-                        ClearBits(block);
-                        SetBits(block, firstSector, sectors);
-                        SetPayloadEntry(block, PayloadBlockState.PartiallyPresent, at);
-                        PromoteIfComplete(block, at);
+                        _bat.ClearBits(block);
+                        _bat.SetBits(block, firstSector, sectors);
+                        _bat.SetPayloadEntry(block, PayloadBlockState.PartiallyPresent, at);
+                        _bat.PromoteIfComplete(block, at);
                     }
                 }
 
@@ -639,8 +480,7 @@ public sealed class DifferencingVhdxFile : BlockSource
     {
         lock (_meta)
         {
-            long index = _geometry.SectorBitmapBatIndex(chunk);
-            var sb = BatEntry.FromRaw(Bat(index));
+            var sb = _bat.SectorBitmapEntry(chunk);
             if (sb.SectorBitmapState == SectorBitmapState.Present)
             {
                 return;
@@ -656,57 +496,7 @@ public sealed class DifferencingVhdxFile : BlockSource
             long at = _allocationPoint;
             _allocationPoint += DifferencingVhdxFormat.Mebibyte;
             _file.Write(at + DifferencingVhdxFormat.Mebibyte - ZeroSector.Length, ZeroSector);
-            SetBat(index, new BatEntry((byte)SectorBitmapState.Present, (ulong)at).ToRaw());
-        }
-    }
-
-    private void CommitInDependencyOrder(List<LogSectorWrite> batch)
-    {
-        int max = _log.MaxSectorsPerEntry;
-        if (batch.Count <= max)
-        {
-            _log.Commit(batch);
-            return;
-        }
-
-        // Phase 1: pages that nothing points at until phase 3 (bitmaps, patch pages). Phase 2: only the sector-bitmap
-        // entries of the dirty BAT sectors, over the on-disk sector. Phase 3: the full BAT and patch index sectors.
-        long batEnd = _batOffset + _geometry.BatLength;
-        bool IsTable(long offset) => (offset >= _batOffset && offset < batEnd) || ((DifferencingPatchStore)Patches).IsIndexSector(offset);
-        var phase1 = batch.Where(s => !IsTable(s.FileOffset)).ToList();
-        var phase3 = batch.Where(s => IsTable(s.FileOffset)).ToList();
-        var phase2 = new List<LogSectorWrite>();
-        foreach (var s in phase3.Where(s => s.FileOffset >= _batOffset && s.FileOffset < batEnd))
-        {
-            var onDisk = new byte[MetadataSectorCache.SectorSize];
-            _file.Read(s.FileOffset, onDisk);
-            bool changed = false;
-            long firstIndex = (s.FileOffset - _batOffset) / BatEntry.Size;
-            for (int i = 0; i < MetadataSectorCache.SectorSize / BatEntry.Size; i++)
-            {
-                if (_geometry.IsSectorBitmapBatIndex(firstIndex + i))
-                {
-                    var span = s.Data.Span.Slice(i * BatEntry.Size, BatEntry.Size);
-                    if (!span.SequenceEqual(onDisk.AsSpan(i * BatEntry.Size, BatEntry.Size)))
-                    {
-                        span.CopyTo(onDisk.AsSpan(i * BatEntry.Size));
-                        changed = true;
-                    }
-                }
-            }
-
-            if (changed)
-            {
-                phase2.Add(new LogSectorWrite(s.FileOffset, onDisk));
-            }
-        }
-
-        foreach (var phase in new[] { phase1, phase2, phase3 })
-        {
-            for (int i = 0; i < phase.Count; i += max)
-            {
-                _log.Commit(phase.GetRange(i, Math.Min(max, phase.Count - i)));
-            }
+            _bat.SetSectorBitmapEntry(chunk, at);
         }
     }
 
@@ -729,124 +519,4 @@ public sealed class DifferencingVhdxFile : BlockSource
 
     private InvalidDataException UnusedState(long block, BatEntry entry) =>
         new($"{Path}: payload block {block} has BAT state {entry.State}, which a differencing file written by BackupFuse never uses");
-
-    // Everything below runs under _meta.
-    private BatEntry PayloadEntry(long block) => BatEntry.FromRaw(Bat(_geometry.PayloadBatIndex(block)));
-
-    private ulong Bat(long index)
-    {
-        long at = _batOffset + (index * BatEntry.Size);
-        long sector = BlockAlignment.AlignDown(at, MetadataSectorCache.SectorSize);
-        return BinaryPrimitives.ReadUInt64LittleEndian(_cache.Get(sector).AsSpan((int)(at - sector)));
-    }
-
-    private void SetBat(long index, ulong raw)
-    {
-        long at = _batOffset + (index * BatEntry.Size);
-        long sector = BlockAlignment.AlignDown(at, MetadataSectorCache.SectorSize);
-        BinaryPrimitives.WriteUInt64LittleEndian(_cache.Modify(sector).AsSpan((int)(at - sector)), raw);
-    }
-
-    private void SetPayloadEntry(long block, PayloadBlockState state, long fileOffset) =>
-        SetBat(_geometry.PayloadBatIndex(block), BatEntry.Payload(state, (ulong)fileOffset).ToRaw());
-
-    /// <summary>File offset of the bitmap byte holding sector <paramref name="sector"/> of <paramref name="block"/>.</summary>
-    private long BitmapByte(long block, int sector)
-    {
-        var sb = BatEntry.FromRaw(Bat(_geometry.SectorBitmapBatIndex(_geometry.ChunkOf(block))));
-        if (sb.SectorBitmapState != SectorBitmapState.Present)
-        {
-            throw new InvalidDataException($"{Path}: payload block {block} is PARTIALLY_PRESENT but its chunk has no sector bitmap");
-        }
-
-        return (long)sb.FileOffset + _geometry.SectorBitmapOffset(block) + (sector / 8);
-    }
-
-    private (bool Present, int Run) BitRun(long block, int sector, int maxSectors)
-    {
-        maxSectors = Math.Max(1, maxSectors);
-        long slice = BitmapByte(block, 0);
-        bool present = Bit(slice, sector);
-        byte whole = present ? (byte)0xFF : (byte)0;
-        int run = 1;
-        int s = sector + 1;
-        while (run < maxSectors)
-        {
-            if (s % 8 == 0 && maxSectors - run >= 8 && BitmapByteAt(slice + (s / 8)) == whole)
-            {
-                run += 8;
-                s += 8;
-                continue;
-            }
-
-            if (Bit(slice, s) != present)
-            {
-                break;
-            }
-
-            run++;
-            s++;
-        }
-
-        return (present, run);
-    }
-
-    private bool Bit(long slice, int sector) => ((BitmapByteAt(slice + (sector / 8)) >> (sector % 8)) & 1) != 0;
-
-    private byte BitmapByteAt(long byteOffset)
-    {
-        long sectorStart = BlockAlignment.AlignDown(byteOffset, MetadataSectorCache.SectorSize);
-        return _cache.Get(sectorStart)[byteOffset - sectorStart];
-    }
-
-    private void SetBits(long block, int firstSector, int count)
-    {
-        int s = firstSector;
-        int end = firstSector + count;
-        while (s < end)
-        {
-            long at = BitmapByte(block, s);
-            long sectorStart = BlockAlignment.AlignDown(at, MetadataSectorCache.SectorSize);
-            var image = _cache.Modify(sectorStart);
-            if (s % 8 == 0 && end - s >= 8)
-            {
-                image[at - sectorStart] = 0xFF;
-                s += 8;
-            }
-            else
-            {
-                image[at - sectorStart] |= (byte)(1 << (s % 8));
-                s++;
-            }
-        }
-    }
-
-    private void ClearBits(long block)
-    {
-        long first = BitmapByte(block, 0);
-        for (long at = first; at < first + _geometry.SectorBitmapBytesPerBlock;)
-        {
-            long sectorStart = BlockAlignment.AlignDown(at, MetadataSectorCache.SectorSize);
-            int from = (int)(at - sectorStart);
-            int n = (int)Math.Min(MetadataSectorCache.SectorSize - from, first + _geometry.SectorBitmapBytesPerBlock - at);
-            var image = _cache.Get(sectorStart);
-            if (image.AsSpan(from, n).IndexOfAnyExcept((byte)0) >= 0)
-            {
-                _cache.Modify(sectorStart).AsSpan(from, n).Clear();
-            }
-
-            at += n;
-        }
-    }
-
-    private void PromoteIfComplete(long block, long fileOffset)
-    {
-        long blockLength = Math.Min(PayloadBlockSize, VirtualSize - (block * PayloadBlockSize));
-        int sectors = (int)(blockLength / LogicalSectorSize);
-        var (present, run) = BitRun(block, 0, sectors);
-        if (present && run >= sectors)
-        {
-            SetPayloadEntry(block, PayloadBlockState.FullyPresent, fileOffset);
-        }
-    }
 }

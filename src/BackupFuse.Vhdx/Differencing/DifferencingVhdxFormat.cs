@@ -21,8 +21,10 @@ namespace BackupFuse.Vhdx.Differencing;
 //   metadata/BAT/tail writes. QEMU needs 2 pages (it rewrites both headers); Hyper-V may rewrite the log area too.
 // - The patch items are IsUser = 1, IsRequired = 0, IsVirtualDisk = 0: other readers ignore them (libvhdi accepts
 //   unknown items with a real offset; only empty ones break it), and they stay with this file.
+// - CheckChild is the other side of Build: what DifferencingVhdxFile.Open demands of an existing file beyond what
+//   VhdxReader already checks (HasParent, the parent linkage, the size, the patch items in place).
 
-/// <summary>Constants and creation of the on-disk layout of a BackupFuse differencing VHDX.</summary>
+/// <summary>Constants, creation and checks of the on-disk layout of a BackupFuse differencing VHDX.</summary>
 public static class DifferencingVhdxFormat
 {
     /// <summary>1 MiB.</summary>
@@ -191,6 +193,60 @@ public static class DifferencingVhdxFormat
             || (parent.AbsoluteWin32Path is { } a && (!a.StartsWith(@"\\?\", StringComparison.Ordinal) || a.Contains('\0', StringComparison.Ordinal))))
         {
             throw new ArgumentException("the parent needs a relative path without NUL, and an absolute_win32_path must start with \\\\?\\", nameof(parent));
+        }
+    }
+
+    /// <summary>
+    /// Checks that the file <paramref name="reader"/> reads is a BackupFuse differencing file: HasParent, a VHDX parent
+    /// locator whose parent_linkage is <paramref name="expectedParentDataWriteGuid"/>, the virtual size
+    /// <paramref name="expectedVirtualSize"/> when given, and the patch items at their places. Returns the file offset
+    /// of the metadata region; InvalidDataException naming <paramref name="path"/> for every inconsistency.
+    /// </summary>
+    internal static long CheckChild(VhdxReader reader, string path, Guid expectedParentDataWriteGuid, long? expectedVirtualSize)
+    {
+        InvalidDataException Corrupt(string problem) => new($"{path}: {problem}");
+        if (!reader.FileParameters.HasParent || reader.ParentLocator is null)
+        {
+            throw Corrupt("not a differencing VHDX (HasParent is not set)");
+        }
+
+        var locator = reader.ParentLocator;
+        if (locator.LocatorType != VhdxGuids.VhdxParentLocatorType)
+        {
+            throw Corrupt($"unknown parent locator type {locator.LocatorType}");
+        }
+
+        if (!Guid.TryParse(locator[ParentLocator.ParentLinkageKey], out var linkage))
+        {
+            throw Corrupt("the parent locator has no parseable parent_linkage");
+        }
+
+        if (linkage != expectedParentDataWriteGuid)
+        {
+            throw Corrupt($"it belongs to parent {linkage:B}, not to {expectedParentDataWriteGuid:B}");
+        }
+
+        if (expectedVirtualSize is { } size && size != reader.VirtualDiskSize)
+        {
+            throw Corrupt($"its virtual size {reader.VirtualDiskSize} differs from the parent's {size}");
+        }
+
+        var region = reader.RegionTable.Find(VhdxGuids.MetadataRegion)!.Value;
+        CheckUserItem(reader, region, PatchIndexItem, PatchIndexOffset, PatchIndexLength, Corrupt);
+        for (int i = 0; i < PatchPageItems; i++)
+        {
+            CheckUserItem(reader, region, PatchPageItemIds[i], PatchPageItemOffset(i), PatchPageItemLength, Corrupt);
+        }
+
+        return (long)region.FileOffset;
+    }
+
+    private static void CheckUserItem(VhdxReader reader, RegionTableEntry region, Guid id, int offset, int length, Func<string, InvalidDataException> corrupt)
+    {
+        var item = reader.MetadataTable.Entries.FirstOrDefault(e => e.IsUser && e.ItemId == id);
+        if (item.ItemId != id || item.Offset != offset || item.Length != length || offset + length > region.Length)
+        {
+            throw corrupt($"the BackupFuse patch item {id} is missing or misplaced (not a BackupFuse differencing file?)");
         }
     }
 }

@@ -1,4 +1,5 @@
 using BackupFuse.Blocks;
+using BackupFuse.Vhdx.Log;
 
 namespace BackupFuse.Vhdx.Differencing;
 
@@ -6,7 +7,8 @@ namespace BackupFuse.Vhdx.Differencing;
 // - Every metadata structure of a differencing file (BAT, sector bitmaps, the patch store's index and pages) is
 //   read and changed through 4 KiB images of its file sectors, loaded on first use and kept: memory grows with what
 //   was touched, not with the disk. Changed sectors are marked dirty; TakeDirty hands copies of them to the log.
-// - Not thread-safe: the owner holds its metadata lock around every call.
+// - Owned by MetadataJournal, the only user. Not thread-safe: the journal's clients hold its metadata lock
+//   (SyncRoot) around every call, and the journal takes it around TakeDirty / MarkDirty.
 
 /// <summary>4 KiB images of metadata sectors of a file, loaded lazily, with a dirty set for the log.</summary>
 internal sealed class MetadataSectorCache(IBlockSource file)

@@ -6,7 +6,7 @@ namespace BackupFuse.Vhdx.Format;
 // - The one place that turns (virtual disk size, block size, logical sector size, has parent) into BAT arithmetic
 //   (MS-VHDX 2.5 "BAT" and 2.5.1 "BAT Entry"). QEMU keeps the same
 //   arithmetic in one function (vhdx_calc_bat_entries); every reader and writer of VHDX here (VhdxLayout,
-//   VhdxReader, DifferencingVhdxFormat, DifferencingVhdxFile) uses this type instead of its own copy.
+//   VhdxReader, DifferencingVhdxFormat, Differencing/BlockAllocationTable) uses this type instead of its own copy.
 // - The numbers:
 //     ChunkRatio             = 2^23 * LogicalSectorSize / BlockSize    (payload blocks per 1 MiB sector bitmap)
 //     PayloadBlockCount      = Ceil(VirtualDiskSize / BlockSize)       (NPB)

@@ -1,7 +1,7 @@
 using BackupFuse.Blocks;
 using BackupFuse.Testing;
-using BackupFuse.Vhdx.Differencing;
 using BackupFuse.Vhdx.Format;
+using BackupFuse.Vhdx.Log;
 
 namespace BackupFuse.Vhdx.Tests.Differencing;
 

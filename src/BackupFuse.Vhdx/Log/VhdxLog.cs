@@ -2,7 +2,7 @@ using System.Buffers;
 using BackupFuse.Blocks;
 using BackupFuse.Vhdx.Format;
 
-namespace BackupFuse.Vhdx.Differencing;
+namespace BackupFuse.Vhdx.Log;
 
 // Design notes:
 // - The metadata log of a VHDX file opened for writing (MS-VHDX 2.3): Commit turns a batch of 4 KiB sector updates
@@ -29,7 +29,10 @@ namespace BackupFuse.Vhdx.Differencing;
 //   entry of the session never completed (a crash right after LogGuid was set): like QEMU, that is an empty log
 //   (the spec would call it corrupt, which would make such a crash fatal). The replay renews FileWriteGuid
 //   first, writes the sectors in order, extends the file to LastFileOffset, flushes and resets LogGuid to zero.
-// - Not thread-safe: the owner serializes Commit/Close (DifferencingVhdxFile does it under its flush lock).
+// - Lives apart (Log/, namespace BackupFuse.Vhdx.Log, as QEMU keeps vhdx-log.c apart) with LogEntry, LogSectorWrite
+//   and VhdxHeaderPair: it knows only the on-disk records (Format/) and a writable IBlockSource, nothing of
+//   differencing files, so any writer of a VHDX can use it.
+// - Not thread-safe: the owner serializes Commit/Close (Differencing/MetadataJournal does it under its flush lock).
 
 /// <summary>Writer and replayer of the metadata log of a VHDX file opened for writing.</summary>
 public sealed class VhdxLog

@@ -2,7 +2,7 @@ using System.Buffers;
 using BackupFuse.Blocks;
 using BackupFuse.Vhdx.Format;
 
-namespace BackupFuse.Vhdx.Differencing;
+namespace BackupFuse.Vhdx.Log;
 
 // Design notes:
 // - The two header slots of a writable VHDX file and the spec's update procedure (MS-VHDX 2.2.2.1): the new header

@@ -1,4 +1,4 @@
-namespace BackupFuse.Vhdx.Differencing;
+namespace BackupFuse.Vhdx.Log;
 
 /// <summary>One 4 KiB metadata sector update carried by a log entry: the full new contents of the sector at <paramref name="FileOffset"/>.</summary>
 public readonly record struct LogSectorWrite(long FileOffset, ReadOnlyMemory<byte> Data);

@@ -1,6 +1,6 @@
 using BackupFuse.Vhdx.Format;
 
-namespace BackupFuse.Vhdx.Differencing;
+namespace BackupFuse.Vhdx.Log;
 
 /// <summary>One descriptor of a parsed log entry: a zero range, or a data sector with the index of its data sector.</summary>
 internal readonly record struct LogDescriptor(bool IsZero, LogZeroDescriptor Zero, LogDataDescriptor Data, int DataSectorIndex);
