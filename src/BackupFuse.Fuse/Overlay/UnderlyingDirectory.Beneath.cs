@@ -16,7 +16,8 @@ namespace BackupFuse.Fuse.Overlay;
 // - Where openat2 is unavailable (ENOSYS on kernels before 5.6; EPERM/ENOSYS from a container's seccomp filter) the
 //   same property comes from a walk: one component at a time with openat(O_PATH|O_DIRECTORY|O_NOFOLLOW), ".."
 //   refused (EXDEV), a symlink reported as ELOOP like openat2 does, the last name opened with O_NOFOLLOW. Whether
-//   openat2 works is probed once per process.
+//   openat2 works is probed once per process. (OpenDirectory keeps its own walk: it throws, naming the component it
+//   refused, for the daemon's state files; this one reports errno for FUSE.)
 // - Errors are returned as -1 with errno set (the callers turn errno into the FUSE answer), so the errno users see
 //   in normal use is that of the plain *at() call (ENOENT, ENOTDIR, EISDIR, ...).
 
