@@ -142,6 +142,23 @@ public sealed unsafe class PassThroughSymlinkTests(ITestOutputHelper output) : I
     }
 
     [Fact]
+    public void VirtualFileReplacedBetweenProbeAndOpen_IsNotOpenedWithTheOldInfo()
+    {
+        Populate(Root);
+        File.WriteAllText(Path.Combine(Root, "disk.vhdx"), MarkerFileProvider.Content(4096));
+        File.WriteAllText(Path.Combine(Root, "other.vhdx"), MarkerFileProvider.Content(8192));
+        var provider = new SwappingProvider(new MarkerFileProvider(), () => File.Move(Path.Combine(Root, "other.vhdx"), Path.Combine(Root, "disk.vhdx"), overwrite: true));
+        using var fs = DirectoryOverlayFileSystem.Open(Root, provider);
+        Assert.Equal(Errno.ENOENT, ErrnoOf(() => Open(fs, "/disk.vhdx", LibC.O_RDONLY)));
+        var fi = new FuseFileInfo { Flags = LibC.O_RDONLY };
+        fs.Open(P("/disk.vhdx"), ref fi); // the next open sees the new file
+        Stat st = default;
+        fs.GetAttributes(new FusePath(null), fi.Fh, ref st);
+        Assert.Equal(8192, st.Size);
+        fs.Release(fi.Fh);
+    }
+
+    [Fact]
     public void ThroughAMount_ACachedDirectorySwappedForASymlinkLeadsNowhere_LegitSymlinksWork()
     {
         if (FuseTestEnvironment.SkipUnlessMountable(output))
@@ -328,4 +345,24 @@ public sealed unsafe class PassThroughSymlinkTests(ITestOutputHelper output) : I
 
     [DllImport("libc.so.6", EntryPoint = "mkfifo", SetLastError = true)]
     private static extern int MakeFifo([MarshalAs(UnmanagedType.LPUTF8Str)] string path, uint mode);
+
+    /// <summary>A provider that replaces the file right after its first probe (the race between stat and open).</summary>
+    private sealed class SwappingProvider(MarkerFileProvider inner, Action swap) : IVirtualFileProvider
+    {
+        private int _swapped;
+
+        public VirtualFileInfo? Probe(UnderlyingDirectory directory, string relativePath, in UnderlyingFileStat stat)
+        {
+            var info = inner.Probe(directory, relativePath, stat);
+            if (Interlocked.Exchange(ref _swapped, 1) == 0)
+            {
+                swap();
+            }
+
+            return info;
+        }
+
+        public BackupFuse.Blocks.IBlockSource Open(UnderlyingDirectory directory, string relativePath, in UnderlyingFileStat stat, bool write) =>
+            inner.Open(directory, relativePath, stat, write);
+    }
 }
