@@ -23,6 +23,7 @@ public static class Errno
     public const int ENOMEM = 12;
     public const int EACCES = 13;
     public const int EEXIST = 17;
+    public const int EXDEV = 18;
     public const int ENOTDIR = 20;
     public const int EISDIR = 21;
     public const int EINVAL = 22;
@@ -113,6 +114,7 @@ public static class Errno
         ENOMEM => "ENOMEM",
         EACCES => "EACCES",
         EEXIST => "EEXIST",
+        EXDEV => "EXDEV",
         ENOTDIR => "ENOTDIR",
         EISDIR => "EISDIR",
         EINVAL => "EINVAL",

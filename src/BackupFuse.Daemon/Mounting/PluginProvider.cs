@@ -125,7 +125,7 @@ public sealed class PluginProvider(BackupPointOpener opener, PluginProviderOptio
         long generation = opener.CatalogGeneration;
         long loadedAt = Environment.TickCount64;
         byte[] content;
-        using (var handle = directory.OpenFile(relativePath, FileAccess.Read))
+        using (var handle = directory.OpenRegularFile(relativePath))
         {
             content = new byte[stat.Size];
             int n = RandomAccess.Read(handle, content, 0);

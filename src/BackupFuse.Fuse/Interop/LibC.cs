@@ -27,6 +27,18 @@ internal static unsafe partial class LibC
     public const int O_CLOEXEC = 0x80000;
     public const int O_PATH = 0x200000;
 
+    /// <summary>VALID_OPEN_FLAGS of the kernel (x86_64): openat() silently drops other bits, openat2() refuses them (EINVAL).</summary>
+    public const int ValidOpenFlags = 0x7FFFC3;
+
+    public const long SYS_openat2 = 437; // the same number on every architecture (Linux 5.6+)
+    public const ulong RESOLVE_NO_XDEV = 0x01;
+    public const ulong RESOLVE_NO_MAGICLINKS = 0x02;
+    public const ulong RESOLVE_NO_SYMLINKS = 0x04;
+    public const ulong RESOLVE_BENEATH = 0x08;
+
+    public const int F_GETFL = 3;
+    public const int F_SETFL = 4;
+
     public const int AT_FDCWD = -100;
     public const int AT_SYMLINK_NOFOLLOW = 0x100;
     public const int AT_REMOVEDIR = 0x200;
@@ -47,6 +59,13 @@ internal static unsafe partial class LibC
 
     [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
     public static partial int openat(int dirfd, byte* path, int flags, uint mode);
+
+    /// <summary>openat2(2) through syscall(2) (glibc has no wrapper): the descriptor, or -1 and errno.</summary>
+    [LibraryImport(NativeLibraries.LibC, EntryPoint = "syscall", SetLastError = true)]
+    public static partial long syscall_openat2(long number, long dirfd, byte* path, OpenHow* how, nuint size);
+
+    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
+    public static partial int fcntl(int fd, int cmd, int arg);
 
     [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
     public static partial int close(int fd);
@@ -143,4 +162,18 @@ internal static unsafe partial class LibC
 
     [LibraryImport(NativeLibraries.LibC)]
     public static partial uint getegid();
+}
+
+/// <summary>struct open_how of openat2(2) (24 bytes, the same on every architecture).</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct OpenHow
+{
+    /// <summary>O_* flags.</summary>
+    public ulong Flags;
+
+    /// <summary>Mode for O_CREAT/O_TMPFILE (must be 0 otherwise).</summary>
+    public ulong Mode;
+
+    /// <summary>RESOLVE_* flags.</summary>
+    public ulong Resolve;
 }

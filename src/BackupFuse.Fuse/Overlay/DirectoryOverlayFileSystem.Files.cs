@@ -19,15 +19,19 @@ public sealed unsafe partial class DirectoryOverlayFileSystem
         if (_provider != null)
         {
             Stat st;
-            Check(LibC.fstatat(Dir, path.Relative, &st, LibC.AT_SYMLINK_NOFOLLOW), "stat", path);
+            using (var at = Parent(path, "stat"))
+            {
+                Check(LibC.fstatat(at.Descriptor, at.Name, &st, LibC.AT_SYMLINK_NOFOLLOW), "stat", path);
+            }
+
             if (ProbeVirtual(path, st) is { } info)
             {
-                OpenVirtual(path, UnderlyingFileStat.From(st), info, write, ref fi);
+                OpenVirtual(path, st, info, write, ref fi);
                 return;
             }
         }
 
-        int fd = LibC.openat(Dir, path.Relative, PassThroughFlags(fi.Flags), 0);
+        int fd = _directory.OpenBeneath(path.Relative, PassThroughFlags(fi.Flags) | LibC.O_NOFOLLOW);
         if (fd < 0)
         {
             throw Failure("open", path);
@@ -40,7 +44,8 @@ public sealed unsafe partial class DirectoryOverlayFileSystem
     public void Create(FusePath path, uint mode, ref FuseFileInfo fi)
     {
         ThrowIfReadOnly(path);
-        int fd = LibC.openat(Dir, path.Relative, PassThroughFlags(fi.Flags) | LibC.O_CREAT | LibC.O_EXCL, mode & 0xFFF);
+        using var at = Parent(path, "create");
+        int fd = LibC.openat(at.Descriptor, at.Name, PassThroughFlags(fi.Flags) | LibC.O_CREAT | LibC.O_EXCL | LibC.O_NOFOLLOW, mode & 0xFFF);
         if (fd < 0)
         {
             var e = Failure("create", path);
@@ -55,7 +60,7 @@ public sealed unsafe partial class DirectoryOverlayFileSystem
 
         try
         {
-            AdoptNewObject(path.Relative, fd, mode);
+            AdoptNewObject(at, fd, mode);
         }
         catch
         {
@@ -86,7 +91,11 @@ public sealed unsafe partial class DirectoryOverlayFileSystem
         if (_provider != null)
         {
             Stat st;
-            Check(LibC.fstatat(Dir, path.Relative, &st, LibC.AT_SYMLINK_NOFOLLOW), "stat", path);
+            using (var at = Parent(path, "stat"))
+            {
+                Check(LibC.fstatat(at.Descriptor, at.Name, &st, LibC.AT_SYMLINK_NOFOLLOW), "stat", path);
+            }
+
             if (ProbeVirtual(path, st) is { } info)
             {
                 VirtualFile.RefuseResize(path.ToString(), info.Length, length);
@@ -94,7 +103,7 @@ public sealed unsafe partial class DirectoryOverlayFileSystem
             }
         }
 
-        int fd = LibC.openat(Dir, path.Relative, LibC.O_WRONLY | LibC.O_CLOEXEC | LibC.O_NOFOLLOW | LibC.O_NONBLOCK, 0);
+        int fd = _directory.OpenBeneath(path.Relative, LibC.O_WRONLY | LibC.O_NOFOLLOW | LibC.O_NONBLOCK);
         if (fd < 0)
         {
             throw Failure("truncate", path);
@@ -144,14 +153,14 @@ public sealed unsafe partial class DirectoryOverlayFileSystem
         return _provider.Probe(_directory, path.RelativeString, UnderlyingFileStat.From(st));
     }
 
-    private void OpenVirtual(FusePath path, in UnderlyingFileStat stat, VirtualFileInfo info, bool write, ref FuseFileInfo fi)
+    private void OpenVirtual(FusePath path, in Stat probed, VirtualFileInfo info, bool write, ref FuseFileInfo fi)
     {
         if ((fi.Flags & LibC.O_TRUNC) != 0)
         {
             throw new ErrnoException(Errno.EPERM, $"{path.ToString()}: a virtual file cannot be truncated");
         }
 
-        int pathFd = LibC.openat(Dir, path.Relative, LibC.O_PATH | LibC.O_NOFOLLOW | LibC.O_CLOEXEC, 0);
+        int pathFd = _directory.OpenBeneath(path.Relative, LibC.O_PATH | LibC.O_NOFOLLOW);
         if (pathFd < 0)
         {
             throw Failure("open", path);
@@ -160,6 +169,14 @@ public sealed unsafe partial class DirectoryOverlayFileSystem
         IBlockSource? source = null;
         try
         {
+            Stat st;
+            Check(LibC.fstat(pathFd, &st), "stat", path);
+            if (st.Device != probed.Device || st.Inode != probed.Inode)
+            {
+                throw new ErrnoException(Errno.ENOENT, $"{path.ToString()}: replaced while it was opened");
+            }
+
+            var stat = UnderlyingFileStat.From(probed);
             string relative = path.RelativeString;
             source = _provider!.Open(_directory, relative, stat, write);
             if (write && !source.CanWrite)

@@ -5,6 +5,11 @@ namespace BackupFuse.Fuse.Overlay;
 // Design notes:
 // - Serves a directory through a descriptor opened before mounting (UnderlyingDirectory), so the mount may cover
 //   that very directory. Every operation is an *at() call relative to that descriptor or works on an open fd.
+// - No path is resolved through a symlink (the kernel follows symlinks itself before asking FUSE; one met here means
+//   the tree changed under us, maybe on purpose to make root act elsewhere): opens resolve the whole path beneath
+//   the directory (UnderlyingDirectory.OpenBeneath: ELOOP for a symlink), other operations open the parent that
+//   way and apply their *at() call to the last name without following it (Parent). chmod by path pins the entry
+//   with O_PATH|O_NOFOLLOW; a symlink's mode cannot be changed (EOPNOTSUPP, as Linux's lchmod answers).
 // - Open files: fi->fh is a slot of one handle table of IOpenFile, and every operation on a handle is dispatched
 //   through that interface. Two kinds: PassThroughFile (the descriptor from openat, flags passed through except
 //   O_DIRECT, whose alignment rules libfuse's buffers do not meet; pread/pwrite; the page cache is kept) and
@@ -61,7 +66,11 @@ public sealed unsafe partial class DirectoryOverlayFileSystem : IFuseFileSystem,
                 return;
             }
 
-            Check(LibC.fstatat(Dir, path.Relative, st, LibC.AT_SYMLINK_NOFOLLOW), "stat", path);
+            using (var at = Parent(path, "stat"))
+            {
+                Check(LibC.fstatat(at.Descriptor, at.Name, st, LibC.AT_SYMLINK_NOFOLLOW), "stat", path);
+            }
+
             if (ProbeVirtual(path, *st) is { } info)
             {
                 VirtualFile.ApplyInfo(ref *st, info);
@@ -72,9 +81,10 @@ public sealed unsafe partial class DirectoryOverlayFileSystem : IFuseFileSystem,
     /// <inheritdoc/>
     public void ReadLink(FusePath path, Span<byte> buffer)
     {
+        using var at = Parent(path, "readlink");
         fixed (byte* b = buffer)
         {
-            nint n = LibC.readlinkat(Dir, path.Relative, b, (nuint)(buffer.Length - 1));
+            nint n = LibC.readlinkat(at.Descriptor, at.Name, b, (nuint)(buffer.Length - 1));
             if (n < 0)
             {
                 throw Failure("readlink", path);
@@ -88,52 +98,61 @@ public sealed unsafe partial class DirectoryOverlayFileSystem : IFuseFileSystem,
     public void MakeNode(FusePath path, uint mode, ulong device)
     {
         ThrowIfReadOnly(path);
-        Check(LibC.mknodat(Dir, path.Relative, mode, device), "mknod", path);
-        AdoptNewObject(path.Relative, -1, mode);
+        using var at = Parent(path, "mknod");
+        Check(LibC.mknodat(at.Descriptor, at.Name, mode, device), "mknod", path);
+        AdoptNewObject(at, -1, (mode & LibC.S_IFMT) == 0 ? mode | LibC.S_IFREG : mode);
     }
 
     /// <inheritdoc/>
     public void MakeDirectory(FusePath path, uint mode)
     {
         ThrowIfReadOnly(path);
-        Check(LibC.mkdirat(Dir, path.Relative, mode), "mkdir", path);
-        AdoptNewObject(path.Relative, -1, mode | LibC.S_IFDIR);
+        using var at = Parent(path, "mkdir");
+        Check(LibC.mkdirat(at.Descriptor, at.Name, mode), "mkdir", path);
+        AdoptNewObject(at, -1, (mode & 0xFFF) | LibC.S_IFDIR);
     }
 
     /// <inheritdoc/>
     public void Unlink(FusePath path)
     {
         ThrowIfReadOnly(path);
-        Check(LibC.unlinkat(Dir, path.Relative, 0), "unlink", path);
+        using var at = Parent(path, "unlink");
+        Check(LibC.unlinkat(at.Descriptor, at.Name, 0), "unlink", path);
     }
 
     /// <inheritdoc/>
     public void RemoveDirectory(FusePath path)
     {
         ThrowIfReadOnly(path);
-        Check(LibC.unlinkat(Dir, path.Relative, LibC.AT_REMOVEDIR), "rmdir", path);
+        using var at = Parent(path, "rmdir");
+        Check(LibC.unlinkat(at.Descriptor, at.Name, LibC.AT_REMOVEDIR), "rmdir", path);
     }
 
     /// <inheritdoc/>
     public void Symlink(FusePath target, FusePath linkPath)
     {
         ThrowIfReadOnly(linkPath);
-        Check(LibC.symlinkat(target.Pointer, Dir, linkPath.Relative), "symlink", linkPath);
-        AdoptNewObject(linkPath.Relative, -1, LibC.S_IFLNK);
+        using var at = Parent(linkPath, "symlink");
+        Check(LibC.symlinkat(target.Pointer, at.Descriptor, at.Name), "symlink", linkPath);
+        AdoptNewObject(at, -1, LibC.S_IFLNK);
     }
 
     /// <inheritdoc/>
     public void Rename(FusePath from, FusePath to, uint flags)
     {
         ThrowIfReadOnly(from);
-        Check(LibC.renameat2(Dir, from.Relative, Dir, to.Relative, flags), "rename", from);
+        using var source = Parent(from, "rename");
+        using var target = Parent(to, "rename");
+        Check(LibC.renameat2(source.Descriptor, source.Name, target.Descriptor, target.Name, flags), "rename", from);
     }
 
     /// <inheritdoc/>
     public void Link(FusePath from, FusePath to)
     {
         ThrowIfReadOnly(from);
-        Check(LibC.linkat(Dir, from.Relative, Dir, to.Relative, 0), "link", from);
+        using var source = Parent(from, "link");
+        using var target = Parent(to, "link");
+        Check(LibC.linkat(source.Descriptor, source.Name, target.Descriptor, target.Name, 0), "link", from);
     }
 
     /// <inheritdoc/>
@@ -146,7 +165,8 @@ public sealed unsafe partial class DirectoryOverlayFileSystem : IFuseFileSystem,
             return;
         }
 
-        Check(LibC.fchmodat(Dir, path.Relative, mode & 0xFFF, 0), "chmod", path);
+        using var at = Parent(path, "chmod");
+        Check(UnderlyingDirectory.ChangeModeNoFollow(at.Descriptor, at.Name, mode & 0xFFF), "chmod", path);
     }
 
     /// <inheritdoc/>
@@ -159,7 +179,8 @@ public sealed unsafe partial class DirectoryOverlayFileSystem : IFuseFileSystem,
             return;
         }
 
-        Check(LibC.fchownat(Dir, path.Relative, uid, gid, LibC.AT_SYMLINK_NOFOLLOW), "chown", path);
+        using var at = Parent(path, "chown");
+        Check(LibC.fchownat(at.Descriptor, at.Name, uid, gid, LibC.AT_SYMLINK_NOFOLLOW), "chown", path);
     }
 
     /// <inheritdoc/>
@@ -175,7 +196,8 @@ public sealed unsafe partial class DirectoryOverlayFileSystem : IFuseFileSystem,
         Timespec* times = stackalloc Timespec[2];
         times[0] = access;
         times[1] = modify;
-        Check(LibC.utimensat(Dir, path.Relative, times, LibC.AT_SYMLINK_NOFOLLOW), "utimens", path);
+        using var at = Parent(path, "utimens");
+        Check(LibC.utimensat(at.Descriptor, at.Name, times, LibC.AT_SYMLINK_NOFOLLOW), "utimens", path);
     }
 
     /// <inheritdoc/>
@@ -190,7 +212,7 @@ public sealed unsafe partial class DirectoryOverlayFileSystem : IFuseFileSystem,
     /// <inheritdoc/>
     public void OpenDirectory(FusePath path, ref FuseFileInfo fi)
     {
-        int fd = LibC.openat(Dir, path.Relative, LibC.O_RDONLY | LibC.O_DIRECTORY | LibC.O_CLOEXEC, 0);
+        int fd = _directory.OpenBeneath(path.Relative, LibC.O_RDONLY | LibC.O_DIRECTORY);
         if (fd < 0)
         {
             throw Failure("opendir", path);
@@ -261,41 +283,83 @@ public sealed unsafe partial class DirectoryOverlayFileSystem : IFuseFileSystem,
         }
     }
 
-    /// <summary>Makes a just-created object look created by the caller: owner (when we are root) and exact mode.</summary>
-    private void AdoptNewObject(byte* relative, int fd, uint mode)
+    /// <summary>
+    /// The parent directory of <paramref name="path"/>'s last component, resolved beneath the served directory, and
+    /// that name (see design notes); the ErrnoException of <paramref name="operation"/> when it cannot be reached.
+    /// </summary>
+    private BeneathParent Parent(FusePath path, string operation) =>
+        _directory.TryOpenParent(path.Relative, out var parent) ? parent : throw Failure(operation, path);
+
+    /// <summary>
+    /// Makes a just-created object look created by the caller: owner (when we are root) and exact mode. Without an
+    /// open descriptor (<paramref name="fd"/> -1) the entry is pinned with O_PATH|O_NOFOLLOW and adopted only if it
+    /// still is what was created (<paramref name="mode"/>'s type; one link unless a directory), so a swap in between
+    /// never hands over another file.
+    /// </summary>
+    private void AdoptNewObject(in BeneathParent at, int fd, uint mode)
+    {
+        int pinned = -1;
+        if (fd < 0)
+        {
+            pinned = LibC.openat(at.Descriptor, at.Name, LibC.O_PATH | LibC.O_NOFOLLOW | LibC.O_CLOEXEC, 0);
+            if (pinned < 0)
+            {
+                return; // removed already by someone else: nothing to adopt
+            }
+        }
+
+        try
+        {
+            Adopt(at, fd >= 0 ? fd : pinned, pinnedOnly: fd < 0, mode);
+        }
+        finally
+        {
+            if (pinned >= 0)
+            {
+                LibC.close(pinned);
+            }
+        }
+    }
+
+    private void Adopt(in BeneathParent at, int fd, bool pinnedOnly, uint mode)
     {
         Stat st;
-        int rc = fd >= 0 ? LibC.fstat(fd, &st) : LibC.fstatat(Dir, relative, &st, LibC.AT_SYMLINK_NOFOLLOW);
-        if (rc != 0)
+        if (LibC.fstat(fd, &st) != 0)
         {
-            return; // removed already by someone else: nothing to adopt
+            throw ErrnoException.FromLastError("stat new file");
+        }
+
+        uint type = st.Mode & LibC.S_IFMT;
+        if (pinnedOnly && (type != (mode & LibC.S_IFMT) || (type != LibC.S_IFDIR && st.LinkCount != 1)))
+        {
+            return; // replaced by something else meanwhile: not ours to adopt
         }
 
         var caller = FuseCaller.Current;
         if (_isRoot && (caller.Uid != st.Uid || caller.Gid != st.Gid))
         {
-            uint gid = (st.Mode & LibC.S_IFMT) != LibC.S_IFLNK && ParentIsSetGid(relative) ? uint.MaxValue : caller.Gid;
-            rc = fd >= 0 ? LibC.fchown(fd, caller.Uid, gid) : LibC.fchownat(Dir, relative, caller.Uid, gid, LibC.AT_SYMLINK_NOFOLLOW);
-            if (rc != 0)
+            uint gid = type != LibC.S_IFLNK && ParentIsSetGid(at.Descriptor) ? uint.MaxValue : caller.Gid;
+            byte empty = 0;
+            if (LibC.fchownat(fd, &empty, caller.Uid, gid, LibC.AT_EMPTY_PATH) != 0)
             {
                 throw ErrnoException.FromLastError("chown new file");
             }
         }
 
-        if ((st.Mode & LibC.S_IFMT) == LibC.S_IFLNK)
+        if (type == LibC.S_IFLNK)
         {
             return;
         }
 
         uint wanted = mode & 0xFFF;
-        if ((st.Mode & LibC.S_IFMT) == LibC.S_IFDIR)
+        if (type == LibC.S_IFDIR)
         {
             wanted |= st.Mode & 0x400; // S_ISGID inherited from a setgid parent stays
         }
 
         if ((st.Mode & 0xFFF) != wanted || (_isRoot && caller.Uid != st.Uid))
         {
-            rc = fd >= 0 ? LibC.fchmod(fd, wanted) : LibC.fchmodat(Dir, relative, wanted, 0);
+            int rc = pinnedOnly ? UnderlyingDirectory.ChangeModeOfPathDescriptor(fd, wanted) : LibC.fchmod(fd, wanted);
             if (rc != 0)
             {
                 throw ErrnoException.FromLastError("chmod new file");
@@ -303,28 +367,10 @@ public sealed unsafe partial class DirectoryOverlayFileSystem : IFuseFileSystem,
         }
     }
 
-    private bool ParentIsSetGid(byte* relative)
+    private static bool ParentIsSetGid(int parent)
     {
-        int lastSlash = -1;
-        int length = 0;
-        for (; relative[length] != 0; length++)
-        {
-            if (relative[length] == '/')
-            {
-                lastSlash = length;
-            }
-        }
-
         Stat st;
-        if (lastSlash < 0)
-        {
-            return LibC.fstat(Dir, &st) == 0 && (st.Mode & 0x400) != 0;
-        }
-
-        byte* parent = stackalloc byte[lastSlash + 1];
-        new ReadOnlySpan<byte>(relative, lastSlash).CopyTo(new Span<byte>(parent, lastSlash));
-        parent[lastSlash] = 0;
-        return LibC.fstatat(Dir, parent, &st, 0) == 0 && (st.Mode & 0x400) != 0;
+        return LibC.fstat(parent, &st) == 0 && (st.Mode & 0x400) != 0;
     }
 
     /// <summary>Throws the ErrnoException of the last libc call when <paramref name="rc"/> is not 0.</summary>

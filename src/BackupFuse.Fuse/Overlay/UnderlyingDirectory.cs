@@ -10,15 +10,16 @@ namespace BackupFuse.Fuse.Overlay;
 //   underlying directory when the mount covers it. Every access goes through *at() calls relative to it; a
 //   path-based access would walk into our own mount (recursion, and a deadlock when a worker waits on itself).
 // - Relative paths come from FUSE (the kernel has already resolved symlinks component by component), so they
-//   never contain "..". The final component is opened with O_NOFOLLOW where a symlink could lead back into the
-//   mount. Not done: openat2(RESOLVE_BENEATH) against a racing symlink swap of an intermediate directory.
+//   never contain ".." and never need a symlink followed: they are resolved beneath this directory without following
+//   any (openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS), or a no-follow walk where openat2 is missing; see
+//   UnderlyingDirectory.Beneath.cs), so a directory swapped for a symlink during a race never leads outside.
 // - The no-follow helpers (OpenDirectory, CreateDirectory, the handle and single-name methods) are for the daemon's
 //   own state files in directories users may write: they walk one component at a time with O_NOFOLLOW, so no
 //   symlink anywhere below this directory is followed, and a symlink is reported as UnauthorizedAccessException
 //   (EACCES) naming it. Names passed to the single-name methods must not contain '/'.
 
 /// <summary>The directory a mount serves, reached through a descriptor opened before mounting.</summary>
-public sealed unsafe class UnderlyingDirectory : IDisposable
+public sealed unsafe partial class UnderlyingDirectory : IDisposable
 {
     private int _fd;
 
@@ -90,15 +91,58 @@ public sealed unsafe class UnderlyingDirectory : IDisposable
             FileMode.Append => LibC.O_CREAT | LibC.O_APPEND,
             _ => 0,
         };
+        return OpenRelative(relativePath, flags, createMode);
+    }
+
+    /// <summary>OpenBeneath of a string path with O_NOFOLLOW: the handle, or ErrnoException naming the file.</summary>
+    private SafeFileHandle OpenRelative(string relativePath, int flags, UnixFileMode createMode)
+    {
         fixed (byte* p = Utf8Z(relativePath))
         {
-            int fd = LibC.openat(Descriptor, p, flags | LibC.O_CLOEXEC | LibC.O_NOFOLLOW, (uint)createMode);
+            int fd = OpenBeneath(p, flags | LibC.O_NOFOLLOW, (uint)createMode);
             if (fd < 0)
             {
                 throw ErrnoException.FromLastError("open", System.IO.Path.Combine(Path, relativePath));
             }
 
             return new SafeFileHandle(fd, ownsHandle: true);
+        }
+    }
+
+    /// <summary>
+    /// Opens the regular file <paramref name="relativePath"/> below the directory for reading, resolved like
+    /// <see cref="OpenFile"/>, with O_NONBLOCK so that a FIFO swapped in never blocks the open; the opened object is
+    /// checked with fstat (IOException "not a regular file" otherwise) and O_NONBLOCK is cleared again.
+    /// </summary>
+    public SafeFileHandle OpenRegularFile(string relativePath)
+    {
+        var handle = OpenRelative(relativePath, LibC.O_RDONLY | LibC.O_NONBLOCK, 0);
+        try
+        {
+            int fd = (int)handle.DangerousGetHandle();
+            Stat st;
+            if (LibC.fstat(fd, &st) != 0)
+            {
+                throw ErrnoException.FromLastError("stat", System.IO.Path.Combine(Path, relativePath));
+            }
+
+            if ((st.Mode & LibC.S_IFMT) != LibC.S_IFREG)
+            {
+                throw new IOException($"{System.IO.Path.Combine(Path, relativePath)}: not a regular file");
+            }
+
+            int flags = LibC.fcntl(fd, LibC.F_GETFL, 0);
+            if (flags < 0 || LibC.fcntl(fd, LibC.F_SETFL, flags & ~LibC.O_NONBLOCK) != 0)
+            {
+                throw ErrnoException.FromLastError("fcntl", System.IO.Path.Combine(Path, relativePath));
+            }
+
+            return handle;
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
         }
     }
 
