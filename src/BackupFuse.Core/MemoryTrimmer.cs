@@ -63,6 +63,7 @@ public static class MemoryTrimmer
             return;
         }
 
+        System.Runtime.GCSettings.LargeObjectHeapCompactionMode = System.Runtime.GCLargeObjectHeapCompactionMode.CompactOnce;
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
         Interlocked.Increment(ref s_watchCollections);
         long after = GC.GetTotalMemory(forceFullCollection: false);
@@ -93,6 +94,7 @@ public static class MemoryTrimmer
             return;
         }
 
+        System.Runtime.GCSettings.LargeObjectHeapCompactionMode = System.Runtime.GCLargeObjectHeapCompactionMode.CompactOnce;
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
         Interlocked.Increment(ref s_trims);
         Interlocked.Exchange(ref s_floor, GC.GetTotalMemory(forceFullCollection: false));
