@@ -305,11 +305,18 @@ public sealed class VhdxLog
     private void Replay()
     {
         var h = Header;
-        // Not pooled: once per open, and the shared pool would keep up to 32 of these 1 MiB buffers per core for a
-        // minute after the plugin closed (memory the daemon's cache budget cannot see).
-        var log = GC.AllocateUninitializedArray<byte>(LogLength);
-        _file.Read(LogOffset, log);
-        var active = FindActiveSequence(log, h.LogGuid);
+        var buffer = ArrayPool<byte>.Shared.Rent(LogLength);
+        List<LogEntry> active;
+        try
+        {
+            var log = buffer.AsSpan(0, LogLength);
+            _file.Read(LogOffset, log);
+            active = FindActiveSequence(log, h.LogGuid);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
 
         if (active.Count == 0)
         {
