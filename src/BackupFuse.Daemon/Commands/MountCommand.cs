@@ -53,7 +53,7 @@ public static class MountCommand
 
     private static readonly Option<long> CacheSize = ByteSizeOption.Create("--cache-size",
         "Memory for cached backup data (decompressed chunks and index pages) of ALL open disks together, e.g. 64M, 1G " +
-        $"(default {CacheBudget.DefaultCapacityBytes >> 20}M). The daemon needs about 100 MiB more on top.", CacheBudget.DefaultCapacityBytes);
+        $"(default {CacheBudget.DefaultCapacityBytes >> 20}M). The daemon itself needs some 40-250 MiB beside it.", CacheBudget.DefaultCapacityBytes);
 
     private static readonly PassphraseOptions Passphrase = new();
 
