@@ -11,7 +11,9 @@ namespace BackupFuse.Blocks;
 // - Watch (the daemon turns it on): the GC sizes its generations by its own heuristics, not by our budget; under a
 //   load that churns the cache (evicted blocks are long-lived garbage) the heap grew to 4x the budget before a full
 //   collection ran. Every 250 ms the watchdog compares the heap (GC.GetTotalMemory, garbage included) with the
-//   budget plus a headroom and, when it is over, runs a full blocking collection. A live set that is genuinely
+//   budget plus a headroom and, when it is over, runs a full blocking collection. Not compacting: that would copy
+//   the whole cache (256 MiB by default) every time; a sweep of a heap of a few thousand byte arrays takes
+//   milliseconds. The close-time trim does compact (the large object heap too), once. A live set that is genuinely
 //   larger raises the threshold (the heap after the collection plus the headroom), so the watchdog never collects
 //   in a loop. This is a soft bound that cannot fail an allocation, unlike GCHeapHardLimit (which would throw
 //   OutOfMemoryException in the daemon when the non-cache state of many open plugins outgrows the headroom).
@@ -63,8 +65,7 @@ public static class MemoryTrimmer
             return;
         }
 
-        System.Runtime.GCSettings.LargeObjectHeapCompactionMode = System.Runtime.GCLargeObjectHeapCompactionMode.CompactOnce;
-        GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: false);
         Interlocked.Increment(ref s_watchCollections);
         long after = GC.GetTotalMemory(forceFullCollection: false);
 

@@ -9,13 +9,12 @@ namespace BackupFuse.Daemon.Cli;
 /// </summary>
 public static class ByteSizeOption
 {
-    /// <summary>An option named <paramref name="name"/> whose value is a byte count, <paramref name="defaultBytes"/> when absent.</summary>
-    public static Option<long> Create(string name, string description, long defaultBytes)
+    /// <summary>An option named <paramref name="name"/> whose value is a byte count (null when absent).</summary>
+    public static Option<long?> Create(string name, string description)
     {
-        var option = new Option<long>(name)
+        var option = new Option<long?>(name)
         {
             Description = description,
-            DefaultValueFactory = _ => defaultBytes,
             HelpName = "SIZE",
         };
         option.CustomParser = r =>
@@ -27,7 +26,7 @@ public static class ByteSizeOption
             }
 
             r.AddError($"{name} {text}: not a size (use e.g. 64M, 512MiB, 1G)");
-            return 0;
+            return null;
         };
         return option;
     }

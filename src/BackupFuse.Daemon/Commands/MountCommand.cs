@@ -51,9 +51,9 @@ public static class MountCommand
         Description = "Stay in the foreground until unmounted (for systemd, Docker and debugging). Without it the daemon goes to the background once the mount is live.",
     };
 
-    private static readonly Option<long> CacheSize = ByteSizeOption.Create("--cache-size",
+    private static readonly Option<long?> CacheSize = ByteSizeOption.Create("--cache-size",
         "Memory for cached backup data (decompressed chunks and index pages) of ALL open disks together, e.g. 64M, 1G " +
-        $"(default {CacheBudget.DefaultCapacityBytes >> 20}M). The daemon itself needs some 40-250 MiB beside it.", CacheBudget.DefaultCapacityBytes);
+        $"(default {CacheBudget.DefaultCapacityBytes >> 20}M). The daemon itself needs some 40-300 MiB beside it.");
 
     private static readonly PassphraseOptions Passphrase = new();
 
@@ -151,7 +151,7 @@ public static class MountCommand
 
     private static int Serve(ParseResult parse, string dir, string mountPoint, ImageRoots roots, string? volatileDir, CancellationToken token)
     {
-        CacheBudget.Process.CapacityBytes = parse.GetValue(CacheSize); // one budget for every plugin of this mount
+        CacheBudget.Process.CapacityBytes = parse.GetValue(CacheSize) ?? CacheBudget.DefaultCapacityBytes; // one budget for every plugin of this mount
         MemoryTrimmer.Watch(CacheBudget.Process, MemoryTrimmer.DefaultHeadroomBytes);
         NativeHeap.LimitArenas(2);
         var opener = new BackupPointOpener(roots, Passphrase.Resolve(parse));
