@@ -761,6 +761,14 @@ public sealed partial class CacheFilter : BlockFilter, ICacheBudgetMember
                 foreach (var e in _map.Values)
                 {
                     e.Detached = true;
+                    if (e.Pins == 0 && e.State == EntryState.Loading && TryClaim(e))
+                    {
+                        // Queued (readahead, parallel load) and not started: nobody waits for it; when the pool runs
+                        // it, its claim fails and it does nothing. Its buffer goes back now, not when the pool gets
+                        // round to it, so a closed cache holds nothing of the budget.
+                        e.State = EntryState.Failed;
+                    }
+
                     if (e.Pins == 0 && e.State != EntryState.Loading)
                     {
                         ReturnBuffer(e);
