@@ -40,9 +40,14 @@ namespace BackupFuse.Blocks;
 //   allocated per block loaded into the cache (not per request), buffers come from ArrayPool.
 // - Thread-safe; one lock guards the map, the LRU list, the pins and the stream slots, and is held only for
 //   bookkeeping (never during a load or a copy).
+// - Shared budget (optional, CacheBudget): the mount's caches draw their block bytes from one budget, so many open
+//   plugins together stay within it. Such a filter has no bound of its own; a block it reserves takes bytes from the
+//   budget, which may evict the least recently used unpinned block of any member (this one included, re-entering
+//   this filter's lock on the same thread; others only by TryEnter, so no lock order is needed). When no room can
+//   be made the read goes around the cache, as when everything is pinned. Entries carry a last-use stamp for that.
 
 /// <summary>A bounded, shared cache of decompressed blocks with coalesced misses, parallel loads and readahead.</summary>
-public sealed partial class CacheFilter : BlockFilter
+public sealed partial class CacheFilter : BlockFilter, ICacheBudgetMember
 {
     /// <summary>Default capacity: 256 MiB of block buffers.</summary>
     public const long DefaultCapacityBytes = 256L << 20;
@@ -69,6 +74,7 @@ public sealed partial class CacheFilter : BlockFilter
     private readonly long _capacity;
     private readonly int _maxReadaheadBlocks;
     private readonly long _blockCount;
+    private readonly CacheBudget? _budget;
     private CacheEntry? _head;
     private CacheEntry? _tail;
     private long _bytesHeld;
@@ -106,11 +112,29 @@ public sealed partial class CacheFilter : BlockFilter
         _blockCount = (next.Length + cacheBlockSize - 1) >> _shift;
     }
 
+    /// <summary>
+    /// Caches <paramref name="next"/> (which it owns) like the other constructor, but draws the bytes of its blocks
+    /// from <paramref name="budget"/>, shared with other caches, instead of having a capacity of its own.
+    /// </summary>
+    public CacheFilter(IBlockSource next, CacheBudget budget, int cacheBlockSize = DefaultCacheBlockSize, int readaheadBytes = DefaultReadaheadBytes)
+        : this(next, long.MaxValue, cacheBlockSize, readaheadBytes)
+    {
+        ArgumentNullException.ThrowIfNull(budget);
+        _budget = budget;
+        budget.Register(this);
+    }
+
     /// <summary>The cache's block size.</summary>
     public int CacheBlockSize => _blockSize;
 
-    /// <summary>The bound on the bytes of cached blocks.</summary>
-    public long CapacityBytes => _capacity;
+    /// <summary>The bound on the bytes of cached blocks (the shared budget's, when there is one).</summary>
+    public long CapacityBytes => _budget?.CapacityBytes ?? _capacity;
+
+    /// <summary>The shared budget the blocks are drawn from, if any.</summary>
+    public CacheBudget? Budget => _budget;
+
+    /// <inheritdoc/>
+    long ICacheBudgetMember.OldestUse => Volatile.Read(ref _tail)?.LastUse ?? long.MaxValue;
 
     /// <summary>A snapshot of the counters.</summary>
     public CacheStatistics Statistics
@@ -119,7 +143,7 @@ public sealed partial class CacheFilter : BlockFilter
         {
             lock (_lock)
             {
-                return new CacheStatistics(_hits, _misses, _waits, _readahead, _zeros, _evictions, _bytesHeld, _capacity);
+                return new CacheStatistics(_hits, _misses, _waits, _readahead, _zeros, _evictions, _bytesHeld, CapacityBytes);
             }
         }
     }
@@ -583,36 +607,70 @@ public sealed partial class CacheFilter : BlockFilter
     private bool TryReserve(long block, int length, out CacheEntry created)
     {
         created = null!;
-        if (_blockSize > _capacity)
+        if (_blockSize > _capacity || _disposed)
         {
             return false;
         }
 
         while (_bytesHeld + _blockSize > _capacity)
         {
-            var victim = _tail;
-            int scanned = 0;
-            while (victim != null && victim.Pins > 0 && scanned++ < EvictionScanLimit)
-            {
-                victim = victim.Prev;
-            }
-
-            if (victim == null || victim.Pins > 0)
+            if (!EvictOldest())
             {
                 return false;
             }
+        }
 
-            Unlink(victim);
-            _map.Remove(victim.Block);
-            victim.Detached = true;
-            ReturnBuffer(victim);
-            _evictions++;
+        if (_budget != null && !_budget.TryTake(_blockSize))
+        {
+            return false;
         }
 
         _bytesHeld += _blockSize;
         created = new CacheEntry(this, block, ArrayPool<byte>.Shared.Rent(_blockSize), length);
         _map.Add(block, created);
         return true;
+    }
+
+    /// <summary>Under the lock: drops the least recently used unpinned block; false when there is none.</summary>
+    private bool EvictOldest()
+    {
+        var victim = _tail;
+        int scanned = 0;
+        while (victim != null && victim.Pins > 0 && scanned++ < EvictionScanLimit)
+        {
+            victim = victim.Prev;
+        }
+
+        if (victim == null || victim.Pins > 0)
+        {
+            return false;
+        }
+
+        Unlink(victim);
+        _map.Remove(victim.Block);
+        victim.Detached = true;
+        ReturnBuffer(victim);
+        _evictions++;
+        return true;
+    }
+
+    /// <inheritdoc/>
+    bool ICacheBudgetMember.TryEvictOldest()
+    {
+        // Never block: the budget calls this from another member's thread, which holds that member's lock.
+        if (!Monitor.TryEnter(_lock))
+        {
+            return false;
+        }
+
+        try
+        {
+            return !_disposed && EvictOldest();
+        }
+        finally
+        {
+            Monitor.Exit(_lock);
+        }
     }
 
     private void ReturnBuffer(CacheEntry e)
@@ -624,6 +682,7 @@ public sealed partial class CacheFilter : BlockFilter
 
         e.BufferReturned = true;
         _bytesHeld -= _blockSize;
+        _budget?.Release(_blockSize);
         ArrayPool<byte>.Shared.Return(e.Buffer);
     }
 
@@ -642,6 +701,7 @@ public sealed partial class CacheFilter : BlockFilter
 
     private void AddToHead(CacheEntry e)
     {
+        e.LastUse = Stopwatch.GetTimestamp();
         e.Prev = null;
         e.Next = _head;
         if (_head != null)
@@ -688,8 +748,10 @@ public sealed partial class CacheFilter : BlockFilter
     {
         if (disposing)
         {
+            long released;
             lock (_lock)
             {
+                released = _bytesHeld;
                 _disposed = true;
                 while (_inflight > 0)
                 {
@@ -699,6 +761,14 @@ public sealed partial class CacheFilter : BlockFilter
                 foreach (var e in _map.Values)
                 {
                     e.Detached = true;
+                    if (e.Pins == 0 && e.State == EntryState.Loading && TryClaim(e))
+                    {
+                        // Queued (readahead, parallel load) and not started: nobody waits for it; when the pool runs
+                        // it, its claim fails and it does nothing. Its buffer goes back now, not when the pool gets
+                        // round to it, so a closed cache holds nothing of the budget.
+                        e.State = EntryState.Failed;
+                    }
+
                     if (e.Pins == 0 && e.State != EntryState.Loading)
                     {
                         ReturnBuffer(e);
@@ -707,7 +777,10 @@ public sealed partial class CacheFilter : BlockFilter
 
                 _map.Clear();
                 _head = _tail = null;
+                released -= _bytesHeld; // pinned or loading entries return theirs when their reader is done
             }
+
+            _budget?.Unregister(this, released);
         }
 
         base.Dispose(disposing);
@@ -756,6 +829,7 @@ public sealed partial class CacheFilter : BlockFilter
         public bool BufferReturned;
         public bool IsReadahead;
         public bool InList;
+        public long LastUse;
         public CacheEntry? Prev;
         public CacheEntry? Next;
 

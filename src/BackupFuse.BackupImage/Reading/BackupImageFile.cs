@@ -469,6 +469,7 @@ public sealed class BackupImageFile : IDisposable
     {
         _keys?.Dispose();
         _handle.Dispose();
+        _pages.Dispose(); // gives the index pages' bytes back to the cache budget
     }
 
     /// <inheritdoc/>

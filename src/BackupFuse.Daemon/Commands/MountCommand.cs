@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
+using BackupFuse.Blocks;
 using BackupFuse.Daemon.Cli;
 using BackupFuse.Daemon.Mounting;
 using BackupFuse.Daemon.Plugins;
@@ -50,6 +51,10 @@ public static class MountCommand
         Description = "Stay in the foreground until unmounted (for systemd, Docker and debugging). Without it the daemon goes to the background once the mount is live.",
     };
 
+    private static readonly Option<long?> CacheSize = ByteSizeOption.Create("--cache-size",
+        "Memory for cached backup data (decompressed chunks and index pages) of ALL open disks together, e.g. 64M, 1G " +
+        $"(default {CacheBudget.DefaultCapacityBytes >> 20}M). The daemon itself needs some 40-300 MiB beside it.");
+
     private static readonly PassphraseOptions Passphrase = new();
 
     /// <summary>Builds the command.</summary>
@@ -71,6 +76,7 @@ public static class MountCommand
         command.Options.Add(Volatile);
         command.Options.Add(AllowOther);
         command.Options.Add(Foreground);
+        command.Options.Add(CacheSize);
         Passphrase.AddTo(command);
         command.SetGuardedAction((parse, token) => Run(parse, token));
         return command;
@@ -160,6 +166,9 @@ public static class MountCommand
 
     private static int Serve(ParseResult parse, string dir, string mountPoint, ImageRoots roots, string? volatileDir, CancellationToken token)
     {
+        CacheBudget.Process.CapacityBytes = parse.GetValue(CacheSize) ?? CacheBudget.DefaultCapacityBytes; // one budget for every plugin of this mount
+        MemoryTrimmer.Watch(CacheBudget.Process, MemoryTrimmer.DefaultHeadroomBytes);
+        NativeHeap.LimitArenas(2);
         using var opener = OpenImages(roots, Passphrase.Resolve(parse));
         using var provider = new PluginProvider(opener, new PluginProviderOptions { ReadOnly = parse.GetValue(ReadOnly), VolatileDirectory = volatileDir });
         using var fs = DirectoryOverlayFileSystem.Open(dir, provider, parse.GetValue(ReadOnly));

@@ -77,7 +77,7 @@ public sealed class BackupPointStack : IDisposable
         ArgumentNullException.ThrowIfNull(plugin);
         // One decompressed-chunk cache per open stack, shared by every handle and by the overlay's read-modify-write;
         // below the overlay, because the chain never changes.
-        IBlockSource source = new CacheFilter(chain.CreateSource(), cacheBlockSize: chain.ChunkSize);
+        IBlockSource source = new CacheFilter(chain.CreateSource(), CacheBudget.Process, cacheBlockSize: chain.ChunkSize);
         DifferencingVhdxFile? child = null;
         try
         {
