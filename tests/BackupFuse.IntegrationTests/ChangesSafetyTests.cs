@@ -157,7 +157,7 @@ public sealed class ChangesSafetyTests : IDisposable
         }
 
         string state = Path.Combine(_vms, ".backupfuse");
-        Assert.Equal("65534:65534 755 directory", StatOf(state));
+        Assert.Equal("0:0 755 directory", StatOf(state)); // shared by every plugin there: the daemon's, so no owner can move the others' files
         Assert.Equal("65534:65534 640 regular file", StatOf(Path.Combine(state, "disk.changes.vhdx")));
         Assert.Equal("65534:65534 640 regular file", StatOf(Path.Combine(state, "disk.base.vhdx")));
         Assert.Empty(Directory.GetFiles(state, "*.tmp"));
@@ -284,6 +284,48 @@ public sealed class ChangesSafetyTests : IDisposable
         });
         Assert.True(e is IOException or UnauthorizedAccessException, $"the write did not fail: {e}");
     }
+
+    [Fact]
+    public void APluginTouchedWhileOpenKeepsOneWriterAndAnotherOwnersStackIsRefused()
+    {
+        string plugin = Plugin("disk.vhdx");
+        ExternalTool.Check("chmod", "0755", _dir.Path, _images);
+        ExternalTool.Check("chmod", "0644", Path.Combine(_images, "disk.bfi"));
+        using var daemon = Mount();
+        QemuIo(plugin, "write -P 0x5a 1M 4096");
+        string changes = Path.Combine(_vms, ".backupfuse", "disk.changes.vhdx");
+        using (Hold(plugin, "<>"))
+        {
+            Assert.Equal(1, DescriptorsOn(daemon.Pid, changes));
+
+            // A new version of the same plugin file (a touch): its opens share the open stack, one writer on the file.
+            File.SetLastWriteTimeUtc(plugin, DateTime.UtcNow.AddMinutes(1));
+            QemuIo(plugin, "write -P 0x6b 2M 4096", "read -P 0x5a 1M 4096");
+            Assert.Equal(1, DescriptorsOn(daemon.Pid, changes));
+
+            // The plugin given to another owner serves through another stack: refused while the first holds the file.
+            ExternalTool.Check("chown", "65534:65534", plugin);
+            var refused = ExternalTool.Run("qemu-io", ["-f", "vhdx", "-c", "read 0 4096", plugin]);
+            Assert.True(refused.ExitCode != 0 || refused.Output.Contains("error", StringComparison.OrdinalIgnoreCase), $"a second writer was let in: {refused.Output}");
+            Assert.Equal(1, DescriptorsOn(daemon.Pid, changes));
+        }
+
+        Assert.Contains("already open in this daemon", daemon.Log, StringComparison.Ordinal);
+        QemuIo(plugin, "read -P 0x5a 1M 4096", "read -P 0x6b 2M 4096");
+    }
+
+    private static int DescriptorsOn(int pid, string path) =>
+        Directory.GetFiles($"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/fd").Count(fd =>
+        {
+            try
+            {
+                return new FileInfo(fd).LinkTarget == path;
+            }
+            catch (IOException)
+            {
+                return false; // closed meanwhile
+            }
+        });
 
     private static void QemuIo(string plugin, params string[] commands)
     {

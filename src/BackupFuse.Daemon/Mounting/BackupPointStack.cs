@@ -71,7 +71,12 @@ public sealed class BackupPointStack : IDisposable
     /// <paramref name="create"/> is set, it is created (with the base-view pointer beside it) on the first write to
     /// <see cref="ServedFile"/>.
     /// </summary>
-    public static BackupPointStack Open(BackupChain chain, PluginFile plugin, ChangesLocation? changes, bool create)
+    /// <param name="chain">The backup point's chain.</param>
+    /// <param name="plugin">The plugin (its image, for the base view written beside a new changes file).</param>
+    /// <param name="changes">Where the changes live, or null for the pristine view.</param>
+    /// <param name="create">Create the changes file on the first write when it does not exist.</param>
+    /// <param name="exclusive">Hold the changes file's exclusive lock (the daemon, which writes it).</param>
+    public static BackupPointStack Open(BackupChain chain, PluginFile plugin, ChangesLocation? changes, bool create, bool exclusive = false)
     {
         ArgumentNullException.ThrowIfNull(chain);
         ArgumentNullException.ThrowIfNull(plugin);
@@ -97,7 +102,7 @@ public sealed class BackupPointStack : IDisposable
                 return stack;
             }
 
-            child = changes.Open(layout.DataWriteGuid, layout.VirtualDiskSize);
+            child = changes.Open(layout.DataWriteGuid, layout.VirtualDiskSize, exclusive);
             var overlay = new DifferencingVhdxOverlay(source, child);
             return new BackupPointStack(chain, source, new SynthesizedVhdx(overlay, chain.Top.Id, child.Patches), overlay);
         }

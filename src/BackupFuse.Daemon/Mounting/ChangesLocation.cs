@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using BackupFuse.Daemon.Plugins;
 using BackupFuse.Fuse.Overlay;
 using BackupFuse.Vhdx.Differencing;
@@ -16,18 +17,24 @@ namespace BackupFuse.Daemon.Mounting;
 //   O_NOFOLLOW (UnderlyingDirectory.OpenDirectory), the state directory and the files in it are opened with O_NOFOLLOW,
 //   and new files are created with O_EXCL under a temporary name and renamed into place (renameat2 follows neither
 //   name). An existing changes file must be a regular file with one link that belongs to the plugin's owner or to
-//   the daemon's user. Anything else is refused (UnauthorizedAccessException: EACCES to the guest, one log line) and
-//   nothing is created or written outside the state directory. The state directory's owner is deliberately not
-//   checked: plugins of several users may share one, and every file in it is checked on the open descriptor.
+//   the daemon's user (the latter only inside a state directory the daemon's user owns: in a directory somebody else
+//   owns, that somebody could have moved another plugin's file there). Anything else is refused
+//   (UnauthorizedAccessException: EACCES to the guest, one log line) and nothing is created or written outside the
+//   state directory. A state directory the daemon creates stays the daemon's (0755): plugins of several users share
+//   it, so no one of them may rename or unlink the others' changes files; the files in it belong to their plugins'
+//   owners. A new state directory is made durable in its parent (fsync of the container), not only its entries.
+// - The daemon opens a changes file with an exclusive flock (LOCK_NB): two stacks on one file (e.g. the plugin file
+//   replaced while a VM had it open) would keep two allocation points and corrupt it, so the second is refused with a
+//   clear error instead. The CLI (info, export) reads without the lock; export refuses while a writer has the disk.
 // - A state directory that is not a plain directory (a symlink, a file) reads as "no changes": the plugin shows the
 //   pristine backup, and the first write fails. Symlinked state directories are deliberately not supported.
-// - New directories and files get the plugin file's owner and group (what its owner would get creating them), the
-//   directory mode 0755, files the plugin's read/write bits.
+// - New files get the plugin file's owner and group (what its owner would get creating them) and the plugin's
+//   read/write bits.
 // - The paths (StateDirectory, ChangesFile, BaseViewFile) are for messages and OpenFileScanner; they are never opened.
 // - Not synchronized: the daemon creates under BackupPointStack's lock; the CLI is single-threaded.
 
 /// <summary>Where a plugin's changes live, and the symlink-safe operations on them.</summary>
-public sealed class ChangesLocation
+public sealed partial class ChangesLocation
 {
     /// <summary>Name of the per-directory state folder.</summary>
     public const string StateDirectoryName = ".backupfuse";
@@ -106,7 +113,10 @@ public sealed class ChangesLocation
     }
 
     /// <summary>Opens the existing changes file (see <see cref="DifferencingVhdxFile.Open(SafeFileHandle, string, Guid, long?)"/>), after the ownership and file-type checks.</summary>
-    public DifferencingVhdxFile Open(Guid parentDataWriteGuid, long virtualSize)
+    /// <param name="parentDataWriteGuid">The base's DataWriteGuid the file must link to.</param>
+    /// <param name="virtualSize">The base's virtual size.</param>
+    /// <param name="exclusive">Take the exclusive lock the daemon holds while it serves the file (see the design notes).</param>
+    public DifferencingVhdxFile Open(Guid parentDataWriteGuid, long virtualSize, bool exclusive = false)
     {
         using var container = _openContainer();
         var owner = OwnerOf(container);
@@ -120,7 +130,11 @@ public sealed class ChangesLocation
                 throw new UnauthorizedAccessException($"{ChangesFile}: not a regular file with a single link; not opened");
             }
 
-            CheckOwner(stat, owner, ChangesFile);
+            CheckOwner(stat, owner, ChangesFile, stateOwnedByDaemon: state.GetStat().Uid == UnderlyingDirectory.CurrentUserId);
+            if (exclusive)
+            {
+                LockExclusive(handle, ChangesFile);
+            }
         }
         catch
         {
@@ -156,10 +170,10 @@ public sealed class ChangesLocation
         using var container = _openContainer();
         var owner = OwnerOf(container);
         using var state = container.CreateDirectory(_stateName, DirectoryMode, out bool created);
-        var stateStat = state.GetStat();
-        if (created && stateStat.Uid == UnderlyingDirectory.CurrentUserId && owner.Uid != stateStat.Uid)
+        if (created)
         {
-            state.SetOwner(owner.Uid, owner.Gid);
+            // The new directory entry must survive a crash as much as the files in it will.
+            container.Flush();
         }
 
         using (var handle = CreateTemporary(state, BaseViewName, owner, out string temp))
@@ -180,6 +194,7 @@ public sealed class ChangesLocation
         var changes = CreateTemporary(state, ChangesName, owner, out string changesTemp);
         try
         {
+            LockExclusive(changes, ChangesFile);
             DifferencingVhdxFile.Format(changes, parent);
             state.Rename(changesTemp, ChangesName, replace: false);
         }
@@ -251,13 +266,30 @@ public sealed class ChangesLocation
         }
     }
 
-    private static void CheckOwner(in UnderlyingFileStat stat, in Owner owner, string path)
+    private static void CheckOwner(in UnderlyingFileStat stat, in Owner owner, string path, bool stateOwnedByDaemon)
     {
-        if (stat.Uid != owner.Uid && stat.Uid != UnderlyingDirectory.CurrentUserId)
+        if (stat.Uid != owner.Uid && !(stat.Uid == UnderlyingDirectory.CurrentUserId && stateOwnedByDaemon))
         {
-            throw new UnauthorizedAccessException($"{path}: belongs to uid {stat.Uid}, neither the plugin's owner ({owner.Uid}) nor this daemon's user; not used");
+            throw new UnauthorizedAccessException($"{path}: belongs to uid {stat.Uid}, not to the plugin's owner ({owner.Uid}) nor to this daemon's user in a state directory of its own; not used");
         }
     }
+
+    private static void LockExclusive(SafeFileHandle handle, string path)
+    {
+        if (flock((int)handle.DangerousGetHandle(), LockExclusiveNonBlocking) != 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            throw new IOException(errno == EWOULDBLOCK
+                ? $"{path}: already open in this daemon for another version of the plugin file (was the plugin replaced while a VM had the disk open?); close the disk and open it again"
+                : $"{path}: cannot lock the changes file: {Marshal.GetPInvokeErrorMessage(errno)}");
+        }
+    }
+
+    private const int LockExclusiveNonBlocking = 2 | 4; // LOCK_EX | LOCK_NB
+    private const int EWOULDBLOCK = 11;
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int flock(int fd, int operation);
 
     private UnderlyingDirectory? TryOpenState()
     {

@@ -13,7 +13,11 @@ namespace BackupFuse.Daemon.Mounting;
 // - One entry per plugin path, keyed by the underlying file's (device, inode, size, mtime): editing or replacing
 //   the plugin makes a new entry. Probe needs only sizes: it opens the chain briefly and keeps the numbers.
 // - Opening builds the stack (chain, changes, synthesized VHDX) once, shared by every open handle; the last close
-//   disposes it, which flushes the changes and releases their lock (see SharedStack).
+//   disposes it, which flushes the changes and releases their lock (see SharedStack). A new entry for the same path
+//   that serves the same thing (image, owner, mode: a touch of the plugin) reuses the SharedStack, so a changes file
+//   never has two writers; otherwise the changes file's flock refuses the second one (ChangesLocation).
+// - The key comes from the caller's stat and is checked against an fstat of the descriptor the plugin is read from,
+//   so a file swapped in between is never served under the other file's key and owner.
 // - Writable mounts keep a plugin's changes in a differencing VHDX under .backupfuse/ next to it (or in the volatile
 //   directory), created on the first write. Pristine-view plugins (view = pristine) and read-only mounts never write.
 // - A damaged plugin, a dangling one, or one outside the roots is still shown (with the plugin file's own size) so
@@ -37,6 +41,7 @@ public sealed class PluginProvider(BackupPointOpener opener, PluginProviderOptio
     /// <summary>How long a failed plugin entry is kept before the next lookup tries again (unless the catalog changed).</summary>
     public static readonly TimeSpan RetryAfter = TimeSpan.FromSeconds(2);
 
+    private readonly ConcurrentDictionary<string, StackSlot> _stacks = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Slot> _entries = new(StringComparer.Ordinal);
 
     /// <inheritdoc/>
@@ -130,6 +135,14 @@ public sealed class PluginProvider(BackupPointOpener opener, PluginProviderOptio
             content = new byte[stat.Size];
             int n = RandomAccess.Read(handle, content, 0);
             content = content[..n];
+
+            // The content and the owner must come from the file the key was made of: a file swapped in between the
+            // caller's stat and this open would otherwise be served under the other file's owner (and cached so).
+            var read = UnderlyingDirectory.GetStat(handle, relativePath);
+            if (new PluginKey(read.Device, read.Inode, read.Size, read.ModifiedSeconds, read.ModifiedNanoseconds, read.Uid) != key)
+            {
+                throw new IOException($"{relativePath}: the plugin file changed while it was read; try again");
+            }
         }
 
         if (!PluginFile.Sniff(content))
@@ -154,7 +167,8 @@ public sealed class PluginProvider(BackupPointOpener opener, PluginProviderOptio
 
             var changes = writable ? options.ChangesFor(directory, relativePath) : null;
             uint ownerUid = stat.Uid;
-            var stack = new SharedStack(() => BackupPointStack.Open(opener.Open(plugin, relativePath, PluginOwner.Of(ownerUid)), plugin, changes, create: true));
+            var identity = new StackIdentity(plugin.ImagePath, plugin.ImageId, plugin.Pristine, ownerUid, writable);
+            var stack = StackFor(relativePath, identity, () => BackupPointStack.Open(opener.Open(plugin, relativePath, PluginOwner.Of(ownerUid)), plugin, changes, create: true, exclusive: true));
             return new PluginEntry(key, IsPlugin: true, info, stack, null, generation, loadedAt);
         }
         catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
@@ -169,12 +183,30 @@ public sealed class PluginProvider(BackupPointOpener opener, PluginProviderOptio
         }
     }
 
+    /// <summary>
+    /// The shared stack of the plugin at <paramref name="relativePath"/>: a new version of the same plugin file (a touch,
+    /// a rewrite with the same content) keeps the stack its open handles use, so one changes file never gets two
+    /// writers. A plugin that now names another image or owner gets a new stack; while the old one is still open, the
+    /// changes file's lock refuses the new one with a clear error (ChangesLocation).
+    /// </summary>
+    private SharedStack StackFor(string relativePath, StackIdentity identity, Func<BackupPointStack> open) =>
+        _stacks.AddOrUpdate(
+            relativePath,
+            _ => new StackSlot(identity, new SharedStack(open)),
+            (_, old) => old.Identity == identity ? old : new StackSlot(identity, new SharedStack(open))).Stack;
+
     /// <inheritdoc/>
     public void Dispose()
     {
         // Open stacks belong to their handles: they are disposed when the last handle is released.
         _entries.Clear();
+        _stacks.Clear();
     }
+
+    /// <summary>What a stack serves: equal identities may share one stack.</summary>
+    private readonly record struct StackIdentity(string ImagePath, Guid ImageId, bool Pristine, uint OwnerUid, bool Writable);
+
+    private sealed record StackSlot(StackIdentity Identity, SharedStack Stack);
 
     private readonly record struct PluginKey(ulong Device, ulong Inode, long Size, long Seconds, long Nanoseconds, uint Uid);
 
