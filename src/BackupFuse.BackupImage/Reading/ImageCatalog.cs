@@ -103,9 +103,6 @@ public sealed class ImageCatalog
         return Scan().ById.GetValueOrDefault(id);
     }
 
-    /// <summary>Images whose parent is <paramref name="id"/>.</summary>
-    public IReadOnlyList<CatalogEntry> ChildrenOf(Guid id) => [.. Scan().Entries.Where(e => e.ParentId == id)];
-
     /// <summary>A valid image with identity <paramref name="id"/> that the admit rule refused, or null.</summary>
     public CatalogProblem? RefusedImage(Guid id) => Scan().Problems.FirstOrDefault(p => p.ImageId == id);
 

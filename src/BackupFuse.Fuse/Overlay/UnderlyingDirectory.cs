@@ -41,15 +41,6 @@ public sealed unsafe partial class UnderlyingDirectory : IDisposable
     /// <summary>The directory descriptor.</summary>
     internal int Descriptor => _fd >= 0 ? _fd : throw new ObjectDisposedException(nameof(UnderlyingDirectory));
 
-    /// <summary>
-    /// A path that reaches <paramref name="relativePath"/> below this directory through the descriptor
-    /// (/proc/self/fd/N/...): the kernel resolves it from the underlying directory, not through a mount covering it,
-    /// so code that only takes paths (file formats opening their own files) can work beside the mount. Valid while
-    /// this object is open; only for this process.
-    /// </summary>
-    public string DescriptorPath(string relativePath) =>
-        string.IsNullOrEmpty(relativePath) ? $"/proc/self/fd/{Descriptor}" : $"/proc/self/fd/{Descriptor}/{relativePath.TrimStart('/')}";
-
     /// <summary>Opens <paramref name="path"/> (must be a directory). Do this before mounting over it.</summary>
     public static UnderlyingDirectory Open(string path)
     {
@@ -296,9 +287,15 @@ public sealed unsafe partial class UnderlyingDirectory : IDisposable
         }
     }
 
-    /// <summary>lstat of a relative path; false when it does not exist.</summary>
+    /// <summary>lstat of a name directly in this directory (no '/': a longer path could follow a symlink on the way); false when it does not exist.</summary>
     public bool TryGetStat(string relativePath, out UnderlyingFileStat stat)
     {
+        ArgumentNullException.ThrowIfNull(relativePath);
+        if (relativePath.Contains('/', StringComparison.Ordinal))
+        {
+            throw new ArgumentException($"{relativePath}: a single name is expected", nameof(relativePath));
+        }
+
         fixed (byte* p = Utf8Z(relativePath.Length == 0 ? "." : relativePath))
         {
             Stat st;
