@@ -50,7 +50,7 @@ public sealed unsafe class OpenFileDispatchTests : IDisposable
         fs.Allocate(h, 0, 0, 8192);
         Assert.Equal(8192, new FileInfo(_temp["notes.txt"]).Length);
         Assert.Equal(0, fs.Seek(h, 0, Posix.SEEK_DATA));
-        Assert.Equal(Errno.ENXIO, ErrnoOf(() => fs.Seek(h, 1 << 20, Posix.SEEK_DATA)));
+        Assert.Equal(Errno.ENXIO, ErrnoCapture.Of(() => fs.Seek(h, 1 << 20, Posix.SEEK_DATA)));
 
         fs.ChangeMode(new FusePath(null), 0x180, h); // 0600
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(_temp["notes.txt"]));
@@ -82,9 +82,9 @@ public sealed unsafe class OpenFileDispatchTests : IDisposable
         Assert.Equal("hello"u8.ToArray(), buffer[..5]);
         Assert.Equal(3, fs.Read(h, buffer, MemorySize - 3));   // EOF clamps to a short read
         Assert.Equal(0, fs.Read(h, buffer, MemorySize));
-        Assert.Equal(Errno.EINVAL, ErrnoOf(() => fs.Read(h, buffer, -1)));
-        Assert.Equal(Errno.EFBIG, ErrnoOf(() => fs.Write(h, new byte[10], MemorySize - 5)));
-        Assert.Equal(Errno.EFBIG, ErrnoOf(() => fs.Write(h, new byte[1], -1)));
+        Assert.Equal(Errno.EINVAL, ErrnoCapture.Of(() => fs.Read(h, buffer, -1)));
+        Assert.Equal(Errno.EFBIG, ErrnoCapture.Of(() => fs.Write(h, new byte[10], MemorySize - 5)));
+        Assert.Equal(Errno.EFBIG, ErrnoCapture.Of(() => fs.Write(h, new byte[1], -1)));
 
         Stat st = default;
         fs.GetAttributes(new FusePath(null), h, ref st);
@@ -92,16 +92,16 @@ public sealed unsafe class OpenFileDispatchTests : IDisposable
         Assert.Equal((MemorySize + 511) / 512, st.Blocks);
         Assert.NotEqual(0u, st.Mode & 0x80); // writable: the owner's write bit stays
 
-        Assert.Equal(Errno.EPERM, ErrnoOf(() => fs.Truncate(new FusePath(null), 10, h)));
+        Assert.Equal(Errno.EPERM, ErrnoCapture.Of(() => fs.Truncate(new FusePath(null), 10, h)));
         fs.Truncate(new FusePath(null), MemorySize, h); // to its own size: a no-op
-        Assert.Equal(Errno.EOPNOTSUPP, ErrnoOf(() => fs.Allocate(h, 0, 0, 10)));
+        Assert.Equal(Errno.EOPNOTSUPP, ErrnoCapture.Of(() => fs.Allocate(h, 0, 0, 10)));
 
         long firstData = FirstData(memory);
         Assert.Equal(firstData, fs.Seek(h, 0, Posix.SEEK_DATA));
         Assert.Equal(firstData == 0 ? memory.GetExtent(0, MemorySize).Length : 0, fs.Seek(h, 0, Posix.SEEK_HOLE));
-        Assert.Equal(Errno.EINVAL, ErrnoOf(() => fs.Seek(h, 0, 0))); // SEEK_SET is the kernel's business
-        Assert.Equal(Errno.EINVAL, ErrnoOf(() => fs.Seek(h, -1, Posix.SEEK_DATA)));
-        Assert.Equal(Errno.ENXIO, ErrnoOf(() => fs.Seek(h, MemorySize, Posix.SEEK_HOLE)));
+        Assert.Equal(Errno.EINVAL, ErrnoCapture.Of(() => fs.Seek(h, 0, 0))); // SEEK_SET is the kernel's business
+        Assert.Equal(Errno.EINVAL, ErrnoCapture.Of(() => fs.Seek(h, -1, Posix.SEEK_DATA)));
+        Assert.Equal(Errno.ENXIO, ErrnoCapture.Of(() => fs.Seek(h, MemorySize, Posix.SEEK_HOLE)));
 
         // Metadata calls on the handle reach the plugin file underneath (through its O_PATH descriptor).
         fs.ChangeMode(new FusePath(null), 0x180, h);
@@ -114,7 +114,7 @@ public sealed unsafe class OpenFileDispatchTests : IDisposable
         fs.Flush(h);
         fs.Sync(h, dataOnly: true);
         fs.Release(h);
-        Assert.Equal(Errno.EBADF, ErrnoOf(() => fs.Read(h, buffer, 0)));
+        Assert.Equal(Errno.EBADF, ErrnoCapture.Of(() => fs.Read(h, buffer, 0)));
         fs.Release(h); // a second release of the same handle is harmless
         Assert.Equal(MarkerFileProvider.Content(MemorySize, "memory"), File.ReadAllText(_temp["rw.vhdx"])); // plugin untouched
     }
@@ -124,10 +124,10 @@ public sealed unsafe class OpenFileDispatchTests : IDisposable
     {
         using (var fs = DirectoryOverlayFileSystem.Open(_temp.Path, _provider))
         {
-            Assert.Equal(Errno.EROFS, ErrnoOf(() => OpenFile(fs, "disk.vhdx", Posix.O_RDWR, out _))); // source cannot write
-            Assert.Equal(Errno.EPERM, ErrnoOf(() => OpenFile(fs, "rw.vhdx", Posix.O_RDWR | Posix.O_TRUNC, out _)));
+            Assert.Equal(Errno.EROFS, ErrnoCapture.Of(() => OpenFile(fs, "disk.vhdx", Posix.O_RDWR, out _))); // source cannot write
+            Assert.Equal(Errno.EPERM, ErrnoCapture.Of(() => OpenFile(fs, "rw.vhdx", Posix.O_RDWR | Posix.O_TRUNC, out _)));
             ulong h = OpenFile(fs, "disk.vhdx", Posix.O_RDONLY, out _);
-            Assert.Equal(Errno.EROFS, ErrnoOf(() => fs.Write(h, "x"u8, 0)));
+            Assert.Equal(Errno.EROFS, ErrnoCapture.Of(() => fs.Write(h, "x"u8, 0)));
             var buffer = new byte[16];
             Assert.Equal(16, fs.Read(h, buffer, 0));
             var expected = new byte[16];
@@ -140,19 +140,19 @@ public sealed unsafe class OpenFileDispatchTests : IDisposable
 
         using (var fs = DirectoryOverlayFileSystem.Open(_temp.Path, _provider, readOnly: true))
         {
-            Assert.Equal(Errno.EROFS, ErrnoOf(() => OpenFile(fs, "notes.txt", Posix.O_RDWR, out _)));
-            Assert.Equal(Errno.EROFS, ErrnoOf(() => OpenFile(fs, "notes.txt", Posix.O_RDONLY | Posix.O_TRUNC, out _)));
-            Assert.Equal(Errno.EROFS, ErrnoOf(() => OpenFile(fs, "rw.vhdx", Posix.O_RDWR, out _)));
+            Assert.Equal(Errno.EROFS, ErrnoCapture.Of(() => OpenFile(fs, "notes.txt", Posix.O_RDWR, out _)));
+            Assert.Equal(Errno.EROFS, ErrnoCapture.Of(() => OpenFile(fs, "notes.txt", Posix.O_RDONLY | Posix.O_TRUNC, out _)));
+            Assert.Equal(Errno.EROFS, ErrnoCapture.Of(() => OpenFile(fs, "rw.vhdx", Posix.O_RDWR, out _)));
 
             ulong plain = OpenFile(fs, "notes.txt", Posix.O_RDONLY, out _);
-            Assert.Equal(Errno.EROFS, ErrnoOf(() => fs.Allocate(plain, 0, 0, 10)));
-            Assert.Equal(Errno.EROFS, ErrnoOf(() => fs.Truncate(new FusePath(null), 0, plain)));
-            Assert.Equal(Errno.EROFS, ErrnoOf(() => fs.ChangeMode(new FusePath(null), 0x1FF, plain)));
+            Assert.Equal(Errno.EROFS, ErrnoCapture.Of(() => fs.Allocate(plain, 0, 0, 10)));
+            Assert.Equal(Errno.EROFS, ErrnoCapture.Of(() => fs.Truncate(new FusePath(null), 0, plain)));
+            Assert.Equal(Errno.EROFS, ErrnoCapture.Of(() => fs.ChangeMode(new FusePath(null), 0x1FF, plain)));
             fs.Release(plain);
 
             ulong virt = OpenFile(fs, "rw.vhdx", Posix.O_RDONLY, out _);
-            Assert.Equal(Errno.EOPNOTSUPP, ErrnoOf(() => fs.Allocate(virt, 0, 0, 10))); // the virtual rule comes first
-            Assert.Equal(Errno.EROFS, ErrnoOf(() => fs.Write(virt, "x"u8, 0)));
+            Assert.Equal(Errno.EOPNOTSUPP, ErrnoCapture.Of(() => fs.Allocate(virt, 0, 0, 10))); // the virtual rule comes first
+            Assert.Equal(Errno.EROFS, ErrnoCapture.Of(() => fs.Write(virt, "x"u8, 0)));
             fs.Release(virt);
         }
 
@@ -167,19 +167,6 @@ public sealed unsafe class OpenFileDispatchTests : IDisposable
         }
 
         _temp.Dispose();
-    }
-
-    private static int ErrnoOf(Action action)
-    {
-        try
-        {
-            action();
-            return 0;
-        }
-        catch (ErrnoException e)
-        {
-            return e.Errno;
-        }
     }
 
     private static long FirstData(IBlockSource source)

@@ -50,25 +50,25 @@ public sealed unsafe class PassThroughSymlinkTests(ITestOutputHelper output) : I
         foreach (var prefix in new[] { "/a", "/deep/b" })
         {
             string secret = prefix + "/inner.txt";
-            Assert.Equal(Errno.ELOOP, ErrnoOf(() => GetAttributes(fs, secret)));
-            Assert.Equal(Errno.ELOOP, ErrnoOf(() => Open(fs, secret, LibC.O_RDONLY)));
-            Assert.Equal(Errno.ELOOP, ErrnoOf(() => Open(fs, secret, LibC.O_WRONLY | LibC.O_TRUNC)));
-            Assert.Equal(Errno.ELOOP, ErrnoOf(() => Create(fs, prefix + "/new.txt")));
-            Assert.Equal(Errno.ELOOP, ErrnoOf(() => fs.Unlink(P(secret))));
-            Assert.Equal(Errno.ELOOP, ErrnoOf(() => fs.Rename(P("/b.txt"), P(prefix + "/b.txt"), 0)));
-            Assert.Equal(Errno.ELOOP, ErrnoOf(() => fs.Rename(P(secret), P("/stolen.txt"), 0)));
-            Assert.Equal(Errno.ELOOP, ErrnoOf(() => fs.Link(P(secret), P("/stolen.txt"))));
-            Assert.Equal(Errno.ELOOP, ErrnoOf(() => fs.ChangeMode(P(secret), 0x1FF, null)));
-            Assert.Equal(Errno.ELOOP, ErrnoOf(() => fs.ChangeOwner(P(secret), 12345, 12345, null)));
+            Assert.Equal(Errno.ELOOP, ErrnoCapture.Of(() => GetAttributes(fs, secret)));
+            Assert.Equal(Errno.ELOOP, ErrnoCapture.Of(() => Open(fs, secret, LibC.O_RDONLY)));
+            Assert.Equal(Errno.ELOOP, ErrnoCapture.Of(() => Open(fs, secret, LibC.O_WRONLY | LibC.O_TRUNC)));
+            Assert.Equal(Errno.ELOOP, ErrnoCapture.Of(() => Create(fs, prefix + "/new.txt")));
+            Assert.Equal(Errno.ELOOP, ErrnoCapture.Of(() => fs.Unlink(P(secret))));
+            Assert.Equal(Errno.ELOOP, ErrnoCapture.Of(() => fs.Rename(P("/b.txt"), P(prefix + "/b.txt"), 0)));
+            Assert.Equal(Errno.ELOOP, ErrnoCapture.Of(() => fs.Rename(P(secret), P("/stolen.txt"), 0)));
+            Assert.Equal(Errno.ELOOP, ErrnoCapture.Of(() => fs.Link(P(secret), P("/stolen.txt"))));
+            Assert.Equal(Errno.ELOOP, ErrnoCapture.Of(() => fs.ChangeMode(P(secret), 0x1FF, null)));
+            Assert.Equal(Errno.ELOOP, ErrnoCapture.Of(() => fs.ChangeOwner(P(secret), 12345, 12345, null)));
             var when = new Timespec { Seconds = 1_000_000_000 };
-            Assert.Equal(Errno.ELOOP, ErrnoOf(() => fs.SetTimes(P(secret), when, when, null)));
-            Assert.Equal(Errno.ELOOP, ErrnoOf(() => fs.Truncate(P(secret), 0, null)));
-            Assert.Equal(Errno.ELOOP, ErrnoOf(() => fs.MakeDirectory(P(prefix + "/d"), 0x1FF)));
-            Assert.Equal(Errno.ELOOP, ErrnoOf(() => fs.MakeNode(P(prefix + "/n"), 0x8000 | 0x1B6, 0)));
-            Assert.Equal(Errno.ELOOP, ErrnoOf(() => fs.RemoveDirectory(P(prefix + "/sub"))));
-            Assert.Equal(Errno.ELOOP, ErrnoOf(() => fs.Symlink(P("/etc/passwd"), P(prefix + "/l"))));
-            Assert.Equal(Errno.ELOOP, ErrnoOf(() => fs.ReadLink(P(prefix + "/link"), new byte[256])));
-            Assert.Equal(Errno.ELOOP, ErrnoOf(() => OpenDirectory(fs, prefix + "/sub")));
+            Assert.Equal(Errno.ELOOP, ErrnoCapture.Of(() => fs.SetTimes(P(secret), when, when, null)));
+            Assert.Equal(Errno.ELOOP, ErrnoCapture.Of(() => fs.Truncate(P(secret), 0, null)));
+            Assert.Equal(Errno.ELOOP, ErrnoCapture.Of(() => fs.MakeDirectory(P(prefix + "/d"), 0x1FF)));
+            Assert.Equal(Errno.ELOOP, ErrnoCapture.Of(() => fs.MakeNode(P(prefix + "/n"), 0x8000 | 0x1B6, 0)));
+            Assert.Equal(Errno.ELOOP, ErrnoCapture.Of(() => fs.RemoveDirectory(P(prefix + "/sub"))));
+            Assert.Equal(Errno.ELOOP, ErrnoCapture.Of(() => fs.Symlink(P("/etc/passwd"), P(prefix + "/l"))));
+            Assert.Equal(Errno.ELOOP, ErrnoCapture.Of(() => fs.ReadLink(P(prefix + "/link"), new byte[256])));
+            Assert.Equal(Errno.ELOOP, ErrnoCapture.Of(() => OpenDirectory(fs, prefix + "/sub")));
             Assert.Equal(before, Snapshot(Outside));
         }
 
@@ -76,9 +76,9 @@ public sealed unsafe class PassThroughSymlinkTests(ITestOutputHelper output) : I
         Assert.Equal("b", ReadAll(fs, "/b.txt"));
         fs.MakeDirectory(P("/deep/made"), 0x1ED);
         Assert.True(Directory.Exists(Path.Combine(Root, "deep", "made")));
-        Assert.Equal(Errno.ENOENT, ErrnoOf(() => GetAttributes(fs, "/deep/missing/x")));
-        Assert.Equal(Errno.ENOTDIR, ErrnoOf(() => GetAttributes(fs, "/b.txt/x")));
-        Assert.Equal(Errno.EISDIR, ErrnoOf(() => Open(fs, "/deep", LibC.O_WRONLY)));
+        Assert.Equal(Errno.ENOENT, ErrnoCapture.Of(() => GetAttributes(fs, "/deep/missing/x")));
+        Assert.Equal(Errno.ENOTDIR, ErrnoCapture.Of(() => GetAttributes(fs, "/b.txt/x")));
+        Assert.Equal(Errno.EISDIR, ErrnoCapture.Of(() => Open(fs, "/deep", LibC.O_WRONLY)));
         Assert.Equal(before, Snapshot(Outside));
     }
 
@@ -94,9 +94,9 @@ public sealed unsafe class PassThroughSymlinkTests(ITestOutputHelper output) : I
         File.CreateSymbolicLink(Path.Combine(Root, "b.txt"), Path.Combine(Outside, "inner.txt"));
         string before = Snapshot(Outside);
 
-        Assert.Equal(Errno.EOPNOTSUPP, ErrnoOf(() => fs.ChangeMode(P("/b.txt"), 0x1FF, null))); // as lchmod on Linux
-        Assert.Equal(Errno.ELOOP, ErrnoOf(() => Open(fs, "/b.txt", LibC.O_RDWR)));
-        Assert.Equal(Errno.ELOOP, ErrnoOf(() => fs.Truncate(P("/b.txt"), 0, null)));
+        Assert.Equal(Errno.EOPNOTSUPP, ErrnoCapture.Of(() => fs.ChangeMode(P("/b.txt"), 0x1FF, null))); // as lchmod on Linux
+        Assert.Equal(Errno.ELOOP, ErrnoCapture.Of(() => Open(fs, "/b.txt", LibC.O_RDWR)));
+        Assert.Equal(Errno.ELOOP, ErrnoCapture.Of(() => fs.Truncate(P("/b.txt"), 0, null)));
         fs.ChangeOwner(P("/b.txt"), 12345, 12345, null); // the link itself (lchown)
         var when = new Timespec { Seconds = 1_000_000_000 };
         fs.SetTimes(P("/b.txt"), when, when, null); // the link itself
@@ -149,7 +149,7 @@ public sealed unsafe class PassThroughSymlinkTests(ITestOutputHelper output) : I
         File.WriteAllText(Path.Combine(Root, "other.vhdx"), MarkerFileProvider.Content(8192));
         var provider = new SwappingProvider(new MarkerFileProvider(), () => File.Move(Path.Combine(Root, "other.vhdx"), Path.Combine(Root, "disk.vhdx"), overwrite: true));
         using var fs = DirectoryOverlayFileSystem.Open(Root, provider);
-        Assert.Equal(Errno.ENOENT, ErrnoOf(() => Open(fs, "/disk.vhdx", LibC.O_RDONLY)));
+        Assert.Equal(Errno.ENOENT, ErrnoCapture.Of(() => Open(fs, "/disk.vhdx", LibC.O_RDONLY)));
         var fi = new FuseFileInfo { Flags = LibC.O_RDONLY };
         fs.Open(P("/disk.vhdx"), ref fi); // the next open sees the new file
         Stat st = default;
@@ -308,19 +308,6 @@ public sealed unsafe class PassThroughSymlinkTests(ITestOutputHelper output) : I
 
     /// <summary>Whether <paramref name="task"/> ends (in any way) within <paramref name="timeout"/>.</summary>
     private static bool Finishes(Task task, TimeSpan timeout) => ((IAsyncResult)task).AsyncWaitHandle.WaitOne(timeout);
-
-    private static int ErrnoOf(Action action)
-    {
-        try
-        {
-            action();
-            return 0;
-        }
-        catch (ErrnoException e)
-        {
-            return e.Errno;
-        }
-    }
 
     private static Stat Lstat(string path)
     {
