@@ -109,7 +109,19 @@ public sealed class ImageLookupSecurityTests : IClassFixture<ImageLookupSecurity
         string plugin = WritePlugin(vms, "user.vhdx", image, _c.FullId);
         ExternalTool.Check("chown", $"{TestUser}:{TestUser}", plugin);
         string rootPlugin = WritePlugin(vms, "root.vhdx", image, _c.FullId);
+
+        // A damaged root-only image named by the user's plugin: refused for the owner before it is parsed, so its
+        // problems (which only a reader of the image may learn) never reach the log for him.
+        string broken = Path.Combine(root, "broken.bfi");
+        File.WriteAllBytes(broken, File.ReadAllBytes(image)[..4096]);
+        ExternalTool.Check("chmod", "0600", broken);
+        string peek = WritePlugin(vms, "peek.vhdx", broken, _c.FullId);
+        ExternalTool.Check("chown", $"{TestUser}:{TestUser}", peek);
         using var daemon = DaemonProcess.Start(vms, vms, "--images", root, "--allow-other");
+        Assert.IsType<UnauthorizedAccessException>(Record.Exception(() => File.ReadAllBytes(peek)));
+        var peekLines = daemon.Log.Split('\n').Where(l => l.Contains("peek.vhdx", StringComparison.Ordinal) && l.Contains("cannot", StringComparison.Ordinal)).ToList();
+        Assert.NotEmpty(peekLines);
+        Assert.All(peekLines, l => Assert.Contains("the plugin's owner cannot read the backup itself", l, StringComparison.Ordinal));
 
         // A root-owned plugin may name any image in the roots.
         string want = Sha256(File.ReadAllBytes(rootPlugin));

@@ -168,6 +168,14 @@ public sealed class BackupPointOpener : IDisposable
 
     private BackupChain OpenChecked(string image, string name, PluginOwner? owner)
     {
+        // A first look by path, so that an image the owner may not read is not parsed (nor its problems logged) for
+        // him; the check on the descriptors below is the one that counts (a path can change between the two).
+        if (owner != null && ImageRoots.RealPath(image) is { } real && UnixFile.TryStat(real) is { } stat &&
+            owner.WhyNotReadable(new ImageFileStatus(real, stat)) is { } deniedBeforeOpen)
+        {
+            throw new UnauthorizedAccessException($"{name}: the plugin's owner cannot read the backup itself: {deniedBeforeOpen}");
+        }
+
         BackupChain chain;
         try
         {
