@@ -292,25 +292,6 @@ public sealed class PackagingTests : IClassFixture<PackagingTests.Artifacts>
         DaemonProcess.WaitUnmounted(dir["vms"], TimeSpan.FromSeconds(10));
     }
 
-    [Fact]
-    public void SystemdNotifyReachesPathAndAbstractSockets()
-    {
-        using var dir = new TempDirectory("bfsdn");
-        string abstractName = $"backupfuse-test-{Guid.NewGuid():N}";
-        foreach (var (bindTo, address) in new[] { (dir["notify"], dir["notify"]), ("\0" + abstractName, "@" + abstractName) })
-        {
-            using var socket = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
-            socket.Bind(new UnixDomainSocketEndPoint(bindTo));
-            socket.ReceiveTimeout = 5_000;
-            Assert.True(SystemdNotify.Send(address, "READY=1\nSTATUS=Serving /vms"));
-            var buffer = new byte[256];
-            Assert.Equal("READY=1\nSTATUS=Serving /vms", Encoding.UTF8.GetString(buffer, 0, socket.Receive(buffer)));
-        }
-
-        Assert.False(SystemdNotify.Send(null, "READY=1"));
-        Assert.False(SystemdNotify.Send(dir["nobody-listens"], "READY=1"));
-    }
-
     private static ToolResult InPrivateNamespace(string setup, string program, params string[] args)
     {
         string command = setup + " && exec \"$0\" \"$@\"";
