@@ -38,8 +38,11 @@ namespace BackupFuse.Blocks;
 //   readahead is off; partial-block reads (4 KiB random reads) still use the cache.
 // - No per-request allocation on the hot path: the per-request slot array is pooled; a new cache entry object is
 //   allocated per block loaded into the cache (not per request), buffers come from ArrayPool.
+// - Composition: the index, recency order and pins are a BlockLru, the stream slots and readahead windows a
+//   SequentialStreamTracker, the cheap-layer vote a LoadCostVote (each its own file, testable without threads);
+//   this class adds the buffers and their byte bound, the load states, coalescing and the scheduling.
 // - Thread-safe; one lock guards the map, the LRU list, the pins and the stream slots, and is held only for
-//   bookkeeping (never during a load or a copy).
+//   bookkeeping (never during a load or a copy). The cost vote is lock-free (see LoadCostVote).
 // - Shared budget (optional, CacheBudget): the mount's caches draw their block bytes from one budget, so many open
 //   plugins together stay within it. Such a filter has no bound of its own; a block it reserves takes bytes from the
 //   budget, which may evict the least recently used unpinned block of any member (this one included, re-entering
@@ -61,28 +64,17 @@ public sealed partial class CacheFilter : BlockFilter, ICacheBudgetMember
     /// <summary>Blocks that load faster than this are read around the cache when a read covers them whole.</summary>
     public const double CheapBytesPerSecond = 1.5e9;
 
-    private const int StreamSlotCount = 8;
-    private const int MinSamplesForCost = 16;
-    private const int CheapVoteLimit = 16;
-    private const int EvictionScanLimit = 64;
-
     private readonly object _lock = new();
-    private readonly Dictionary<long, CacheEntry> _map = [];
-    private readonly StreamSlot[] _streams = new StreamSlot[StreamSlotCount];
+    private readonly BlockLru<CacheEntry> _lru = new();
+    private readonly SequentialStreamTracker _streams;
+    private readonly LoadCostVote _cost = new(CheapBytesPerSecond);
     private readonly int _shift;
     private readonly int _blockSize;
     private readonly long _capacity;
-    private readonly int _maxReadaheadBlocks;
-    private readonly long _blockCount;
     private readonly CacheBudget? _budget;
-    private CacheEntry? _head;
-    private CacheEntry? _tail;
     private long _bytesHeld;
     private int _inflight;
     private bool _disposed;
-    private long _clock;
-    private int _cheapVote;
-    private int _costSamples;
     private long _hits;
     private long _misses;
     private long _waits;
@@ -108,8 +100,7 @@ public sealed partial class CacheFilter : BlockFilter, ICacheBudgetMember
         _blockSize = cacheBlockSize;
         _shift = System.Numerics.BitOperations.Log2((uint)cacheBlockSize);
         _capacity = capacityBytes;
-        _maxReadaheadBlocks = readaheadBytes / cacheBlockSize;
-        _blockCount = (next.Length + cacheBlockSize - 1) >> _shift;
+        _streams = new SequentialStreamTracker(_shift, (next.Length + cacheBlockSize - 1) >> _shift, readaheadBytes / cacheBlockSize);
     }
 
     /// <summary>
@@ -134,7 +125,7 @@ public sealed partial class CacheFilter : BlockFilter, ICacheBudgetMember
     public CacheBudget? Budget => _budget;
 
     /// <inheritdoc/>
-    long ICacheBudgetMember.OldestUse => Volatile.Read(ref _tail)?.LastUse ?? long.MaxValue;
+    long ICacheBudgetMember.OldestUse => _lru.OldestUse;
 
     /// <summary>A snapshot of the counters.</summary>
     public CacheStatistics Statistics
@@ -149,7 +140,7 @@ public sealed partial class CacheFilter : BlockFilter, ICacheBudgetMember
     }
 
     /// <summary>Whether loads measured so far are cheap enough to bypass the cache for whole-block reads.</summary>
-    public bool LoadsAreCheap => Volatile.Read(ref _costSamples) >= MinSamplesForCost && Volatile.Read(ref _cheapVote) > 0;
+    public bool LoadsAreCheap => _cost.IsCheap;
 
     /// <inheritdoc/>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -166,7 +157,8 @@ public sealed partial class CacheFilter : BlockFilter, ICacheBudgetMember
         var slots = ArrayPool<Slot>.Shared.Rent(count);
         try
         {
-            long readaheadFrom = 0, readaheadTo = -1;
+            long readaheadFrom, readaheadTo;
+            bool readahead;
             lock (_lock)
             {
                 ObjectDisposedException.ThrowIf(_disposed, this);
@@ -175,11 +167,11 @@ public sealed partial class CacheFilter : BlockFilter, ICacheBudgetMember
                     slots[i] = Lookup(first + i);
                 }
 
-                TrackStream(offset, buffer.Length, count, ref readaheadFrom, ref readaheadTo);
+                readahead = _streams.Track(offset, buffer.Length, !LoadsAreCheap, out readaheadFrom, out readaheadTo);
             }
 
             PlanMisses(offset, buffer, first, slots.AsSpan(0, count));
-            if (readaheadTo >= readaheadFrom)
+            if (readahead)
             {
                 ScheduleReadahead(readaheadFrom, readaheadTo);
             }
@@ -197,15 +189,15 @@ public sealed partial class CacheFilter : BlockFilter, ICacheBudgetMember
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private Slot Lookup(long block)
     {
-        if (!_map.TryGetValue(block, out var e))
+        if (!_lru.TryGet(block, out var e))
         {
             return new Slot(null, SlotKind.Miss);
         }
 
-        e.Pins++;
+        _lru.Pin(e);
         if (e.State == EntryState.Ready)
         {
-            MoveToHead(e);
+            _lru.Touch(e);
             return new Slot(e, SlotKind.Cached);
         }
 
@@ -254,7 +246,7 @@ public sealed partial class CacheFilter : BlockFilter, ICacheBudgetMember
                 }
                 else if (TryReserve(block, length, out var created))
                 {
-                    created.Pins = 1;
+                    _lru.Pin(created);
                     slots[i] = new Slot(created, SlotKind.Owned);
                     owned++;
                 }
@@ -386,13 +378,9 @@ public sealed partial class CacheFilter : BlockFilter, ICacheBudgetMember
         {
             foreach (var slot in slots)
             {
-                if (slot.Entry is { } e)
+                if (slot.Entry is { } e && _lru.Unpin(e))
                 {
-                    e.Pins--;
-                    if (e.Detached && e.Pins == 0)
-                    {
-                        ReturnBuffer(e);
-                    }
+                    ReturnBuffer(e);
                 }
             }
         }
@@ -427,11 +415,7 @@ public sealed partial class CacheFilter : BlockFilter, ICacheBudgetMember
 
         lock (_lock)
         {
-            if (!e.Detached)
-            {
-                AddToHead(e);
-            }
-
+            _lru.Publish(e); // nothing when it was detached meanwhile (the filter closed)
             e.State = EntryState.Ready;
         }
 
@@ -445,12 +429,7 @@ public sealed partial class CacheFilter : BlockFilter, ICacheBudgetMember
     {
         lock (_lock)
         {
-            if (_map.TryGetValue(e.Block, out var current) && current == e)
-            {
-                _map.Remove(e.Block);
-            }
-
-            e.Detached = true;
+            _lru.Remove(e);
             e.State = EntryState.Failed;
             if (e.Pins == 0)
             {
@@ -470,17 +449,7 @@ public sealed partial class CacheFilter : BlockFilter, ICacheBudgetMember
         long t0 = Stopwatch.GetTimestamp();
         Next.Read(start, destination);
         double seconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
-        double sample = seconds / destination.Length;
-
-        // A vote, not an average: one load stretched by preemption (a busy machine) moves the vote by one step,
-        // where it would dominate a mean of nanosecond-scale copies. Racy updates are fine: it only steers a policy.
-        bool cheapSample = sample < 1 / CheapBytesPerSecond;
-        int vote = Volatile.Read(ref _cheapVote);
-        Volatile.Write(ref _cheapVote, Math.Clamp(vote + (cheapSample ? 1 : -1), -CheapVoteLimit, CheapVoteLimit));
-        if (Volatile.Read(ref _costSamples) < MinSamplesForCost)
-        {
-            Interlocked.Increment(ref _costSamples);
-        }
+        _cost.Record(destination.Length, seconds);
     }
 
     /// <summary>Runs a queued entry (parallel load or readahead) on a pool thread.</summary>
@@ -531,52 +500,6 @@ public sealed partial class CacheFilter : BlockFilter, ICacheBudgetMember
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private void TrackStream(long offset, int length, int blocks, ref long from, ref long to)
-    {
-        long end = offset + length;
-        long slack = length; // tolerates concurrent requests of one stream arriving out of order
-        int match = -1, oldest = 0;
-        _clock++;
-        for (int s = 0; s < _streams.Length; s++)
-        {
-            ref var st = ref _streams[s];
-            if (st.InUse && offset >= st.Next - slack && offset <= st.Next + slack)
-            {
-                match = s;
-                break;
-            }
-
-            if (!st.InUse || st.LastUse < _streams[oldest].LastUse)
-            {
-                oldest = s;
-            }
-        }
-
-        if (match < 0)
-        {
-            _streams[oldest] = new StreamSlot { InUse = true, Next = end, LastUse = _clock };
-            return;
-        }
-
-        ref var stream = ref _streams[match];
-        stream.LastUse = _clock;
-        stream.Next = Math.Max(stream.Next, end);
-        if (_maxReadaheadBlocks == 0 || LoadsAreCheap)
-        {
-            return;
-        }
-
-        stream.Window = Math.Min(_maxReadaheadBlocks, Math.Max(stream.Window * 2, Math.Max(4, 2 * blocks)));
-        long last = (end - 1) >> _shift;
-        from = Math.Max(stream.ReadaheadNext, last + 1);
-        to = Math.Min(last + stream.Window, _blockCount - 1);
-        if (to >= from)
-        {
-            stream.ReadaheadNext = to + 1;
-        }
-    }
-
     private void ScheduleReadahead(long from, long to)
     {
         for (long block = from; block <= to; block++)
@@ -591,7 +514,7 @@ public sealed partial class CacheFilter : BlockFilter, ICacheBudgetMember
             CacheEntry? created;
             lock (_lock)
             {
-                if (_disposed || _map.ContainsKey(block) || !TryReserve(block, length, out created))
+                if (_disposed || _lru.Contains(block) || !TryReserve(block, length, out created))
                 {
                     continue;
                 }
@@ -627,28 +550,18 @@ public sealed partial class CacheFilter : BlockFilter, ICacheBudgetMember
 
         _bytesHeld += _blockSize;
         created = new CacheEntry(this, block, ArrayPool<byte>.Shared.Rent(_blockSize), length);
-        _map.Add(block, created);
+        _lru.Add(created);
         return true;
     }
 
     /// <summary>Under the lock: drops the least recently used unpinned block; false when there is none.</summary>
     private bool EvictOldest()
     {
-        var victim = _tail;
-        int scanned = 0;
-        while (victim != null && victim.Pins > 0 && scanned++ < EvictionScanLimit)
-        {
-            victim = victim.Prev;
-        }
-
-        if (victim == null || victim.Pins > 0)
+        if (!_lru.TryEvictOldest(out var victim))
         {
             return false;
         }
 
-        Unlink(victim);
-        _map.Remove(victim.Block);
-        victim.Detached = true;
         ReturnBuffer(victim);
         _evictions++;
         return true;
@@ -688,61 +601,6 @@ public sealed partial class CacheFilter : BlockFilter, ICacheBudgetMember
 
     private int BlockLength(long block) => (int)Math.Min(_blockSize, Length - (block << _shift));
 
-    private void MoveToHead(CacheEntry e)
-    {
-        if (_head == e || !e.InList)
-        {
-            return;
-        }
-
-        Unlink(e);
-        AddToHead(e);
-    }
-
-    private void AddToHead(CacheEntry e)
-    {
-        e.LastUse = Stopwatch.GetTimestamp();
-        e.Prev = null;
-        e.Next = _head;
-        if (_head != null)
-        {
-            _head.Prev = e;
-        }
-
-        _head = e;
-        _tail ??= e;
-        e.InList = true;
-    }
-
-    private void Unlink(CacheEntry e)
-    {
-        if (!e.InList)
-        {
-            return;
-        }
-
-        if (e.Prev != null)
-        {
-            e.Prev.Next = e.Next;
-        }
-        else
-        {
-            _head = e.Next;
-        }
-
-        if (e.Next != null)
-        {
-            e.Next.Prev = e.Prev;
-        }
-        else
-        {
-            _tail = e.Prev;
-        }
-
-        e.Prev = e.Next = null;
-        e.InList = false;
-    }
-
     /// <inheritdoc/>
     protected override void Dispose(bool disposing)
     {
@@ -758,9 +616,8 @@ public sealed partial class CacheFilter : BlockFilter, ICacheBudgetMember
                     Monitor.Wait(_lock);
                 }
 
-                foreach (var e in _map.Values)
+                foreach (var e in _lru.Entries)
                 {
-                    e.Detached = true;
                     if (e.Pins == 0 && e.State == EntryState.Loading && TryClaim(e))
                     {
                         // Queued (readahead, parallel load) and not started: nobody waits for it; when the pool runs
@@ -775,8 +632,7 @@ public sealed partial class CacheFilter : BlockFilter, ICacheBudgetMember
                     }
                 }
 
-                _map.Clear();
-                _head = _tail = null;
+                _lru.DetachAll();
                 released -= _bytesHeld; // pinned or loading entries return theirs when their reader is done
             }
 
@@ -807,31 +663,15 @@ public sealed partial class CacheFilter : BlockFilter, ICacheBudgetMember
 
     private record struct Slot(CacheEntry? Entry, SlotKind Kind);
 
-    private struct StreamSlot
-    {
-        public bool InUse;
-        public long Next;
-        public long ReadaheadNext;
-        public int Window;
-        public long LastUse;
-    }
-
     /// <summary>One cached block; also the thread-pool work item that loads it.</summary>
-    private sealed class CacheEntry(CacheFilter owner, long block, byte[] buffer, int length) : IThreadPoolWorkItem
+    private sealed class CacheEntry(CacheFilter owner, long block, byte[] buffer, int length) : BlockLruEntry(block), IThreadPoolWorkItem
     {
-        public readonly long Block = block;
         public readonly byte[] Buffer = buffer;
         public readonly int Length = length;
         public int State;
         public int Claimed;
-        public int Pins;
-        public bool Detached;
         public bool BufferReturned;
         public bool IsReadahead;
-        public bool InList;
-        public long LastUse;
-        public CacheEntry? Prev;
-        public CacheEntry? Next;
 
         public void Execute() => owner.RunQueued(this);
     }
