@@ -1,4 +1,4 @@
-namespace BackupFuse.Blocks;
+namespace BackupFuse.Core;
 
 /// <summary>One piece of a request split at block boundaries.</summary>
 /// <param name="Offset">Absolute offset of the piece.</param>

@@ -1,4 +1,4 @@
-namespace BackupFuse.Blocks;
+namespace BackupFuse.Core;
 
 /// <summary>
 /// A layer over another source: every member forwards to <see cref="Next"/> unless overridden, so a filter

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace BackupFuse.Blocks;
+namespace BackupFuse.Core;
 
 // Design notes:
 // - The bookkeeping of a block cache, without the blocks: an index (block number -> entry), a recency order (an

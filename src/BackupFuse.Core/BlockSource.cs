@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace BackupFuse.Blocks;
+namespace BackupFuse.Core;
 
 /// <summary>
 /// Base class with the defaults every layer may keep: read-only, flush does nothing, everything is data.

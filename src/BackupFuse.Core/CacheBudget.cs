@@ -1,4 +1,4 @@
-namespace BackupFuse.Blocks;
+namespace BackupFuse.Core;
 
 // Design notes:
 // - One byte budget for every cache of a process (a mount): the decompressed-block caches of all open plugins

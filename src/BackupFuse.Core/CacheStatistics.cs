@@ -1,4 +1,4 @@
-namespace BackupFuse.Blocks;
+namespace BackupFuse.Core;
 
 /// <summary>Counters of a <see cref="CacheFilter"/> (a snapshot; each counter is exact, the set is not atomic).</summary>
 /// <param name="Hits">Blocks served from the cache (including blocks a readahead had already loaded).</param>

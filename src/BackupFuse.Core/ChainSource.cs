@@ -1,6 +1,6 @@
 using System.Runtime.CompilerServices;
 
-namespace BackupFuse.Blocks;
+namespace BackupFuse.Core;
 
 // Design notes:
 // - Layers are ordered newest first. For any byte, the first layer whose GetExtent is not Unallocated answers;

@@ -1,4 +1,4 @@
-namespace BackupFuse.Blocks;
+namespace BackupFuse.Core;
 
 /// <summary>What a layer holds for a run of bytes.</summary>
 public enum ExtentKind : byte

@@ -1,6 +1,6 @@
 using Microsoft.Win32.SafeHandles;
 
-namespace BackupFuse.Blocks;
+namespace BackupFuse.Core;
 
 /// <summary>
 /// A plain host file as a block source, through positional I/O (<see cref="RandomAccess"/> = pread/pwrite) on a

@@ -1,4 +1,4 @@
-namespace BackupFuse.Blocks;
+namespace BackupFuse.Core;
 
 /// <summary>
 /// A byte-addressable device read and written at positions. Every layer of the data path implements

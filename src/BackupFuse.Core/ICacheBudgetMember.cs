@@ -1,4 +1,4 @@
-namespace BackupFuse.Blocks;
+namespace BackupFuse.Core;
 
 /// <summary>A cache that holds bytes of a <see cref="CacheBudget"/> and can give its least recently used item back.</summary>
 public interface ICacheBudgetMember

@@ -1,4 +1,4 @@
-namespace BackupFuse.Blocks;
+namespace BackupFuse.Core;
 
 // Design notes:
 // - Decides whether the layer below a cache is "cheap": loading a block costs about as much as copying it out of the

@@ -1,4 +1,4 @@
-namespace BackupFuse.Blocks;
+namespace BackupFuse.Core;
 
 // Design notes:
 // - When a plugin closes, its cache returns its block buffers and its index pages: megabytes that are now garbage in

@@ -1,4 +1,4 @@
-namespace BackupFuse.Blocks;
+namespace BackupFuse.Core;
 
 // Design notes:
 // - Decides readahead: which blocks after a request to load unasked. A few stream slots remember where recent

@@ -1,6 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Buffers;
-using BackupFuse.Blocks;
+using BackupFuse.Core;
 
 namespace BackupFuse.Vhdx;
 

@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
-using BackupFuse.Blocks;
+using BackupFuse.Core;
 using BackupFuse.Vhdx.Format;
 
 namespace BackupFuse.Vhdx;

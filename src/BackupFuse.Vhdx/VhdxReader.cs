@@ -1,6 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
-using BackupFuse.Blocks;
+using BackupFuse.Core;
 using BackupFuse.Vhdx.Format;
 
 namespace BackupFuse.Vhdx;

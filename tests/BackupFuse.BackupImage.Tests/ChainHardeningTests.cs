@@ -3,7 +3,7 @@ using BackupFuse.BackupImage.Crypto;
 using BackupFuse.BackupImage.Format;
 using BackupFuse.BackupImage.Reading;
 using BackupFuse.BackupImage.Writing;
-using BackupFuse.Blocks;
+using BackupFuse.Core;
 using BackupFuse.Testing;
 
 namespace BackupFuse.BackupImage.Tests;

@@ -247,7 +247,7 @@ public sealed class CorruptImageTests : IDisposable
         Assert.False(File.Exists(_dir["out.bfi"]));
 
         // A source that fails in the middle of the backup.
-        var failing = new FaultInjectingFilter(new BackupFuse.Blocks.FileBlockSource(_disk), 3 << 20, 4096);
+        var failing = new FaultInjectingFilter(new BackupFuse.Core.FileBlockSource(_disk), 3 << 20, 4096);
         Assert.Throws<InvalidDataException>(() => BackupWriter.Backup(failing, _dir["out.bfi"], new BackupOptions()));
         Assert.False(File.Exists(_dir["out.bfi"]));
         Assert.False(File.Exists(_dir["out.bfi.partial"]));

@@ -74,7 +74,7 @@ public sealed class EncryptionTests : IDisposable
         var content = new byte[1 << 20];
         new Random(3).NextBytes(content);
         var p = PassphraseSource.FromString(Secret);
-        BackupWriter.Backup(new BackupFuse.Blocks.MemorySource(content), _dir["t.bfi"], Encrypted(p) with { Codec = ChunkCodec.None });
+        BackupWriter.Backup(new BackupFuse.Core.MemorySource(content), _dir["t.bfi"], Encrypted(p) with { Codec = ChunkCodec.None });
 
         // Swap two stored payloads of equal length. The index that holds their CRCs is itself authenticated, and
         // the GCM AAD binds each payload to its file offset, so a moved payload can never be read as another chunk.

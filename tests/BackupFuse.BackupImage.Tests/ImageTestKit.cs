@@ -6,7 +6,7 @@ namespace BackupFuse.BackupImage.Tests;
 internal static class ImageTestKit
 {
     /// <summary>Asserts that <paramref name="source"/> reads exactly as the file at <paramref name="expectedPath"/>.</summary>
-    public static void AssertSameContent(string expectedPath, BackupFuse.Blocks.IBlockSource source)
+    public static void AssertSameContent(string expectedPath, BackupFuse.Core.IBlockSource source)
     {
         using var fs = File.OpenRead(expectedPath);
         Assert.Equal(fs.Length, source.Length);

@@ -1,6 +1,6 @@
 using BackupFuse.BackupImage.Format;
 using BackupFuse.BackupImage.Reading;
-using BackupFuse.Blocks;
+using BackupFuse.Core;
 using BackupFuse.Testing;
 using Xunit;
 

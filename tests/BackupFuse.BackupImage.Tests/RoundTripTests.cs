@@ -1,7 +1,7 @@
 using BackupFuse.BackupImage.Format;
 using BackupFuse.BackupImage.Reading;
 using BackupFuse.BackupImage.Writing;
-using BackupFuse.Blocks;
+using BackupFuse.Core;
 using BackupFuse.Testing;
 using Xunit.Abstractions;
 

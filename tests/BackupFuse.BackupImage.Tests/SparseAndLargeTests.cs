@@ -49,7 +49,7 @@ public sealed class SparseAndLargeTests(ITestOutputHelper output) : IDisposable
 
         using var source = new BackupImageSource(image);
         var extent = source.GetExtent(1 << 20, size - (1 << 20));
-        Assert.Equal(BackupFuse.Blocks.ExtentKind.Zero, extent.Kind);
+        Assert.Equal(BackupFuse.Core.ExtentKind.Zero, extent.Kind);
         Assert.Equal((5L << 30) - (1 << 20), extent.Length);
         var back = new byte[1 << 20];
         source.Read(size - (1 << 20), back);

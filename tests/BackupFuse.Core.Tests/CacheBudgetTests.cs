@@ -1,4 +1,4 @@
-using BackupFuse.Blocks;
+using BackupFuse.Core;
 using BackupFuse.Testing;
 using Xunit;
 

@@ -1,5 +1,5 @@
 using System.Collections.Concurrent;
-using BackupFuse.Blocks;
+using BackupFuse.Core;
 using BackupFuse.Testing;
 using Xunit;
 

@@ -1,4 +1,4 @@
-using BackupFuse.Blocks;
+using BackupFuse.Core;
 using FsCheck;
 using FsCheck.Fluent;
 

@@ -1,4 +1,4 @@
-using BackupFuse.Blocks;
+using BackupFuse.Core;
 using BackupFuse.Testing;
 
 namespace BackupFuse.Core.Tests;

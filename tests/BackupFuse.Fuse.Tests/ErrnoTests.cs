@@ -49,7 +49,7 @@ public sealed class ErrnoTests
     public void CountAllocatedBytes_CountsOnlyData()
     {
         Assert.Equal(512 * 1024, VirtualFiles.CountAllocatedBytes(MarkerFileProvider.Sparse(1024 * 1024)));
-        Assert.Equal(0, VirtualFiles.CountAllocatedBytes(new BackupFuse.Blocks.ZeroSource(1 << 20)));
-        Assert.Equal(0, VirtualFiles.CountAllocatedBytes(new BackupFuse.Blocks.MemorySource(1 << 20))); // all Unallocated
+        Assert.Equal(0, VirtualFiles.CountAllocatedBytes(new BackupFuse.Core.ZeroSource(1 << 20)));
+        Assert.Equal(0, VirtualFiles.CountAllocatedBytes(new BackupFuse.Core.MemorySource(1 << 20))); // all Unallocated
     }
 }

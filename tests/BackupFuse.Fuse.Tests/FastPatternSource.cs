@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
-using BackupFuse.Blocks;
+using BackupFuse.Core;
 
 namespace BackupFuse.Fuse.Tests;
 

@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 using System.Text;
-using BackupFuse.Blocks;
+using BackupFuse.Core;
 using BackupFuse.Fuse.Overlay;
 using BackupFuse.Testing;
 

@@ -1,5 +1,5 @@
 using System.Runtime.InteropServices;
-using BackupFuse.Blocks;
+using BackupFuse.Core;
 using BackupFuse.Fuse.Interop;
 using BackupFuse.Fuse.Overlay;
 using BackupFuse.Testing;

@@ -349,7 +349,7 @@ public sealed unsafe class PassThroughSymlinkTests(ITestOutputHelper output) : I
             return info;
         }
 
-        public BackupFuse.Blocks.IBlockSource Open(UnderlyingDirectory directory, string relativePath, in UnderlyingFileStat stat, bool write) =>
+        public BackupFuse.Core.IBlockSource Open(UnderlyingDirectory directory, string relativePath, in UnderlyingFileStat stat, bool write) =>
             inner.Open(directory, relativePath, stat, write);
     }
 }

@@ -1,8 +1,8 @@
-namespace BackupFuse.Blocks;
+namespace BackupFuse.Core;
 
 // Design notes:
 // - Test-only: nothing in src/ uses it, so it lives in the testing project. It keeps the namespace
-//   BackupFuse.Blocks of the Core types it models, so test files written against it in Core need no change.
+//   BackupFuse.Core of the Core types it models, so test files written against it in Core need no change.
 
 /// <summary>
 /// A writable source in memory with per-block allocation tracking, used as the model in tests. Unwritten blocks

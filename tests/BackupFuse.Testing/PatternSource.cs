@@ -1,4 +1,4 @@
-using BackupFuse.Blocks;
+using BackupFuse.Core;
 
 namespace BackupFuse.Testing;
 

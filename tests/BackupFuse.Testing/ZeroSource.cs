@@ -1,8 +1,8 @@
-namespace BackupFuse.Blocks;
+namespace BackupFuse.Core;
 
 // Design notes:
 // - Test-only: nothing in src/ uses it, so it lives in the testing project. It keeps the namespace
-//   BackupFuse.Blocks of the Core types it models, so test files written against it in Core need no change.
+//   BackupFuse.Core of the Core types it models, so test files written against it in Core need no change.
 
 /// <summary>A read-only source of zeros; the bottom of a stack that must read as an empty disk.</summary>
 public sealed class ZeroSource(long length) : BlockSource

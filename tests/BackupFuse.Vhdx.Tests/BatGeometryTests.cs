@@ -1,4 +1,4 @@
-using BackupFuse.Blocks;
+using BackupFuse.Core;
 using BackupFuse.Vhdx.Differencing;
 using BackupFuse.Vhdx.Format;
 

@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 using System.Text;
-using BackupFuse.Blocks;
+using BackupFuse.Core;
 using BackupFuse.Vhdx.Format;
 
 namespace BackupFuse.Vhdx.Tests;

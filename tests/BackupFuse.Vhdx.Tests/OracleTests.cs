@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
-using BackupFuse.Blocks;
+using BackupFuse.Core;
 using BackupFuse.Testing;
 using BackupFuse.Vhdx.Format;
 

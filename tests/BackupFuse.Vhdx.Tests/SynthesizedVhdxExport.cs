@@ -1,5 +1,5 @@
 using System.Buffers;
-using BackupFuse.Blocks;
+using BackupFuse.Core;
 using Microsoft.Win32.SafeHandles;
 
 namespace BackupFuse.Vhdx.Tests;

@@ -1,6 +1,6 @@
 using BackupFuse.BackupImage.Crypto;
 using BackupFuse.BackupImage.Format;
-using BackupFuse.Blocks;
+using BackupFuse.Core;
 
 namespace BackupFuse.BackupImage.Reading;
 

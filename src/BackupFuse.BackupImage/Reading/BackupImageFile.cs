@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Runtime.CompilerServices;
 using BackupFuse.BackupImage.Crypto;
 using BackupFuse.BackupImage.Format;
-using BackupFuse.Blocks;
+using BackupFuse.Core;
 using Microsoft.Win32.SafeHandles;
 
 namespace BackupFuse.BackupImage.Reading;

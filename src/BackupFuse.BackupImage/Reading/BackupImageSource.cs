@@ -1,7 +1,7 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
 using BackupFuse.BackupImage.Format;
-using BackupFuse.Blocks;
+using BackupFuse.Core;
 
 namespace BackupFuse.BackupImage.Reading;
 

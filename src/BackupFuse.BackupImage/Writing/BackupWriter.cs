@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using BackupFuse.BackupImage.Crypto;
 using BackupFuse.BackupImage.Format;
-using BackupFuse.Blocks;
+using BackupFuse.Core;
 
 namespace BackupFuse.BackupImage.Writing;
 

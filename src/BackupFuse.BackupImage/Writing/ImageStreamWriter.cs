@@ -1,7 +1,7 @@
 using System.Buffers;
 using BackupFuse.BackupImage.Crypto;
 using BackupFuse.BackupImage.Format;
-using BackupFuse.Blocks;
+using BackupFuse.Core;
 
 namespace BackupFuse.BackupImage.Writing;
 

@@ -1,5 +1,5 @@
 using System.Buffers;
-using BackupFuse.Blocks;
+using BackupFuse.Core;
 
 namespace BackupFuse.Daemon.Cli;
 

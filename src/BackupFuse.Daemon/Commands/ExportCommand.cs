@@ -1,5 +1,5 @@
 using System.CommandLine;
-using BackupFuse.Blocks;
+using BackupFuse.Core;
 using BackupFuse.Daemon.Cli;
 using BackupFuse.Daemon.Mounting;
 using BackupFuse.Vhdx;

@@ -1,6 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
-using BackupFuse.Blocks;
+using BackupFuse.Core;
 using BackupFuse.Daemon.Cli;
 using BackupFuse.Daemon.Mounting;
 using BackupFuse.Daemon.Plugins;

@@ -1,5 +1,5 @@
 using BackupFuse.BackupImage.Reading;
-using BackupFuse.Blocks;
+using BackupFuse.Core;
 using BackupFuse.Daemon.Plugins;
 using BackupFuse.Vhdx;
 using BackupFuse.Vhdx.Differencing;

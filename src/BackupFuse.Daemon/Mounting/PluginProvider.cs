@@ -1,5 +1,5 @@
 using System.Collections.Concurrent;
-using BackupFuse.Blocks;
+using BackupFuse.Core;
 using BackupFuse.Daemon.Plugins;
 using BackupFuse.Fuse.Overlay;
 using BackupFuse.Vhdx;

@@ -1,5 +1,5 @@
 using System.Runtime.CompilerServices;
-using BackupFuse.Blocks;
+using BackupFuse.Core;
 using BackupFuse.Fuse.Interop;
 
 namespace BackupFuse.Fuse.Overlay;

@@ -1,4 +1,4 @@
-using BackupFuse.Blocks;
+using BackupFuse.Core;
 using BackupFuse.Vhdx.Format;
 using BackupFuse.Vhdx.Log;
 using Microsoft.Win32.SafeHandles;

@@ -1,6 +1,6 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
-using BackupFuse.Blocks;
+using BackupFuse.Core;
 
 namespace BackupFuse.Vhdx.Differencing;
 

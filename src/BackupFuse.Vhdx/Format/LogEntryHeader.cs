@@ -1,5 +1,5 @@
 using System.Buffers.Binary;
-using BackupFuse.Blocks;
+using BackupFuse.Core;
 
 namespace BackupFuse.Vhdx.Format;
 

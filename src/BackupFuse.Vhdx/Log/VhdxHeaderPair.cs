@@ -1,5 +1,5 @@
 using System.Buffers;
-using BackupFuse.Blocks;
+using BackupFuse.Core;
 using BackupFuse.Vhdx.Format;
 
 namespace BackupFuse.Vhdx.Log;

@@ -1,4 +1,4 @@
-using BackupFuse.Blocks;
+using BackupFuse.Core;
 using BackupFuse.Vhdx.Differencing;
 
 namespace BackupFuse.Vhdx.Tests.Differencing;

@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using BackupFuse.Blocks;
+using BackupFuse.Core;
 using BackupFuse.Testing;
 using BackupFuse.Vhdx.Differencing;
 using Xunit.Abstractions;
