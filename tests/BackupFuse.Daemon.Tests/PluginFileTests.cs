@@ -1,4 +1,4 @@
-using BackupFuse.Daemon.Plugins;
+using BackupFuse.Daemon.BackupPoints;
 using BackupFuse.Testing;
 
 namespace BackupFuse.Daemon.Tests;

@@ -2,7 +2,7 @@ using System.CommandLine;
 using BackupFuse.BackupImage.Crypto;
 using BackupFuse.BackupImage.Reading;
 using BackupFuse.Daemon.Mounting;
-using BackupFuse.Daemon.Plugins;
+using BackupFuse.Daemon.BackupPoints;
 
 namespace BackupFuse.Daemon.Cli;
 

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using BackupFuse.BackupImage.Reading;
 using BackupFuse.Daemon.Mounting;
+using BackupFuse.Daemon.BackupPoints;
 
 namespace BackupFuse.Daemon.Cli;
 

@@ -3,6 +3,7 @@ using BackupFuse.Core;
 using BackupFuse.Daemon.Cli;
 using BackupFuse.Daemon.Mounting;
 using BackupFuse.Vhdx;
+using BackupFuse.Daemon.BackupPoints;
 
 namespace BackupFuse.Daemon.Commands;
 
@@ -78,7 +79,7 @@ public static class ExportCommand
                 return ExitCodes.Ok;
             }
 
-            using var stack = BackupPointStack.Open(chain, point.Plugin ?? new Plugins.PluginFile(1, chain.Top.Path, chain.Top.Id), changes, create: false);
+            using var stack = BackupPointStack.Open(chain, point.Plugin ?? new PluginFile(1, chain.Top.Path, chain.Top.Id), changes, create: false);
             // A disk with changes is a new disk: it gets a new identity. The backup point alone keeps its own. A plugin
             // exports the disk its guests saw (rounded up to whole sectors, with what they wrote there); an image, its disk.
             var exported = point.PluginPath != null ? stack.GuestDisk : stack.Disk;

@@ -6,6 +6,7 @@ using BackupFuse.Daemon.Cli;
 using BackupFuse.Daemon.Mounting;
 using BackupFuse.Vhdx;
 using BackupFuse.Vhdx.Differencing;
+using BackupFuse.Daemon.BackupPoints;
 
 namespace BackupFuse.Daemon.Commands;
 

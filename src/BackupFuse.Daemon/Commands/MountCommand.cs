@@ -3,7 +3,7 @@ using System.Diagnostics;
 using BackupFuse.Core;
 using BackupFuse.Daemon.Cli;
 using BackupFuse.Daemon.Mounting;
-using BackupFuse.Daemon.Plugins;
+using BackupFuse.Daemon.BackupPoints;
 using BackupFuse.Fuse;
 using BackupFuse.Fuse.Overlay;
 using Serilog;

@@ -1,6 +1,6 @@
 using System.CommandLine;
 using BackupFuse.Daemon.Cli;
-using BackupFuse.Daemon.Plugins;
+using BackupFuse.Daemon.BackupPoints;
 
 namespace BackupFuse.Daemon.Commands;
 

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using BackupFuse.Daemon.Cli;
 using BackupFuse.Daemon.Mounting;
+using BackupFuse.Daemon.BackupPoints;
 
 namespace BackupFuse.Daemon.Commands;
 

@@ -1,3 +1,4 @@
+using BackupFuse.Daemon.BackupPoints;
 namespace BackupFuse.Daemon.Mounting;
 
 /// <summary>A process that has a file open (<paramref name="Writing"/>: with O_WRONLY or O_RDWR).</summary>

@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 using BackupFuse.Core;
-using BackupFuse.Daemon.Plugins;
+using BackupFuse.Daemon.BackupPoints;
 using BackupFuse.Fuse.Overlay;
 using BackupFuse.Vhdx;
 using Serilog;

@@ -1,4 +1,5 @@
 using BackupFuse.Core;
+using BackupFuse.Daemon.BackupPoints;
 
 namespace BackupFuse.Daemon.Mounting;
 

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace BackupFuse.Daemon.Mounting;
+namespace BackupFuse.Daemon.BackupPoints;
 
 /// <summary>
 /// The directories given with <c>--images</c>. A plugin may only name an image below one of them, checked on the

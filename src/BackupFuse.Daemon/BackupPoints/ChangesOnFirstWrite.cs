@@ -1,7 +1,7 @@
 using BackupFuse.Core;
 using BackupFuse.Vhdx;
 
-namespace BackupFuse.Daemon.Mounting;
+namespace BackupFuse.Daemon.BackupPoints;
 
 // Design notes:
 // - The file the mount serves for a writable plugin that has no changes yet: the pristine synthesized VHDX until the

@@ -1,10 +1,11 @@
 using System.Runtime.InteropServices;
-using BackupFuse.Daemon.Plugins;
+using BackupFuse.Daemon.BackupPoints;
 using BackupFuse.Fuse.Overlay;
 using BackupFuse.Vhdx.Differencing;
 using Microsoft.Win32.SafeHandles;
+using BackupFuse.Daemon.Mounting;
 
-namespace BackupFuse.Daemon.Mounting;
+namespace BackupFuse.Daemon.BackupPoints;
 
 // Design notes:
 // - Where a plugin's changes live, and the only code that touches them on disk. For plugin dir/web01.vhdx: the

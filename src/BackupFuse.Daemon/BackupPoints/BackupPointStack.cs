@@ -1,10 +1,11 @@
 using BackupFuse.BackupImage.Reading;
 using BackupFuse.Core;
-using BackupFuse.Daemon.Plugins;
+using BackupFuse.Daemon.BackupPoints;
 using BackupFuse.Vhdx;
 using BackupFuse.Vhdx.Differencing;
+using BackupFuse.Daemon.Mounting;
 
-namespace BackupFuse.Daemon.Mounting;
+namespace BackupFuse.Daemon.BackupPoints;
 
 // Design notes:
 // - The composition root of one backup point: chain -> cache -> (differencing overlay) -> synthesized VHDX. The daemon builds

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 
-namespace BackupFuse.Daemon.Plugins;
+namespace BackupFuse.Daemon.BackupPoints;
 
 // Design notes:
 // - A plugin file is a small, human-readable text file named *.vhdx that points at one backup point (an image

@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using BackupFuse.BackupImage.Reading;
 
-namespace BackupFuse.Daemon.Plugins;
+namespace BackupFuse.Daemon.BackupPoints;
 
 // Design notes:
 // - The rule: a plugin serves a chain only if the user who owns the plugin file could read every image of the chain

@@ -1,7 +1,7 @@
 using BackupFuse.Core;
 using BackupFuse.Vhdx;
 
-namespace BackupFuse.Daemon.Mounting;
+namespace BackupFuse.Daemon.BackupPoints;
 
 // Design notes:
 // - The virtual disk exactly as a reader of the synthesized VHDX sees it: VirtualDiskSize bytes (the disk length

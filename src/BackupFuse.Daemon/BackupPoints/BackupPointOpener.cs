@@ -4,7 +4,7 @@ using BackupFuse.BackupImage.Reading;
 using BackupFuse.Daemon.Mounting;
 using Serilog;
 
-namespace BackupFuse.Daemon.Plugins;
+namespace BackupFuse.Daemon.BackupPoints;
 
 // Design notes:
 // - The one place that turns a plugin (or an image named on a command line) into an open chain, for the daemon and
