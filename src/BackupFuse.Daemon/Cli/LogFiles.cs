@@ -1,6 +1,8 @@
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
+using BackupFuse.Fuse;
+using BackupFuse.Fuse.Overlay;
 using Microsoft.Win32.SafeHandles;
 
 namespace BackupFuse.Daemon.Cli;
@@ -21,7 +23,7 @@ namespace BackupFuse.Daemon.Cli;
 //   The directory of a user-chosen --log-file is the user's choice and is not checked.
 // - Serilog's own File sink opens its path with FileStream (following symlinks) and names rolled files itself,
 //   so it is not used; BoundedLogFileSink writes to the handle opened here and rolls over through this class.
-// - linux-x64 only (struct stat offsets below), like the FUSE binding.
+// - Stat and the user id come from the FUSE binding's typed interop (UnderlyingDirectory), linux-x64 like it.
 
 /// <summary>Finds the default log file of a mount and opens log files without following symbolic links.</summary>
 public static partial class LogFiles
@@ -34,11 +36,6 @@ public static partial class LogFiles
     private const int O_NOFOLLOW = 0x20000;
     private const int O_CLOEXEC = 0x80000;
     private const int AT_FDCWD = -100;
-    private const uint S_IFMT = 0xF000;
-    private const uint S_IFREG = 0x8000;
-    private const uint S_IFDIR = 0x4000;
-    private const int ELOOP = 40;
-    private const int ENOTDIR = 20;
 
     /// <summary>Whether this process runs under systemd, whose journal then keeps standard error.</summary>
     public static bool UnderSystemd =>
@@ -57,7 +54,7 @@ public static partial class LogFiles
             }
         }
 
-        if (geteuid() == 0)
+        if (UnderlyingDirectory.CurrentUserId == 0)
         {
             return "/var/log/backupfuse";
         }
@@ -174,13 +171,13 @@ public static partial class LogFiles
         {
             int errno = Marshal.GetLastPInvokeError();
             file.Dispose();
-            throw new CliError(errno == ELOOP
+            throw new CliError(errno == Errno.ELOOP
                 ? $"{path}: refusing to log to a symbolic link (remove it, or pass another --log-file)"
                 : $"{path}: cannot open the log file: {Marshal.GetPInvokeErrorMessage(errno)}");
         }
 
-        var (mode, uid) = Stat(file, path);
-        if ((mode & S_IFMT) != S_IFREG || (privateDirectory && uid != geteuid()))
+        var stat = Stat(file, path);
+        if (!stat.IsRegularFile || (privateDirectory && stat.Uid != UnderlyingDirectory.CurrentUserId))
         {
             file.Dispose();
             throw new CliError($"{path}: refusing to log there: not a regular file of this user");
@@ -196,13 +193,13 @@ public static partial class LogFiles
         {
             int errno = Marshal.GetLastPInvokeError();
             fd.Dispose();
-            throw new CliError(errno is ELOOP or ENOTDIR
+            throw new CliError(errno is Errno.ELOOP or Errno.ENOTDIR
                 ? $"{directory}: refusing to keep logs there: not a real directory (a symbolic link or a file)"
                 : $"{directory}: cannot open the log directory: {Marshal.GetPInvokeErrorMessage(errno)}");
         }
 
-        var (mode, uid) = Stat(fd, directory);
-        if ((mode & S_IFMT) != S_IFDIR || uid != geteuid() || (mode & 0x12) != 0)
+        var stat = Stat(fd, directory);
+        if (!stat.IsDirectory || stat.Uid != UnderlyingDirectory.CurrentUserId || (stat.Mode & 0x12) != 0)
         {
             fd.Dispose();
             throw new CliError($"{directory}: refusing to keep logs there: it must be a directory of this user that group and others cannot write (chmod 700 it)");
@@ -211,16 +208,16 @@ public static partial class LogFiles
         return fd;
     }
 
-    private static unsafe (uint Mode, uint Uid) Stat(SafeFileHandle fd, string path)
+    private static UnderlyingFileStat Stat(SafeFileHandle fd, string path)
     {
-        // struct stat on linux-x64: st_mode at offset 24, st_uid at 28; 144 bytes in all.
-        byte* buffer = stackalloc byte[256];
-        if (fstat(fd, buffer) != 0)
+        try
         {
-            throw new CliError($"{path}: cannot stat: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
+            return UnderlyingDirectory.GetStat(fd, path);
         }
-
-        return (*(uint*)(buffer + 24), *(uint*)(buffer + 28));
+        catch (ErrnoException e)
+        {
+            throw new CliError($"{path}: cannot stat: {e.Message}");
+        }
     }
 
     [LibraryImport("libc.so.6", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
@@ -229,9 +226,4 @@ public static partial class LogFiles
     [LibraryImport("libc.so.6", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial SafeFileHandle openat(SafeFileHandle dirfd, string path, int flags, uint mode);
 
-    [LibraryImport("libc.so.6", SetLastError = true)]
-    private static unsafe partial int fstat(SafeFileHandle fd, byte* buffer);
-
-    [LibraryImport("libc.so.6")]
-    private static partial uint geteuid();
 }
