@@ -121,9 +121,6 @@ public sealed partial class CacheFilter : BlockFilter, ICacheBudgetMember
     /// <summary>The bound on the bytes of cached blocks (the shared budget's, when there is one).</summary>
     public long CapacityBytes => _budget?.CapacityBytes ?? _capacity;
 
-    /// <summary>The shared budget the blocks are drawn from, if any.</summary>
-    public CacheBudget? Budget => _budget;
-
     /// <inheritdoc/>
     long ICacheBudgetMember.OldestUse => _lru.OldestUse;
 

@@ -34,16 +34,8 @@ public static class MemoryTrimmer
     private static readonly object Lock = new();
     private static Timer? s_timer;
     private static long s_released;
-    private static long s_trims;
-    private static long s_watchCollections;
     private static Timer? s_watch;
     private static long s_floor;
-
-    /// <summary>Number of collections the trimmer has run in this process.</summary>
-    public static long Trims => Interlocked.Read(ref s_trims);
-
-    /// <summary>Number of collections the watchdog has run in this process.</summary>
-    public static long WatchCollections => Interlocked.Read(ref s_watchCollections);
 
     /// <summary>Starts the watchdog: keep the managed heap near <paramref name="budget"/> plus <paramref name="headroomBytes"/>.</summary>
     public static void Watch(CacheBudget budget, long headroomBytes)
@@ -66,7 +58,6 @@ public static class MemoryTrimmer
         }
 
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: false);
-        Interlocked.Increment(ref s_watchCollections);
         long after = GC.GetTotalMemory(forceFullCollection: false);
 
         // What survives beyond the budget is live state: the next collection waits until the heap grows past it.
@@ -97,7 +88,6 @@ public static class MemoryTrimmer
 
         System.Runtime.GCSettings.LargeObjectHeapCompactionMode = System.Runtime.GCLargeObjectHeapCompactionMode.CompactOnce;
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
-        Interlocked.Increment(ref s_trims);
         Interlocked.Exchange(ref s_floor, GC.GetTotalMemory(forceFullCollection: false));
     }
 }

@@ -48,9 +48,6 @@ public sealed class SequentialStreamTracker
         _streams = new StreamState[streamCount];
     }
 
-    /// <summary>The largest window, in blocks.</summary>
-    public int MaxWindowBlocks => _maxWindow;
-
     /// <summary>
     /// Notes a request of <paramref name="length"/> (at least 1) bytes at <paramref name="offset"/>; true when blocks
     /// <paramref name="fromBlock"/> to <paramref name="toBlock"/> (inclusive) should be read ahead.

@@ -40,10 +40,6 @@ public interface ISynthesizedPatchStore
     void Flush();
 
     /// <summary>Length of the whole pages a write of <paramref name="length"/> bytes at <paramref name="offset"/> touches.</summary>
-    static int UnpatchedPagesLength(long offset, int length)
-    {
-        long first = offset - (offset % PageSize);
-        long end = offset + length + PageSize - 1;
-        return (int)(end - (end % PageSize) - first);
-    }
+    static int UnpatchedPagesLength(long offset, int length) =>
+        (int)(BackupFuse.Core.BlockAlignment.AlignUp(offset + length, PageSize) - BackupFuse.Core.BlockAlignment.AlignDown(offset, PageSize));
 }

@@ -33,6 +33,7 @@ public sealed class BackupImageFile : IDisposable
     private readonly uint[] _pageNumbers;
     private readonly IndexDirectoryEntry[] _directory;
     private readonly IndexPageCache _pages;
+    private readonly Func<uint, ChunkEntry[]> _loadPage; // made once: a method group would allocate a delegate per lookup
     private readonly ImageKeys? _keys;
     private long _indexBytesRead;
 
@@ -48,6 +49,7 @@ public sealed class BackupImageFile : IDisposable
         _pageNumbers = Array.ConvertAll(directory, d => d.PageNumber);
         _keys = keys;
         _pages = new IndexPageCache(cacheCapacity);
+        _loadPage = LoadPage;
         _indexBytesRead = bytesRead;
     }
 
@@ -226,7 +228,7 @@ public sealed class BackupImageFile : IDisposable
             return ChunkEntry.Absent;
         }
 
-        return _pages.GetOrLoad((uint)i, LoadPage)[chunkIndex % perPage];
+        return _pages.GetOrLoad((uint)i, _loadPage)[chunkIndex % perPage];
     }
 
     private ChunkEntry[] LoadPage(uint directoryIndex)

@@ -121,8 +121,7 @@ public sealed class ImageCatalog
     {
         lock (_lock)
         {
-            _snapshot = null;
-            _epoch++;
+            Refresh(); // the lock is re-entrant: forget and count in one step
             Interlocked.Increment(ref _generation);
         }
     }

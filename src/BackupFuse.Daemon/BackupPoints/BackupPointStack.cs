@@ -121,9 +121,9 @@ public sealed class BackupPointStack : IDisposable
     {
         try
         {
-            ServedFile.Dispose();
-            _vhdx.Dispose();
-            _source.Dispose();
+            // Each layer once: with changes, the overlay owns the changes file and the cache below it; without, the
+            // cache is all there is. The synthesized VHDX files (and ChangesOnFirstWrite) own nothing of their own.
+            ((IBlockSource?)_overlay ?? _source).Dispose();
         }
         finally
         {

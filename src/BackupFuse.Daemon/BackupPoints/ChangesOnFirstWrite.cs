@@ -12,7 +12,8 @@ namespace BackupFuse.Daemon.BackupPoints;
 //   (a valid answer for a read concurrent with a write); the pristine VHDX stays usable until Dispose, so a read in
 //   flight never meets a disposed source. Both views have the same bytes and length at the switch (the new changes
 //   file is empty). A failed creation leaves the pristine view in place; the next write tries again.
-// - Owns the writable VHDX once made; the pristine one and the layers below belong to the caller (BackupPointStack).
+// - Owns nothing: both VHDX files and the layers below them belong to the caller (BackupPointStack), which disposes
+//   each layer once.
 
 /// <summary>A synthesized VHDX that is pristine until its first write, which creates the changes and switches to them.</summary>
 public sealed class ChangesOnFirstWrite(SynthesizedVhdx pristine, Func<SynthesizedVhdx> createWritable) : BlockSource
@@ -43,15 +44,6 @@ public sealed class ChangesOnFirstWrite(SynthesizedVhdx pristine, Func<Synthesiz
 
     /// <inheritdoc/>
     public override void Flush() => _writable?.Flush();
-
-    /// <inheritdoc/>
-    protected override void Dispose(bool disposing)
-    {
-        if (disposing)
-        {
-            _writable?.Dispose();
-        }
-    }
 
     private SynthesizedVhdx Switch()
     {

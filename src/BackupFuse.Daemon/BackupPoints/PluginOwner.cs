@@ -40,9 +40,6 @@ public sealed partial class PluginOwner
     /// <summary>The user name, or null when the uid has no passwd entry.</summary>
     public string? Name { get; }
 
-    /// <summary>The groups of the user (primary and supplementary).</summary>
-    public IReadOnlySet<uint> Groups => _groups;
-
     /// <summary>The user with <paramref name="uid"/> and his groups, as the system's user database has them now.</summary>
     public static PluginOwner Of(uint uid)
     {

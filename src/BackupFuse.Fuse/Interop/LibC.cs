@@ -31,7 +31,6 @@ internal static unsafe partial class LibC
     public const int ValidOpenFlags = 0x7FFFC3;
 
     public const long SYS_openat2 = 437; // the same number on every architecture (Linux 5.6+)
-    public const ulong RESOLVE_NO_XDEV = 0x01;
     public const ulong RESOLVE_NO_MAGICLINKS = 0x02;
     public const ulong RESOLVE_NO_SYMLINKS = 0x04;
     public const ulong RESOLVE_BENEATH = 0x08;

@@ -220,15 +220,6 @@ public sealed unsafe partial class UnderlyingDirectory : IDisposable
         return UnderlyingFileStat.From(st);
     }
 
-    /// <summary>fchown of this directory.</summary>
-    public void SetOwner(uint uid, uint gid)
-    {
-        if (LibC.fchown(Descriptor, uid, gid) != 0)
-        {
-            throw ErrnoException.FromLastError("chown", Path);
-        }
-    }
-
     /// <summary>fchown and fchmod of an open file (the mode without the umask).</summary>
     public static void SetOwnerAndMode(SafeFileHandle handle, uint uid, uint gid, UnixFileMode mode, string pathForErrors)
     {
