@@ -116,8 +116,14 @@ public sealed unsafe partial class UnderlyingDirectory
         }
 
         byte* proc = stackalloc byte[32];
-        System.Text.Unicode.Utf8.TryWrite(new Span<byte>(proc, 32), $"/proc/self/fd/{fd}\0", out _);
-        return LibC.fchmodat(LibC.AT_FDCWD, proc, mode, 0);
+        return LibC.fchmodat(LibC.AT_FDCWD, ProcPath(fd, proc), mode, 0);
+    }
+
+    /// <summary>/proc/self/fd/<paramref name="fd"/>, NUL-terminated, written into <paramref name="buffer"/> (32 bytes).</summary>
+    internal static byte* ProcPath(int fd, byte* buffer)
+    {
+        System.Text.Unicode.Utf8.TryWrite(new Span<byte>(buffer, 32), $"/proc/self/fd/{fd}\0", out _);
+        return buffer;
     }
 
     /// <summary>Closes <paramref name="fd"/> and returns <paramref name="rc"/> with the errno of the call before.</summary>

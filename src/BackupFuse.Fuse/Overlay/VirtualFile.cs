@@ -113,8 +113,7 @@ internal sealed unsafe class VirtualFile(IBlockSource source, bool writable, int
     /// <inheritdoc/>
     public void ChangeMode(FusePath path, uint mode)
     {
-        byte* proc = stackalloc byte[32];
-        DirectoryOverlayFileSystem.Check(LibC.fchmodat(LibC.AT_FDCWD, ProcPath(proc), mode & 0xFFF, 0), "chmod", path);
+        DirectoryOverlayFileSystem.Check(UnderlyingDirectory.ChangeModeOfPathDescriptor(PathDescriptor, mode & 0xFFF), "chmod", path);
     }
 
     /// <inheritdoc/>
@@ -131,7 +130,7 @@ internal sealed unsafe class VirtualFile(IBlockSource source, bool writable, int
         times[0] = access;
         times[1] = modify;
         byte* proc = stackalloc byte[32];
-        DirectoryOverlayFileSystem.Check(LibC.utimensat(LibC.AT_FDCWD, ProcPath(proc), times, 0), "utimens", path);
+        DirectoryOverlayFileSystem.Check(LibC.utimensat(LibC.AT_FDCWD, UnderlyingDirectory.ProcPath(PathDescriptor, proc), times, 0), "utimens", path);
     }
 
     /// <inheritdoc/>
@@ -204,12 +203,5 @@ internal sealed unsafe class VirtualFile(IBlockSource source, bool writable, int
         {
             LibC.close(PathDescriptor);
         }
-    }
-
-    /// <summary>/proc/self/fd/N of the O_PATH descriptor, NUL-terminated, written into <paramref name="buffer"/> (32 bytes).</summary>
-    private byte* ProcPath(byte* buffer)
-    {
-        System.Text.Unicode.Utf8.TryWrite(new Span<byte>(buffer, 32), $"/proc/self/fd/{PathDescriptor}\0", out _);
-        return buffer;
     }
 }

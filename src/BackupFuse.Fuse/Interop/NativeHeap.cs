@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace BackupFuse.Daemon.Mounting;
+namespace BackupFuse.Fuse.Interop;
 
 // Design notes:
 // - libfuse's high-level API mallocs a buffer of the request's size (up to 1 MiB) for every read, on whichever of
@@ -10,10 +10,11 @@ namespace BackupFuse.Daemon.Mounting;
 //   once per request, which costs nothing measurable next to a 1 MiB read.
 // - Deliberately not done: lowering the mmap threshold (each 1 MiB buffer would be mapped and faulted in again for
 //   every request, a third of the sequential read speed).
-// - glibc only: elsewhere (musl, macOS) the call is missing or means something else, and nothing happens.
+// - Called by FuseMount before its worker threads start, so every host of the FUSE loop gets it (it tunes the loop's
+//   own buffers). glibc only: elsewhere (musl, macOS) the call is missing or means something else, and nothing happens.
 
 /// <summary>Keeps the C heap (libfuse's request buffers) from growing an arena per worker thread.</summary>
-public static partial class NativeHeap
+internal static partial class NativeHeap
 {
     private const int MArenaMax = -8;
 
@@ -35,6 +36,6 @@ public static partial class NativeHeap
         }
     }
 
-    [LibraryImport("libc", EntryPoint = "mallopt")]
+    [LibraryImport(NativeLibraries.LibC, EntryPoint = "mallopt")]
     private static partial int Mallopt(int param, int value);
 }
