@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using BackupFuse.BackupImage.Format;
 using BackupFuse.Core;
@@ -7,7 +6,7 @@ namespace BackupFuse.BackupImage.Reading;
 
 // Design notes:
 // - A small LRU of parsed index pages, bounded by a page count, shared by all reader threads of one image.
-// - One lock guards the map and the recency list; loading a page happens outside the lock, so two threads that miss
+// - The map and recency order are a BlockLru (Core, shared with the block cache); one lock guards it; loading a page happens outside the lock, so two threads that miss
 //   the same page may both load it (the second result is dropped). That is cheaper than a per-page lock and harmless.
 // - The pages' bytes (a parsed page of 1024 entries is about 64 KiB) are drawn from a CacheBudget (the process's by
 //   default, shared with the mount's block caches), so 64 open plugins over large images cannot hold 64 x 64 pages
@@ -18,14 +17,12 @@ namespace BackupFuse.BackupImage.Reading;
 /// <summary>Bounded, thread-safe LRU cache of parsed index pages.</summary>
 internal sealed class IndexPageCache : ICacheBudgetMember, IDisposable
 {
-    private readonly Dictionary<uint, LinkedListNode<Page>> _map = [];
-    private readonly LinkedList<Page> _recency = new();
+    private readonly BlockLru<Page> _pages = new();
     private readonly object _lock = new();
     private readonly int _capacity;
     private readonly CacheBudget _budget;
     private long _bytesHeld;
     private bool _disposed;
-    private long _oldestUse = long.MaxValue;
 
     /// <summary>At most <paramref name="capacity"/> pages, their bytes drawn from <paramref name="budget"/> (default: the process's).</summary>
     public IndexPageCache(int capacity, CacheBudget? budget = null)
@@ -45,29 +42,25 @@ internal sealed class IndexPageCache : ICacheBudgetMember, IDisposable
         {
             lock (_lock)
             {
-                return _map.Count;
+                return _pages.Count;
             }
         }
     }
 
     /// <inheritdoc/>
-    public long OldestUse => Volatile.Read(ref _oldestUse);
+    public long OldestUse => _pages.OldestUse;
 
     /// <summary>What a parsed page costs in memory (the array and its header).</summary>
     public static long BytesOf(ChunkEntry[] entries) => ((long)entries.Length * Unsafe.SizeOf<ChunkEntry>()) + 32;
 
     public ChunkEntry[] GetOrLoad(uint page, Func<uint, ChunkEntry[]> load)
     {
-        ArgumentNullException.ThrowIfNull(load);
         lock (_lock)
         {
-            if (_map.TryGetValue(page, out var node))
+            if (_pages.TryGet(page, out var hit))
             {
-                _recency.Remove(node);
-                node.ValueRef.LastUse = Stopwatch.GetTimestamp();
-                _recency.AddFirst(node);
-                UpdateOldest();
-                return node.Value.Entries;
+                _pages.Touch(hit);
+                return hit.Entries;
             }
         }
 
@@ -75,9 +68,9 @@ internal sealed class IndexPageCache : ICacheBudgetMember, IDisposable
         long bytes = BytesOf(entries);
         lock (_lock)
         {
-            if (_map.TryGetValue(page, out var existing))
+            if (_pages.TryGet(page, out var existing))
             {
-                return existing.Value.Entries;
+                return existing.Entries;
             }
 
             if (_disposed || !_budget.TryTake(bytes))
@@ -85,14 +78,13 @@ internal sealed class IndexPageCache : ICacheBudgetMember, IDisposable
                 return entries; // no room in the budget: serve it uncached
             }
 
-            _map[page] = _recency.AddFirst(new Page(page, entries, bytes, Stopwatch.GetTimestamp()));
+            var added = new Page(page, entries, bytes);
+            _pages.Add(added);
+            _pages.Publish(added);
             _bytesHeld += bytes;
-            while (_map.Count > _capacity)
+            while (_pages.Count > _capacity && EvictOldest())
             {
-                RemoveLast();
             }
-
-            UpdateOldest();
         }
 
         return entries;
@@ -108,14 +100,7 @@ internal sealed class IndexPageCache : ICacheBudgetMember, IDisposable
 
         try
         {
-            if (_recency.Count == 0)
-            {
-                return false;
-            }
-
-            RemoveLast();
-            UpdateOldest();
-            return true;
+            return EvictOldest();
         }
         finally
         {
@@ -136,26 +121,31 @@ internal sealed class IndexPageCache : ICacheBudgetMember, IDisposable
 
             _disposed = true;
             released = _bytesHeld;
-            _map.Clear();
-            _recency.Clear();
+            _pages.DetachAll();
             _bytesHeld = 0;
             _budget.Release(released);
-            UpdateOldest();
         }
 
         _budget.Unregister(this, released);
     }
 
-    private void RemoveLast()
+    private bool EvictOldest()
     {
-        var last = _recency.Last!.Value;
-        _recency.RemoveLast();
-        _map.Remove(last.Number);
-        _bytesHeld -= last.Bytes;
-        _budget.Release(last.Bytes);
+        if (!_pages.TryEvictOldest(out var victim))
+        {
+            return false;
+        }
+
+        _bytesHeld -= victim.Bytes;
+        _budget.Release(victim.Bytes);
+        return true;
     }
 
-    private void UpdateOldest() => Volatile.Write(ref _oldestUse, _recency.Last?.Value.LastUse ?? long.MaxValue);
+    /// <summary>A parsed page in the recency order (pages are never pinned).</summary>
+    private sealed class Page(uint number, ChunkEntry[] entries, long bytes) : BlockLruEntry(number)
+    {
+        public ChunkEntry[] Entries { get; } = entries;
 
-    private record struct Page(uint Number, ChunkEntry[] Entries, long Bytes, long LastUse);
+        public long Bytes { get; } = bytes;
+    }
 }
