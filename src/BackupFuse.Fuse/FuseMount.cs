@@ -233,7 +233,6 @@ public sealed unsafe class FuseMount : IDisposable
 
     private int RunLoop(nint fuse)
     {
-        NativeHeap.LimitArenas(2); // libfuse mallocs each request's buffer on its worker thread (NativeHeap says why)
         if (LibFuse.fuse_version() >= 312)
         {
             nint config = LibFuse.fuse_loop_cfg_create();

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace BackupFuse.Fuse.Interop;
+namespace BackupFuse.Daemon.Mounting;
 
 // Design notes:
 // - libfuse's high-level API mallocs a buffer of the request's size (up to 1 MiB) for every read, on whichever of
@@ -10,11 +10,11 @@ namespace BackupFuse.Fuse.Interop;
 //   once per request, which costs nothing measurable next to a 1 MiB read.
 // - Deliberately not done: lowering the mmap threshold (each 1 MiB buffer would be mapped and faulted in again for
 //   every request, a third of the sequential read speed).
-// - Called by FuseMount before its worker threads start, so every host of the FUSE loop gets it (it tunes the loop's
-//   own buffers). glibc only: elsewhere (musl, macOS) the call is missing or means something else, and nothing happens.
+// - Called by the daemon's mount command before the FUSE worker threads start (not inside the binding: the FUSE
+//   tests' process runs without it). glibc only: elsewhere (musl, macOS) the call is missing or means something else, and nothing happens.
 
 /// <summary>Keeps the C heap (libfuse's request buffers) from growing an arena per worker thread.</summary>
-internal static partial class NativeHeap
+public static partial class NativeHeap
 {
     private const int MArenaMax = -8;
 
@@ -36,6 +36,6 @@ internal static partial class NativeHeap
         }
     }
 
-    [LibraryImport(NativeLibraries.LibC, EntryPoint = "mallopt")]
+    [LibraryImport("libc", EntryPoint = "mallopt")]
     private static partial int Mallopt(int param, int value);
 }
