@@ -78,8 +78,10 @@ public sealed class ImageCatalogLookupTests : IDisposable
         using var image = BackupImageFile.Open(link);
 
         Assert.Equal(link, image.Path);
+        Assert.NotNull(image.Status);
         Assert.Equal(full, image.Status.RealPath);
         Assert.True(image.Status.Stat.IsRegularFile);
+        Assert.False(image.IsRemote);
     }
 
     [Fact]

@@ -11,7 +11,8 @@ namespace BackupFuse.BackupImage.Reading;
 //   (the catalog may be stale), same disk size, same chunk size, then (format 1.1) the child's parent binding against
 //   the parent's header and trailer: a file that only carries the expected id, not the content the child was made
 //   from, is refused. An older child without a binding is accepted on its parent's id alone (ImageInfo.ParentBound).
-// - Without a catalog, the image's own directory is searched.
+// - Without a catalog, the image's own directory is searched. Every image (the one named and each parent) is opened
+//   through the catalog's repository that holds it, so a chain may mix local and remote images.
 // - The chain owns the opened files. CreateSource returns a ChainSource over BackupImageSources that do not own the
 //   files, so several sources (e.g. one per open VHDX handle) may share one chain; dispose the chain last.
 // - Thread-safe after Open.
@@ -59,7 +60,7 @@ public sealed class BackupChain : IDisposable
         var layers = new List<BackupImageFile>();
         try
         {
-            var current = BackupImageFile.Open(imagePath, passphrase, pageCacheCapacity);
+            var current = OpenLayer(catalog, imagePath, passphrase, pageCacheCapacity);
             layers.Add(current);
             var seen = new List<Guid> { current.Id };
             while (!current.IsFull)
@@ -77,7 +78,7 @@ public sealed class BackupChain : IDisposable
 
                 var found = catalog.Find(parentId)
                     ?? throw new FileNotFoundException($"parent image {parentId} of {current.Path} was not found in the search directories: {string.Join(", ", catalog.SearchDirectories)}");
-                var parent = BackupImageFile.Open(found.Path, passphrase, pageCacheCapacity);
+                var parent = OpenLayer(catalog, found.Path, passphrase, pageCacheCapacity);
                 layers.Add(parent);
                 if (parent.Id != parentId)
                 {
@@ -112,6 +113,20 @@ public sealed class BackupChain : IDisposable
                 layer.Dispose();
             }
 
+            throw;
+        }
+    }
+
+    private static BackupImageFile OpenLayer(ImageCatalog catalog, string address, PassphraseSource? passphrase, int pageCacheCapacity)
+    {
+        var image = catalog.OpenObject(address);
+        try
+        {
+            return BackupImageFile.Open(image, passphrase, pageCacheCapacity);
+        }
+        catch
+        {
+            image.Dispose();
             throw;
         }
     }

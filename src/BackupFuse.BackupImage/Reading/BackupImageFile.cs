@@ -3,7 +3,7 @@ using System.Runtime.CompilerServices;
 using BackupFuse.BackupImage.Crypto;
 using BackupFuse.BackupImage.Format;
 using BackupFuse.Core;
-using Microsoft.Win32.SafeHandles;
+using BackupFuse.BackupImage.Storage;
 
 namespace BackupFuse.BackupImage.Reading;
 
@@ -17,11 +17,14 @@ namespace BackupFuse.BackupImage.Reading;
 //   length). Any failure is an InvalidDataException naming the file and, for chunks, the chunk index and disk offset.
 // - Raw (uncompressed, unencrypted) chunks are read straight into the caller's buffer and verified there; the CRC
 //   CRC is Core's Crc32C (three interleaved streams on chunk-sized inputs).
-// - Thread-safe: positional reads on one SafeFileHandle, a locked page cache, pooled AesGcm instances; no state
+// - Thread-safe: positional reads on one IImageObject, a locked page cache, pooled AesGcm instances; no state
 //   changes after Open apart from the cache and counters.
-// - The file is opened read-only; nothing here can write to an image. It is opened through UnixFile.OpenRegular:
-//   never blocking (a FIFO named *.bfi must not hang the reader), regular files only, and Status describes the file
-//   actually opened (its real path, owner and mode) for the access rules of the daemon.
+// - The bytes come from an IImageObject: a local file (LocalImageObject, opened through UnixFile.OpenRegular: never
+//   blocking on a FIFO, regular files only, Status describes the file actually opened for the daemon's access rules)
+//   or a remote object (Status null). When a range fails its check (CRC, GCM tag, decompression) and the object says
+//   its copy may be refetched (a cache entry), the range is read once more; a second failure stands. So a damaged
+//   cache entry is never served.
+// - Nothing here can write to an image.
 
 /// <summary>An open .bfi image: header, trailer, lazily loaded index, and verified chunk reads.</summary>
 public sealed class BackupImageFile : IDisposable
@@ -29,7 +32,7 @@ public sealed class BackupImageFile : IDisposable
     /// <summary>Default number of index pages kept in memory per image (64 x 56 KiB = 3.5 MiB at 1024 entries/page).</summary>
     public const int DefaultPageCacheCapacity = 64;
 
-    private readonly SafeFileHandle _handle;
+    private readonly IImageObject _object;
     private readonly uint[] _pageNumbers;
     private readonly IndexDirectoryEntry[] _directory;
     private readonly IndexPageCache _pages;
@@ -37,11 +40,9 @@ public sealed class BackupImageFile : IDisposable
     private readonly ImageKeys? _keys;
     private long _indexBytesRead;
 
-    private BackupImageFile(string path, SafeFileHandle handle, ImageFileStatus status, long fileLength, ImageHeader header, ImageTrailer trailer, IndexDirectoryEntry[] directory, ImageKeys? keys, int cacheCapacity, long bytesRead)
+    private BackupImageFile(IImageObject image, long fileLength, ImageHeader header, ImageTrailer trailer, IndexDirectoryEntry[] directory, ImageKeys? keys, int cacheCapacity, long bytesRead)
     {
-        Path = path;
-        _handle = handle;
-        Status = status;
+        _object = image;
         FileLength = fileLength;
         Header = header;
         Trailer = trailer;
@@ -53,11 +54,14 @@ public sealed class BackupImageFile : IDisposable
         _indexBytesRead = bytesRead;
     }
 
-    /// <summary>The image file.</summary>
-    public string Path { get; }
+    /// <summary>The image's address (a path, or a URL for a remote image).</summary>
+    public string Path => _object.Location;
 
-    /// <summary>The file actually opened (real path, identity, owner, mode), from its descriptor.</summary>
-    public ImageFileStatus Status { get; }
+    /// <summary>The local file actually opened (real path, identity, owner, mode), from its descriptor; null for a remote image.</summary>
+    public ImageFileStatus? Status => _object.LocalStatus;
+
+    /// <summary>Whether the image is a remote object (no local owner or mode).</summary>
+    public bool IsRemote => _object.LocalStatus == null;
 
     /// <summary>The parsed header.</summary>
     public ImageHeader Header { get; }
@@ -108,57 +112,81 @@ public sealed class BackupImageFile : IDisposable
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentOutOfRangeException.ThrowIfLessThan(pageCacheCapacity, 1);
-        var handle = UnixFile.OpenRegular(path, out var status);
+        var image = LocalImageObject.Open(path);
         try
         {
-            long length = RandomAccess.GetLength(handle);
-            var header = ReadHeader(handle, length, path);
-            if (length < ImageHeader.Size + ImageTrailer.Size)
-            {
-                throw new InvalidDataException($"{path}: no valid trailer at the end of the file: the image is truncated or was not completely written");
-            }
-
-            Span<byte> tb = stackalloc byte[ImageTrailer.Size];
-            ReadExactly(handle, length - ImageTrailer.Size, tb, path);
-            var trailer = ImageTrailer.Parse(tb, header, length, path);
-            var directory = ReadDirectory(handle, header, trailer, path);
-            var keys = header.Encryption == EncryptionMethod.None ? null : ImageKeys.Open(header, passphrase, path);
-            long read = ImageHeader.Size + ImageTrailer.Size + ((long)trailer.DirectoryCount * IndexDirectoryEntry.Size);
-            return new BackupImageFile(path, handle, status, length, header, trailer, directory, keys, pageCacheCapacity, read);
+            return Open(image, passphrase, pageCacheCapacity);
         }
         catch
         {
-            handle.Dispose();
+            image.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Opens and validates the image in <paramref name="image"/>, which the result owns from then on (and the caller
+    /// still, if this throws).
+    /// </summary>
+    /// <exception cref="InvalidDataException">The object is not a valid image (names it and the problem).</exception>
+    /// <exception cref="PassphraseException">The image is encrypted and the passphrase is missing or wrong.</exception>
+    /// <exception cref="IOException">The object cannot be read.</exception>
+    public static BackupImageFile Open(IImageObject image, PassphraseSource? passphrase = null, int pageCacheCapacity = DefaultPageCacheCapacity)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        ArgumentOutOfRangeException.ThrowIfLessThan(pageCacheCapacity, 1);
+        string path = image.Location;
+        long length = image.Length;
+        var header = ReadHeader(image);
+        if (length < ImageHeader.Size + ImageTrailer.Size)
+        {
+            throw new InvalidDataException($"{path}: no valid trailer at the end of the file: the image is truncated or was not completely written");
+        }
+
+        Span<byte> tb = stackalloc byte[ImageTrailer.Size];
+        image.ReadExactly(length - ImageTrailer.Size, tb);
+        var trailer = ImageTrailer.Parse(tb, header, length, path);
+        var directory = ReadDirectory(image, header, trailer, path);
+        if (directory.Length > 0)
+        {
+            // Index pages sit together before the directory: one hint lets a remote object fetch them in few requests.
+            image.Prefetch(directory[0].Offset, trailer.DirectoryOffset - directory[0].Offset);
+        }
+
+        var keys = header.Encryption == EncryptionMethod.None ? null : ImageKeys.Open(header, passphrase, path);
+        long read = ImageHeader.Size + ImageTrailer.Size + ((long)trailer.DirectoryCount * IndexDirectoryEntry.Size);
+        return new BackupImageFile(image, length, header, trailer, directory, keys, pageCacheCapacity, read);
     }
 
     /// <summary>Reads and validates only the header of <paramref name="path"/> (what a catalog scan needs).</summary>
     /// <exception cref="IOException">The file is missing or not a regular file.</exception>
     public static ImageHeader ReadHeader(string path)
     {
-        using var handle = UnixFile.OpenRegular(path, out _);
-        return ReadHeader(handle, RandomAccess.GetLength(handle), path);
+        using var image = LocalImageObject.Open(path);
+        return ReadHeader(image);
     }
 
-    /// <summary>Reads and validates the header from an open file.</summary>
-    internal static ImageHeader ReadHeader(SafeFileHandle handle, long length, string path)
+    /// <summary>Reads and validates the header of an open image object.</summary>
+    /// <exception cref="InvalidDataException">Not a valid image header.</exception>
+    /// <exception cref="IOException">The object cannot be read.</exception>
+    public static ImageHeader ReadHeader(IImageObject image)
     {
-        if (length < ImageHeader.Size)
+        ArgumentNullException.ThrowIfNull(image);
+        if (image.Length < ImageHeader.Size)
         {
-            throw new InvalidDataException($"{path}: not a backup image (file is shorter than the {ImageHeader.Size}-byte header)");
+            throw new InvalidDataException($"{image.Location}: not a backup image (file is shorter than the {ImageHeader.Size}-byte header)");
         }
 
         Span<byte> hb = stackalloc byte[ImageHeader.Size];
-        ReadExactly(handle, 0, hb, path);
-        return ImageHeader.Parse(hb, path);
+        image.ReadExactly(0, hb);
+        return ImageHeader.Parse(hb, image.Location);
     }
 
-    private static IndexDirectoryEntry[] ReadDirectory(SafeFileHandle handle, ImageHeader header, ImageTrailer trailer, string path)
+    private static IndexDirectoryEntry[] ReadDirectory(IImageObject image, ImageHeader header, ImageTrailer trailer, string path)
     {
         int count = trailer.DirectoryCount;
         var bytes = new byte[(long)count * IndexDirectoryEntry.Size];
-        ReadExactly(handle, trailer.DirectoryOffset, bytes, path);
+        image.ReadExactly(trailer.DirectoryOffset, bytes);
         uint crc = Crc32C.Compute(bytes);
         if (crc != trailer.DirectoryCrc)
         {
@@ -233,6 +261,18 @@ public sealed class BackupImageFile : IDisposable
 
     private ChunkEntry[] LoadPage(uint directoryIndex)
     {
+        try
+        {
+            return LoadPageOnce(directoryIndex);
+        }
+        catch (InvalidDataException) when (_object.Refetch(_directory[directoryIndex].Offset, _directory[directoryIndex].StoredLength))
+        {
+            return LoadPageOnce(directoryIndex); // the bytes came from a cache copy, now dropped: read them once more
+        }
+    }
+
+    private ChunkEntry[] LoadPageOnce(uint directoryIndex)
+    {
         var d = _directory[directoryIndex];
         int perPage = Header.EntriesPerPage;
         long firstChunk = (long)d.PageNumber * perPage;
@@ -242,7 +282,7 @@ public sealed class BackupImageFile : IDisposable
         try
         {
             var s = stored.AsSpan(0, d.StoredLength);
-            ReadExactly(_handle, d.Offset, s, Path);
+            _object.ReadExactly(d.Offset, s);
             Interlocked.Add(ref _indexBytesRead, d.StoredLength);
             uint crc = Crc32C.Compute(s);
             if (crc != d.Crc)
@@ -358,13 +398,25 @@ public sealed class BackupImageFile : IDisposable
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void ReadPayload(ChunkEntry entry, long chunkIndex, Span<byte> destination)
+    {
+        try
+        {
+            ReadPayloadOnce(entry, chunkIndex, destination);
+        }
+        catch (InvalidDataException) when (_object.Refetch(entry.PayloadOffset, entry.StoredLength))
+        {
+            ReadPayloadOnce(entry, chunkIndex, destination); // the bytes came from a cache copy, now dropped: read them once more
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private void ReadPayloadOnce(ChunkEntry entry, long chunkIndex, Span<byte> destination)
     {
         if ((entry.Flags & (ChunkFlags.Compressed | ChunkFlags.Encrypted)) == 0 && entry.StoredLength == destination.Length)
         {
             // A raw chunk: read it straight into the caller's buffer and verify it there (one copy, no pool buffer).
-            ReadExactly(_handle, entry.PayloadOffset, destination, Path);
+            _object.ReadExactly(entry.PayloadOffset, destination);
             uint rawCrc = Crc32C.Compute(destination);
             if (rawCrc != entry.Crc)
             {
@@ -380,7 +432,7 @@ public sealed class BackupImageFile : IDisposable
         try
         {
             var s = stored.AsSpan(0, entry.StoredLength);
-            ReadExactly(_handle, entry.PayloadOffset, s, Path);
+            _object.ReadExactly(entry.PayloadOffset, s);
             uint crc = Crc32C.Compute(s);
             if (crc != entry.Crc)
             {
@@ -451,26 +503,11 @@ public sealed class BackupImageFile : IDisposable
         Trailer.UniquePayloads,
         Header.IsParentBound);
 
-    private static void ReadExactly(SafeFileHandle handle, long offset, Span<byte> buffer, string path)
-    {
-        while (!buffer.IsEmpty)
-        {
-            int n = RandomAccess.Read(handle, buffer, offset);
-            if (n <= 0)
-            {
-                throw new InvalidDataException($"{path}: unexpected end of file at offset {offset}: the image is truncated");
-            }
-
-            buffer = buffer[n..];
-            offset += n;
-        }
-    }
-
     /// <inheritdoc/>
     public void Dispose()
     {
         _keys?.Dispose();
-        _handle.Dispose();
+        _object.Dispose();
         _pages.Dispose(); // gives the index pages' bytes back to the cache budget
     }
 

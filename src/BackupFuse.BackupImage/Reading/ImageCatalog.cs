@@ -1,12 +1,14 @@
 using BackupFuse.BackupImage.Format;
+using BackupFuse.BackupImage.Storage;
 
 namespace BackupFuse.BackupImage.Reading;
 
 // Design notes:
 // - Chains are resolved by identity, never by stored paths: the catalog reads the 512-byte header of every *.bfi
-//   directly inside each search directory (not recursive) and maps image id -> file. A chain may span several
-//   directories (disjoint media).
-// - Admission (optional): a catalog built with an admit rule only lists files whose REAL path (of the opened
+//   directly inside each repository (IImageRepository: a local directory, an S3 prefix, a web directory; not
+//   recursive) and maps image id -> address. A chain may span several repositories (disjoint media, local and remote
+//   mixed). Headers of a remote repository are read in parallel (each is one request).
+// - Admission (optional): a catalog built with an admit rule only lists local files whose REAL path (of the opened
 //   descriptor, symlinks resolved by the kernel) passes it; the daemon admits only files inside its --images roots,
 //   so an identity lookup (a plugin's moved image, every parent of a chain) can never reach a file outside them
 //   through a symlink. A refused file is listed in Problems with its identity (read from the descriptor already
@@ -29,16 +31,19 @@ namespace BackupFuse.BackupImage.Reading;
 //   image) runs outside the lock, so a slow file never blocks a lookup that has a snapshot. A scan that raced with a
 //   Refresh is used by its caller but not cached.
 
-/// <summary>A file found by a catalog scan, with its header.</summary>
+/// <summary>A file found by a catalog scan, with its header; <paramref name="Path"/> is its address (a path or URL).</summary>
 public sealed record CatalogEntry(string Path, ImageHeader Header)
 {
+    /// <summary>The repository the image was found in.</summary>
+    public IImageRepository? Repository { get; init; }
+
     /// <summary>The image's identity.</summary>
     public Guid Id => Header.ImageId;
 
     /// <summary>The parent's identity (<see cref="Guid.Empty"/> for a full backup).</summary>
     public Guid ParentId => Header.ParentId;
 
-    /// <summary>The file that was scanned (real path, identity, owner, mode).</summary>
+    /// <summary>The local file that was scanned (real path, identity, owner, mode); null for a remote image.</summary>
     public ImageFileStatus? Status { get; init; }
 }
 
@@ -58,24 +63,37 @@ public sealed class ImageCatalog
     private long _epoch;
     private int _lastFingerprint;
 
-    /// <summary>A catalog over <paramref name="searchDirectories"/> (scanned on first use).</summary>
+    /// <summary>A catalog over the local <paramref name="searchDirectories"/> (scanned on first use).</summary>
     public ImageCatalog(IEnumerable<string> searchDirectories)
         : this(searchDirectories, null)
     {
     }
 
     /// <summary>
-    /// A catalog over <paramref name="searchDirectories"/> that lists only files whose real path
+    /// A catalog over the local <paramref name="searchDirectories"/> that lists only files whose real path
     /// <paramref name="admitRealPath"/> accepts: it returns null to admit, else the reason for refusing.
     /// </summary>
     public ImageCatalog(IEnumerable<string> searchDirectories, Func<string, string?>? admitRealPath)
+        : this(Local(searchDirectories), admitRealPath)
     {
-        ArgumentNullException.ThrowIfNull(searchDirectories);
-        SearchDirectories = [.. searchDirectories.Select(System.IO.Path.GetFullPath).Distinct()];
+    }
+
+    /// <summary>
+    /// A catalog over <paramref name="repositories"/> (local and remote); local files are listed only when their real
+    /// path <paramref name="admitRealPath"/> accepts (null admits, else the reason for refusing).
+    /// </summary>
+    public ImageCatalog(IEnumerable<IImageRepository> repositories, Func<string, string?>? admitRealPath = null)
+    {
+        ArgumentNullException.ThrowIfNull(repositories);
+        Repositories = [.. repositories.DistinctBy(r => r.Location, StringComparer.Ordinal)];
+        SearchDirectories = [.. Repositories.Select(r => r.Location)];
         _admit = admitRealPath;
     }
 
-    /// <summary>The directories searched, in order.</summary>
+    /// <summary>The repositories searched, in order.</summary>
+    public IReadOnlyList<IImageRepository> Repositories { get; }
+
+    /// <summary>The locations searched (paths and URLs), in order, for messages.</summary>
     public IReadOnlyList<string> SearchDirectories { get; }
 
     /// <summary>Every image found.</summary>
@@ -101,6 +119,29 @@ public sealed class ImageCatalog
 
         Refresh();
         return Scan().ById.GetValueOrDefault(id);
+    }
+
+    /// <summary>
+    /// Opens the image at <paramref name="address"/> through the repository that holds it; a local path outside
+    /// every repository is opened as a local file (callers apply their own rules to what was opened).
+    /// </summary>
+    /// <exception cref="FileNotFoundException">No such image.</exception>
+    /// <exception cref="IOException">The image cannot be opened (names it and why).</exception>
+    public IImageObject OpenObject(string address)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(address);
+        var repository = Repositories.FirstOrDefault(r => r.Contains(address));
+        if (repository != null)
+        {
+            return repository.Open(address);
+        }
+
+        if (ImageAddress.IsRemote(address))
+        {
+            throw new IOException($"{address}: not inside any of the repositories searched ({string.Join(", ", SearchDirectories)})");
+        }
+
+        return LocalImageObject.Open(address);
     }
 
     /// <summary>A valid image with identity <paramref name="id"/> that the admit rule refused, or null.</summary>
@@ -166,45 +207,45 @@ public sealed class ImageCatalog
         }
     }
 
+    private static IEnumerable<IImageRepository> Local(IEnumerable<string> directories)
+    {
+        ArgumentNullException.ThrowIfNull(directories);
+        return directories.Select(d => new LocalDirectoryRepository(d));
+    }
+
     private Snapshot BuildSnapshot()
     {
         var entries = new List<CatalogEntry>();
         var problems = new List<CatalogProblem>();
         var byId = new Dictionary<Guid, CatalogEntry>();
-        foreach (string dir in SearchDirectories)
+        foreach (var repository in Repositories)
         {
-            string[] files;
+            IReadOnlyList<string> files;
             try
             {
-                files = Directory.GetFiles(dir, "*.bfi", SearchOption.TopDirectoryOnly);
+                files = repository.List();
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                problems.Add(new CatalogProblem(dir, e.Message));
+                problems.Add(new CatalogProblem(repository.Location, e.Message));
                 continue;
             }
 
-            Array.Sort(files, StringComparer.Ordinal);
-            foreach (string file in files)
+            // One result per file, in listing order; remote headers are fetched in parallel (one request each).
+            var results = new (CatalogEntry? Entry, CatalogProblem? Problem)[files.Count];
+            var parallel = new ParallelOptions { MaxDegreeOfParallelism = repository.IsRemote ? 16 : 1 };
+            Parallel.For(0, files.Count, parallel, k => results[k] = ScanOne(repository, files[k]));
+            foreach (var (entry, problem) in results)
             {
-                try
+                if (problem != null)
                 {
-                    using var handle = UnixFile.OpenRegular(file, out var status);
-                    string? refused = _admit?.Invoke(status.RealPath);
-                    if (refused != null)
-                    {
-                        problems.Add(new CatalogProblem(file, refused, TryReadId(handle, file)));
-                        continue;
-                    }
+                    problems.Add(problem);
+                }
 
-                    var header = BackupImageFile.ReadHeader(handle, RandomAccess.GetLength(handle), file);
-                    var entry = new CatalogEntry(file, header) { Status = status };
+                if (entry != null)
+                {
                     entries.Add(entry);
                     byId.TryAdd(entry.Id, entry);
-                }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
-                {
-                    problems.Add(new CatalogProblem(file, e.Message));
                 }
             }
         }
@@ -226,12 +267,31 @@ public sealed class ImageCatalog
         return new Snapshot(entries, problems, byId, fingerprint.ToHashCode());
     }
 
-    /// <summary>The identity in a refused file's header (for messages only; nothing else of it is used).</summary>
-    private static Guid? TryReadId(Microsoft.Win32.SafeHandles.SafeFileHandle handle, string file)
+    private (CatalogEntry? Entry, CatalogProblem? Problem) ScanOne(IImageRepository repository, string file)
     {
         try
         {
-            return BackupImageFile.ReadHeader(handle, RandomAccess.GetLength(handle), file).ImageId;
+            using var image = repository.Open(file);
+            if (image.LocalStatus is { } status && _admit?.Invoke(status.RealPath) is { } refused)
+            {
+                return (null, new CatalogProblem(file, refused, TryReadId(image)));
+            }
+
+            var header = BackupImageFile.ReadHeader(image);
+            return (new CatalogEntry(file, header) { Status = image.LocalStatus, Repository = repository }, null);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
+        {
+            return (null, new CatalogProblem(file, e.Message));
+        }
+    }
+
+    /// <summary>The identity in a refused file's header (for messages only; nothing else of it is used).</summary>
+    private static Guid? TryReadId(IImageObject image)
+    {
+        try
+        {
+            return BackupImageFile.ReadHeader(image).ImageId;
         }
         catch (Exception e) when (e is IOException or InvalidDataException)
         {

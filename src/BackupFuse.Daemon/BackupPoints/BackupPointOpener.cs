@@ -195,13 +195,15 @@ public sealed class BackupPointOpener : IDisposable
         {
             foreach (var layer in chain.Layers)
             {
-                string? refusal = Roots.Refusal(layer.Status.RealPath);
+                var status = layer.Status
+                    ?? throw new UnauthorizedAccessException($"{name}: image {layer.Path} is refused: remote images are not served yet");
+                string? refusal = Roots.Refusal(status.RealPath);
                 if (refusal != null)
                 {
                     throw new UnauthorizedAccessException($"{name}: image {layer.Path} is refused: {refusal}");
                 }
 
-                string? denied = owner?.WhyNotReadable(layer.Status);
+                string? denied = owner?.WhyNotReadable(status);
                 if (denied != null)
                 {
                     throw new UnauthorizedAccessException($"{name}: the plugin's owner cannot read the backup itself: {denied}");
