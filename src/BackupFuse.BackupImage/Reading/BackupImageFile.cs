@@ -147,10 +147,11 @@ public sealed class BackupImageFile : IDisposable
         image.ReadExactly(length - ImageTrailer.Size, tb);
         var trailer = ImageTrailer.Parse(tb, header, length, path);
         var directory = ReadDirectory(image, header, trailer, path);
-        if (directory.Length > 0)
+        // Index pages are interleaved with the payloads (docs/format.md): one hint per page, so that a remote object
+        // fetches the pages ahead, not the whole span from the first page to the directory (nearly the whole image).
+        foreach (var d in directory)
         {
-            // Index pages sit together before the directory: one hint lets a remote object fetch them in few requests.
-            image.Prefetch(directory[0].Offset, trailer.DirectoryOffset - directory[0].Offset);
+            image.Prefetch(d.Offset, d.StoredLength);
         }
 
         var keys = header.Encryption == EncryptionMethod.None ? null : ImageKeys.Open(header, passphrase, path);
