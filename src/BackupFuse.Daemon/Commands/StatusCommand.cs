@@ -10,7 +10,9 @@ public static class StatusCommand
     /// <summary>Lists BackupFuse mounts.</summary>
     public static Command CreateStatus()
     {
-        var command = new Command("status", "List the BackupFuse mounts of this machine.\n\nExample:\n  backupfuse status");
+        var command = new Command("status",
+            "List the BackupFuse mounts of this machine, each with its cache figures (remote cache hit rate, bytes fetched,\n" +
+            "memory cache use) as its daemon last published them (every 5 s).\n\nExample:\n  backupfuse status");
         command.SetGuardedAction((_, _) =>
         {
             var mounts = MountTable.List();
@@ -22,6 +24,10 @@ public static class StatusCommand
             foreach (var m in mounts)
             {
                 Console.WriteLine($"{m.MountPoint}\t{m.Options}");
+                foreach (string line in MountStatistics.Describe(MountStatistics.TryRead(m.MountPoint)))
+                {
+                    Console.WriteLine(line); // cache hit rate and bytes fetched, as the mount's daemon last published them
+                }
             }
 
             return ExitCodes.Ok;
