@@ -312,6 +312,54 @@ public sealed class ImageCacheTests(CachedImageFixture image, ITestOutputHelper 
     }
 
     [Fact]
+    public void PrefetchHintsShareOneBudgetAndABlockIsFetchedOnce()
+    {
+        using var cache = ImageCache.Open(CacheDir, Options(readahead: 0) with { MaxPrefetchBytes = 4L * Block });
+        var (o, inner) = Wrap(cache);
+        using (o)
+        {
+            for (long b = 1; b < 15; b++)
+            {
+                o.Prefetch((b * Block) + 100, 5000);
+                o.Prefetch((b * Block) + 9000, 5000); // a second hint in the same block
+            }
+
+            WaitForQuiet(cache);
+            Assert.Equal(4L * Block, cache.Statistics.ReadaheadBytes);
+            for (long b = 1; b < 5; b++)
+            {
+                Assert.Equal(1, inner.ReadsOverlapping(b * Block, Block));
+            }
+        }
+    }
+
+    [Fact]
+    public void ManyThreadsReadingThroughASmallCacheAlwaysGetTheRightBytes()
+    {
+        using var cache = ImageCache.Open(CacheDir, Options(capacity: 5L * Block, readahead: 4 * Block, maxRequest: 2 * Block));
+        var (o, inner) = Wrap(cache);
+        using (o)
+        {
+            inner.Delay = TimeSpan.FromMilliseconds(1);
+            Concurrently(8, t =>
+            {
+                var rng = new Random(t);
+                long at = rng.NextInt64(0, o.Length);
+                for (int i = 0; i < 150; i++)
+                {
+                    int n = rng.Next(1, 300_000);
+                    at = rng.Next(3) == 0 ? rng.NextInt64(0, o.Length) : at; // mostly sequential streams
+                    at = Math.Min(at, o.Length - n);
+                    AssertRange(o, at, n);
+                    at += n;
+                }
+            });
+            Assert.True(cache.Statistics.Evictions > 0);
+            Assert.True(cache.Statistics.StoredBytes <= 5L * Block);
+        }
+    }
+
+    [Fact]
     public void ALockedCacheDirectoryGivesAPrivateTemporaryCache()
     {
         using var owner = ImageCache.Open(CacheDir, Options());

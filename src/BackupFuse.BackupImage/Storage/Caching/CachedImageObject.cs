@@ -34,6 +34,8 @@ public sealed class CachedImageObject : IImageObject
     private readonly object _gate = new();
     private int _running;
     private long _prefetchBudget;
+    private long _prefetchFirst = long.MaxValue; // the blocks of the last prefetch hints (a range), under _gate
+    private long _prefetchLast = -1;
     private bool _disposed;
 
     internal CachedImageObject(ImageCache cache, CachedImage image, IImageObject inner)
@@ -125,16 +127,39 @@ public sealed class CachedImageObject : IImageObject
 
         // Every hint spends from one budget per object, in whole blocks: a caller hinting at many small ranges (the
         // index pages of a huge image) cannot make this fetch more than the budget.
+        // Ascending hints (one per index page) that share a block are charged and queued once.
         int shift = _cache.BlockShift;
-        long from = offset >> shift;
-        long to = (Math.Min(Length, offset + length) - 1) >> shift;
-        long budgetBlocks = Interlocked.Read(ref _prefetchBudget) >> shift;
-        to = Math.Min(to, from + budgetBlocks - 1);
-        if (to >= from)
+        long from, to;
+        lock (_gate)
         {
-            Interlocked.Add(ref _prefetchBudget, -((to - from + 1) << shift));
-            _cache.Enqueue(this, from, to);
+            from = offset >> shift;
+            to = (Math.Min(Length, offset + length) - 1) >> shift;
+            if (from >= _prefetchFirst && to <= _prefetchLast)
+            {
+                return;
+            }
+
+            if (from >= _prefetchFirst && from <= _prefetchLast)
+            {
+                from = _prefetchLast + 1;
+            }
+
+            to = Math.Min(to, from + (_prefetchBudget >> shift) - 1);
+            if (to < from)
+            {
+                return;
+            }
+
+            _prefetchBudget -= (to - from + 1) << shift;
+            if (from != _prefetchLast + 1)
+            {
+                _prefetchFirst = from;
+            }
+
+            _prefetchLast = to;
         }
+
+        _cache.Enqueue(this, from, to);
     }
 
     /// <inheritdoc/>
@@ -338,19 +363,32 @@ public sealed class CachedImageObject : IImageObject
         }
 
         const int sector = ImageCacheOptions.SectorSize;
-        foreach (var slot in run)
+        int completed = 0;
+        try
         {
-            int at = (int)((slot.Block << shift) - start);
-            int blockLength = _cache.BlockLength(_image, slot.Block);
-            var bytes = buffer.AsSpan(at, blockLength);
-            var crcs = new uint[(blockLength + sector - 1) / sector];
-            for (int s = 0; s < crcs.Length; s++)
+            foreach (var slot in run)
             {
-                crcs[s] = Crc32C.Compute(bytes.Slice(s * sector, Math.Min(sector, blockLength - (s * sector))));
-            }
+                int at = (int)((slot.Block << shift) - start);
+                int blockLength = _cache.BlockLength(_image, slot.Block);
+                var bytes = buffer.AsSpan(at, blockLength);
+                var crcs = new uint[(blockLength + sector - 1) / sector];
+                for (int s = 0; s < crcs.Length; s++)
+                {
+                    crcs[s] = Crc32C.Compute(bytes.Slice(s * sector, Math.Min(sector, blockLength - (s * sector))));
+                }
 
-            bool stored = slot.Fetch!.Reserved && _cache.TryStore(_image, slot.Block << shift, bytes);
-            _cache.Complete(_image, slot.Block, slot.Fetch, crcs, stored, null);
+                bool stored = slot.Fetch!.Reserved && _cache.TryStore(_image, slot.Block << shift, bytes);
+                completed++;
+                _cache.Complete(_image, slot.Block, slot.Fetch, crcs, stored, null);
+            }
+        }
+        finally
+        {
+            // Whatever happened, no claim stays open: waiters would wait forever.
+            for (int i = completed; i < run.Count; i++)
+            {
+                _cache.Complete(_image, run[i].Block, run[i].Fetch!, null, stored: false, null);
+            }
         }
 
         return new Fetched(buffer, start, length);

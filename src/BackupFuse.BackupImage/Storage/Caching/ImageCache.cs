@@ -275,7 +275,14 @@ public sealed class ImageCache : IDisposable
             t.Join();
         }
 
-        _flushTimer.Dispose();
+        using (var stopped = new ManualResetEvent(false))
+        {
+            if (_flushTimer.Dispose(stopped))
+            {
+                stopped.WaitOne(); // a flush still running must end before the files are closed
+            }
+        }
+
         if (!IsPrivate)
         {
             FlushQuietly();
@@ -431,15 +438,22 @@ public sealed class ImageCache : IDisposable
         {
             var span = buffer.AsSpan(0, sHi - sLo);
             int got = 0;
-            while (got < span.Length)
+            try
             {
-                int n = RandomAccess.Read(entry.Image.Data!, span[got..], blockStart + sLo + got);
-                if (n <= 0)
+                while (got < span.Length)
                 {
-                    break;
-                }
+                    int n = RandomAccess.Read(entry.Image.Data!, span[got..], blockStart + sLo + got);
+                    if (n <= 0)
+                    {
+                        break;
+                    }
 
-                got += n;
+                    got += n;
+                }
+            }
+            catch (IOException)
+            {
+                got = -1; // an unreadable cache file is damage like any other: fetch the block again
             }
 
             bool good = got == span.Length;
@@ -580,6 +594,7 @@ public sealed class ImageCache : IDisposable
             }
         }
 
+        // A damaged block 0 is dropped by TryReadCached itself.
         var cached = new byte[header.Length];
         if (TryReadCached(entry, 0, cached) && !cached.AsSpan().SequenceEqual(header))
         {
