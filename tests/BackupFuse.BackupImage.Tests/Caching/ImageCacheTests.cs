@@ -161,13 +161,14 @@ public sealed class ImageCacheTests(CachedImageFixture image, ITestOutputHelper 
         var (o, inner) = Wrap(cache);
         using (o)
         {
-            inner.Delay = TimeSpan.FromMilliseconds(5);
+            inner.Delay = TimeSpan.FromMilliseconds(20);
             ReadAll(o, 65536);
             long blocks = (o.Length + Block - 1) / Block;
             output.WriteLine($"{inner.Reads} inner reads for {blocks} blocks; {cache.Statistics}");
             Assert.True(inner.Reads <= blocks * 2 / 5, $"{inner.Reads} inner reads for {blocks} blocks"); // header read included
             Assert.True(cache.Statistics.ReadaheadBytes > o.Length / 2);
             Assert.True(cache.Statistics.HitRate > 0.9, $"hit rate {cache.Statistics.HitRate}");
+            Assert.True(inner.MaxConcurrent >= 2, "the readahead should fetch ahead in parallel");
         }
     }
 
