@@ -564,6 +564,17 @@ public sealed class ImageCacheTests(CachedImageFixture image, ITestOutputHelper 
 
         Assert.Equal("precious", File.ReadAllText(victim));
 
+        // A symlink planted as the index: removed (not its target), the cache starts empty.
+        File.Delete(Path.Combine(CacheDir, "index"));
+        File.CreateSymbolicLink(Path.Combine(CacheDir, "index"), victim);
+        using (var cache = ImageCache.Open(CacheDir, Options(readahead: 0)))
+        {
+            Assert.Equal(0, cache.Statistics.StoredBytes);
+        }
+
+        Assert.Equal("precious", File.ReadAllText(victim));
+        Assert.False(new FileInfo(Path.Combine(CacheDir, "index")).LinkTarget != null);
+
         // A symlink as the cache directory itself.
         string linkDir = _dir["linked-cache"];
         Directory.CreateSymbolicLink(linkDir, _dir.Path);

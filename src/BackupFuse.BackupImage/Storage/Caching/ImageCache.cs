@@ -769,6 +769,12 @@ public sealed class ImageCache : IDisposable
         {
             // A new cache.
         }
+        catch (IOException e)
+        {
+            // Not a regular file of ours (a symlink someone with access to the directory planted), or unreadable.
+            _options.Warning?.Invoke($"{e.Message}; starting with an empty cache");
+            _dir.Delete(CacheIndexFile.Name);
+        }
 
         foreach (var r in records ?? [])
         {
