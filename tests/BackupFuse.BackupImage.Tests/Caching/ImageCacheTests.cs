@@ -312,6 +312,35 @@ public sealed class ImageCacheTests(CachedImageFixture image, ITestOutputHelper 
         }
     }
 
+    [SkippableFact]
+    public void AFullCacheDiskOnlyMeansBytesAreServedWithoutBeingKept()
+    {
+        Prerequisite.SkipIf(Environment.UserName != "root" ? "mounting a small tmpfs needs root" : null);
+        string small = _dir["small"];
+        Directory.CreateDirectory(small);
+        var mount = ExternalTool.Run("mount", ["-t", "tmpfs", "-o", "size=3m,mode=0700", "tmpfs", small], TimeSpan.FromSeconds(30));
+        Assert.True(mount.ExitCode == 0, mount.StdErr);
+        try
+        {
+            using (var cache = ImageCache.Open(Path.Combine(small, "cache"), Options(capacity: 16L << 20, readahead: 0)))
+            {
+                var (o, _) = Wrap(cache);
+                using (o)
+                {
+                    ReadAll(o, 1 << 20); // 19 MiB through a 3 MiB file system
+                    ReadAll(o, 1 << 20);
+                }
+
+                Assert.Contains(_warnings, w => w.Contains("cannot write to the cache", StringComparison.Ordinal));
+                Assert.True(cache.Statistics.StoredBytes <= 3L << 20);
+            }
+        }
+        finally
+        {
+            ExternalTool.Run("umount", ["-l", small], TimeSpan.FromSeconds(30));
+        }
+    }
+
     [Fact]
     public void PrefetchHintsShareOneBudgetAndABlockIsFetchedOnce()
     {

@@ -411,6 +411,7 @@ public sealed class ImageCache : IDisposable
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ObjectDisposedException)
         {
+            PunchRange(image, offset, bytes.Length); // a partial write (disk full) must not hold space outside the bound
             if (Interlocked.Exchange(ref _warnedWrite, 1) == 0)
             {
                 _options.Warning?.Invoke($"{_dir.Path}/{image.DataName}: cannot write to the cache ({e.Message}); reads go to the object store until it works again");
