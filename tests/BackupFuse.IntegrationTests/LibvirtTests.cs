@@ -113,7 +113,7 @@ public sealed class LibvirtTests : IClassFixture<LibvirtDaemon>, IDisposable
     }
 
     [SkippableFact]
-    public void AStoragePoolOverTheMountListsThePluginsAndProbesTheirFormatByMagic()
+    public void AStoragePoolOverTheMountListsThePluginsProbesThemAsRawAndVirtInstallNeedsDriverType()
     {
         Prerequisite.SkipIf(_libvirt.Problem);
         string plugin = Plugin("web.vhdx");
@@ -125,14 +125,25 @@ public sealed class LibvirtTests : IClassFixture<LibvirtDaemon>, IDisposable
         Assert.Contains(plugin, list, StringComparison.Ordinal);
 
         var volume = XDocument.Parse(LibvirtDaemon.VirshOk("vol-dumpxml", "--pool", _name, "web.vhdx").StdOut);
-        string? format = volume.Root!.Element("target")?.Element("format")?.Attribute("type")?.Value;
+        string? probed = volume.Root!.Element("target")?.Element("format")?.Attribute("type")?.Value;
         long capacity = long.Parse(volume.Root.Element("capacity")!.Value, CultureInfo.InvariantCulture);
-        _output.WriteLine($"libvirt reports the .vhdx plugin as format '{format}', capacity {capacity}");
+        _output.WriteLine($"libvirt reports the .vhdx plugin as format '{probed}', capacity {capacity}");
 
         // libvirt 9 knows no VHDX magic: the plugin is a 'raw' volume whose capacity is the VHDX file's size, not the
         // disk's. A domain must therefore name the format itself (<driver type='vhd'/>), as docs/operations.md says.
-        Assert.Equal("raw", format);
+        Assert.Equal("raw", probed);
         Assert.Equal(new FileInfo(plugin).Length, capacity);
+
+        // virt-install takes an existing file's format from the pool (probed: raw) and ignores format=vhd, which only
+        // applies to volumes it creates: only driver.type=vhd gives the plugin's format (the documented line). It
+        // reuses this pool for the directory (without one it would define its own, named after the directory).
+        Prerequisite.Tool("virt-install", "virtinst");
+        string[] install = ["--name", _name + "-vi", "--memory", "512", "--import", "--osinfo", "detect=on,require=off", "--network", "none", "--graphics", "none", "--print-xml"];
+        var documented = ExternalTool.Run("virt-install", [.. install, "--disk", $"path={plugin},driver.type=vhd,bus=virtio,cache=none,io=native"], TimeSpan.FromMinutes(2), new Dictionary<string, string> { ["LIBVIRT_DEFAULT_URI"] = LibvirtDaemon.Uri });
+        Assert.True(documented.ExitCode == 0, documented.Output);
+        Assert.Equal("vhd", XDocument.Parse(documented.StdOut).Descendants("disk").Single().Element("driver")!.Attribute("type")!.Value);
+        var format = ExternalTool.Run("virt-install", [.. install, "--disk", $"path={plugin},format=vhd,bus=virtio"], TimeSpan.FromMinutes(2), new Dictionary<string, string> { ["LIBVIRT_DEFAULT_URI"] = LibvirtDaemon.Uri });
+        Assert.Equal("raw", XDocument.Parse(format.StdOut).Descendants("disk").Single().Element("driver")!.Attribute("type")!.Value);
 
         // A plugin created while the pool runs appears after a refresh.
         Plugin("new.vhdx");
