@@ -37,9 +37,6 @@ public sealed class VirtualFileOwnership
     /// <summary>Permission bits (0..0777) shown for every virtual file (null: the plugin file's own).</summary>
     public uint? Mode { get; init; }
 
-    /// <summary>Number of files with an owner or mode set through the mount (for tests and diagnostics).</summary>
-    public int SetCount => _set.Count;
-
     /// <summary>Replaces uid, gid and permission bits of <paramref name="st"/> (the stat of the plugin file underneath) with the presented ones.</summary>
     public void Apply(ref Stat st)
     {
