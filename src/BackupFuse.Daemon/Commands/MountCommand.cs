@@ -48,7 +48,7 @@ public static class MountCommand
 
     private static readonly Option<string?> Owner = new("--owner")
     {
-        Description = "Show every plugin as owned by USER[:GROUP] (names or ids; e.g. libvirt-qemu:kvm), so that user may open it " +
+        Description = "Show every plugin as owned by USER[:GROUP] (names or ids; e.g. libvirt-qemu:libvirt-qemu), so that user may open it " +
             "without a chown. Only how the mount presents plugins: the plugin files stay as they are, and whether a plugin may " +
             "serve a backup still depends on its file's real owner. Other users need --allow-other too.",
     };
@@ -80,7 +80,7 @@ public static class MountCommand
             "Examples:\n" +
             "  backupfuse mount /vms --images /backups\n" +
             "  backupfuse mount /vms --images /backups --images /mnt/usb/backups --at /mnt/vms --read-only\n" +
-            "  backupfuse mount /vms --images /backups --allow-other --owner libvirt-qemu:kvm --mode 0660   (for libvirt)\n" +
+            "  backupfuse mount /vms --images /backups --allow-other --owner libvirt-qemu:libvirt-qemu --mode 0660   (for libvirt)\n" +
             "Unmount with 'backupfuse unmount /vms' (or fusermount3 -u /vms).");
         command.Arguments.Add(Dir);
         command.Options.Add(Images);
