@@ -103,13 +103,25 @@ public sealed unsafe class OpenFileDispatchTests : IDisposable
         Assert.Equal(Errno.EINVAL, ErrnoCapture.Of(() => fs.Seek(h, -1, Posix.SEEK_DATA)));
         Assert.Equal(Errno.ENXIO, ErrnoCapture.Of(() => fs.Seek(h, MemorySize, Posix.SEEK_HOLE)));
 
-        // Metadata calls on the handle reach the plugin file underneath (through its O_PATH descriptor).
+        // chmod and chown of a virtual file are presented (kept in memory), never applied to the plugin file underneath,
+        // whose real owner decides what the plugin may serve; utimens reaches the file (through its O_PATH descriptor).
+        string underlyingBefore = OwnerAndMode(_temp["rw.vhdx"]);
         fs.ChangeMode(new FusePath(null), 0x180, h);
-        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(_temp["rw.vhdx"]));
+        fs.ChangeOwner(new FusePath(null), 12345, uint.MaxValue, h);
+        fs.GetAttributes(new FusePath(null), h, ref st);
+        Assert.Equal((0x180u, 12345u), (st.Mode & 0xFFF, st.Uid));
+        Assert.Equal(underlyingBefore, OwnerAndMode(_temp["rw.vhdx"]));
+        Stat byPath = default;
+        fs.GetAttributes(PathOf("rw.vhdx"), null, ref byPath);
+        Assert.Equal((0x180u, 12345u, st.Gid), (byPath.Mode & 0xFFF, byPath.Uid, byPath.Gid));
+        fs.ChangeOwner(PathOf("rw.vhdx"), uint.MaxValue, 23456, null); // by path (no handle): the same
+        fs.ChangeMode(PathOf("rw.vhdx"), 0x1A0, null); // 0640
+        fs.GetAttributes(new FusePath(null), h, ref st);
+        Assert.Equal((0x1A0u, 12345u, 23456u), (st.Mode & 0xFFF, st.Uid, st.Gid));
+        Assert.Equal(underlyingBefore, OwnerAndMode(_temp["rw.vhdx"]));
         var when = new Timespec { Seconds = 1_000_000_000, Nanoseconds = 0 };
         fs.SetTimes(new FusePath(null), when, when, h);
         Assert.Equal(DateTime.UnixEpoch.AddSeconds(1_000_000_000), File.GetLastWriteTimeUtc(_temp["rw.vhdx"]));
-        fs.ChangeOwner(new FusePath(null), uint.MaxValue, uint.MaxValue, h);
 
         fs.Flush(h);
         fs.Sync(h, dataOnly: true);
@@ -185,12 +197,19 @@ public sealed unsafe class OpenFileDispatchTests : IDisposable
         return -1;
     }
 
-    private ulong OpenFile(DirectoryOverlayFileSystem fs, string relative, int flags, out bool directIo)
+    private static string OwnerAndMode(string path) => ExternalTool.Check("stat", "-c", "%u:%g:%a", path).StdOut.Trim();
+
+    private FusePath PathOf(string relative)
     {
         nint p = Marshal.StringToCoTaskMemUTF8("/" + relative);
         _paths.Add(p);
+        return new FusePath((byte*)p);
+    }
+
+    private ulong OpenFile(DirectoryOverlayFileSystem fs, string relative, int flags, out bool directIo)
+    {
         var fi = new FuseFileInfo { Flags = flags };
-        fs.Open(new FusePath((byte*)p), ref fi);
+        fs.Open(PathOf(relative), ref fi);
         directIo = fi.DirectIo;
         return fi.Fh;
     }

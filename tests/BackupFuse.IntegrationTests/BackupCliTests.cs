@@ -105,7 +105,7 @@ public sealed class BackupCliTests : IClassFixture<BackupCliTests.Chain>
         Assert.Contains(d["full.bfi"], found.StdOut, StringComparison.Ordinal);
 
         Assert.Equal(2, Cli.Run("backup").ExitCode);
-        Assert.Equal(2, Cli.Run("export", "a", "b", "--format", "qcow2").ExitCode);
+        Assert.Equal(2, Cli.Run("export", "a", "b", "--format", "qcow3").ExitCode);
         var missing = Cli.Run("backup", work["nope.raw"], work["x.bfi"]);
         Assert.Equal(1, missing.ExitCode);
         Assert.Contains("nope.raw", missing.StdErr, StringComparison.Ordinal);

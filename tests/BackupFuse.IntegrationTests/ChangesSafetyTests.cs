@@ -35,9 +35,12 @@ public sealed class ChangesSafetyTests : IDisposable
 
     public void Dispose()
     {
-        if (MountTable.IsMounted(_vms))
+        foreach (var mountPoint in new[] { _vms, _dir["at"] })
         {
-            ExternalTool.Run("umount", ["-l", _vms]);
+            if (MountTable.IsMounted(mountPoint))
+            {
+                ExternalTool.Run("umount", ["-l", mountPoint]);
+            }
         }
 
         _dir.Dispose();
@@ -288,10 +291,16 @@ public sealed class ChangesSafetyTests : IDisposable
     [Fact]
     public void APluginTouchedWhileOpenKeepsOneWriterAndAnotherOwnersStackIsRefused()
     {
-        string plugin = Plugin("disk.vhdx");
+        string underlying = Plugin("disk.vhdx");
         ExternalTool.Check("chmod", "0755", _dir.Path, _images);
         ExternalTool.Check("chmod", "0644", Path.Combine(_images, "disk.bfi"));
-        using var daemon = Mount();
+
+        // Mounted elsewhere (--at), so the plugin file underneath can be given to another owner: a chown through the
+        // mount only changes how the mount shows the plugin (VirtualFileOwnership).
+        string at = _dir["at"];
+        Directory.CreateDirectory(at);
+        string plugin = Path.Combine(at, "disk.vhdx");
+        using var daemon = DaemonProcess.Start(at, [_vms, "--images", _images, "--at", at]);
         QemuIo(plugin, "write -P 0x5a 1M 4096");
         string changes = Path.Combine(_vms, ".backupfuse", "disk.changes.vhdx");
         using (Hold(plugin, "<>"))
@@ -299,12 +308,12 @@ public sealed class ChangesSafetyTests : IDisposable
             Assert.Equal(1, DescriptorsOn(daemon.Pid, changes));
 
             // A new version of the same plugin file (a touch): its opens share the open stack, one writer on the file.
-            File.SetLastWriteTimeUtc(plugin, DateTime.UtcNow.AddMinutes(1));
+            File.SetLastWriteTimeUtc(underlying, DateTime.UtcNow.AddMinutes(1));
             QemuIo(plugin, "write -P 0x6b 2M 4096", "read -P 0x5a 1M 4096");
             Assert.Equal(1, DescriptorsOn(daemon.Pid, changes));
 
             // The plugin given to another owner serves through another stack: refused while the first holds the file.
-            ExternalTool.Check("chown", "65534:65534", plugin);
+            ExternalTool.Check("chown", "65534:65534", underlying);
             var refused = ExternalTool.Run("qemu-io", ["-f", "vhdx", "-c", "read 0 4096", plugin]);
             Assert.True(refused.ExitCode != 0 || refused.Output.Contains("error", StringComparison.OrdinalIgnoreCase), $"a second writer was let in: {refused.Output}");
             Assert.Equal(1, DescriptorsOn(daemon.Pid, changes));

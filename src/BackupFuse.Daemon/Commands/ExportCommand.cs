@@ -15,14 +15,18 @@ public static class ExportCommand
     {
         var target = new Argument<string>("image") { Description = "A backup image (.bfi), a plugin file (its changes included), or a VHDX (e.g. a plugin seen through the mount)." };
         var output = new Argument<string>("out") { Description = "File to write (must not exist), or - for standard output." };
-        var format = new Option<string>("--format") { Description = "raw: the plain disk; vhdx: a standalone fixed VHDX.", DefaultValueFactory = _ => "raw" };
+        var format = new Option<string>("--format")
+        {
+            Description = "raw: the plain disk; vhdx: a standalone fixed VHDX; qcow2: a standalone qcow2 (only non-zero clusters stored; a file, not -).",
+            DefaultValueFactory = _ => "raw",
+        };
         format.Validators.Add(r =>
         {
             // One line naming the valid values (AcceptOnlyFromAmong lists them over several lines).
             string? value = r.GetValueOrDefault<string>();
-            if (value is not ("raw" or "vhdx"))
+            if (value is not ("raw" or "vhdx" or "qcow2"))
             {
-                r.AddError($"--format {value}: unknown format; valid formats: raw, vhdx");
+                r.AddError($"--format {value}: unknown format; valid formats: raw, vhdx, qcow2");
             }
         });
         var images = ImagesOption.Create();
@@ -30,8 +34,10 @@ public static class ExportCommand
         var command = new Command("export",
             "Write the full disk of a backup point to a standalone file (zero areas stay holes). For a plugin, the changes\n" +
             "VMs made are included (backup + changes, flattened, as the VM saw it); refused while a process (a\n" +
-            "running VM) has the disk open for writing.\n\n" +
-            "Examples:\n  backupfuse export /backups/web01-1122.bfi /tmp/web01.raw\n  backupfuse export /vms/web01.vhdx /tmp/web01-now.vhdx --format vhdx --images /backups");
+            "running VM) has the disk open for writing. QEMU tools (qemu-img, libguestfs, Proxmox) cannot open the differencing\n" +
+            "VHDX in .backupfuse/; an export (qcow2, raw or vhdx) is the disk they can.\n\n" +
+            "Examples:\n  backupfuse export /backups/web01-1122.bfi /tmp/web01.raw\n  backupfuse export /vms/web01.vhdx /tmp/web01-now.vhdx --format vhdx --images /backups\n" +
+            "  backupfuse export /vms/web01.vhdx /tmp/web01-now.qcow2 --format qcow2 --images /backups");
         command.Arguments.Add(target);
         command.Arguments.Add(output);
         command.Options.Add(format);
@@ -41,15 +47,21 @@ public static class ExportCommand
         {
             string path = parse.GetValue(target)!;
             var point = BackupPointResolver.Resolve(path);
-            bool asVhdx = parse.GetValue(format) == "vhdx";
+            string kind = parse.GetValue(format)!;
+            bool asVhdx = kind == "vhdx";
             string outPath = parse.GetValue(output)!;
+            if (kind == "qcow2" && outPath == "-")
+            {
+                throw new CliError(Qcow2Writer.StandardOutputRefused);
+            }
+
             if (point.IsVhdx)
             {
                 // A VHDX (or a plugin seen through its mount) that another process writes to would be copied torn.
                 RefuseWriters(path, OpenFileScanner.Users(path).Where(u => u.Writing).ToList(), hint: string.Empty);
                 using var file = new FileBlockSource(path);
                 using var disk = VhdxReader.Open(file, path);
-                Write(asVhdx ? new SynthesizedVhdx(disk, Guid.NewGuid(), ownsDisk: false) : disk, outPath, asVhdx, token);
+                Write(asVhdx ? new SynthesizedVhdx(disk, Guid.NewGuid(), ownsDisk: false) : disk, outPath, kind, asVhdx, token);
                 return ExitCodes.Ok;
             }
 
@@ -73,7 +85,7 @@ public static class ExportCommand
                 using (chain)
                 using (var raw = chain.CreateSource())
                 {
-                    Write(raw, outPath, ownsSource: false, token);
+                    Write(raw, outPath, kind, ownsSource: false, token);
                 }
 
                 return ExitCodes.Ok;
@@ -84,7 +96,7 @@ public static class ExportCommand
             // exports the disk its guests saw (rounded up to whole sectors, with what they wrote there); an image, its disk.
             var exported = point.PluginPath != null ? stack.GuestDisk : stack.Disk;
             var source = asVhdx ? new SynthesizedVhdx(exported, stack.Changes == null ? chain.Top.Id : Guid.NewGuid(), ownsDisk: false) : exported;
-            Write(source, outPath, asVhdx, token);
+            Write(source, outPath, kind, asVhdx, token);
             return ExitCodes.Ok;
         });
         return command;
@@ -98,13 +110,20 @@ public static class ExportCommand
         }
     }
 
-    private static void Write(IBlockSource source, string outPath, bool ownsSource, CancellationToken token)
+    private static void Write(IBlockSource source, string outPath, string format, bool ownsSource, CancellationToken token)
     {
         try
         {
             using (var bar = new ProgressBar("export"))
             {
-                SparseCopy.Copy(source, outPath, bar, token);
+                if (format == "qcow2")
+                {
+                    Qcow2Writer.WriteFile(source, outPath, bar, token);
+                }
+                else
+                {
+                    SparseCopy.Copy(source, outPath, bar, token);
+                }
             }
 
             Console.Error.WriteLine($"exported {Bytes.Format(source.Length)} to {outPath}");

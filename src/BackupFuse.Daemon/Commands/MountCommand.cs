@@ -46,6 +46,18 @@ public static class MountCommand
         Description = "Let other users (e.g. a libvirt qemu user) use the mount. Non-root needs user_allow_other in /etc/fuse.conf.",
     };
 
+    private static readonly Option<string?> Owner = new("--owner")
+    {
+        Description = "Show every plugin as owned by USER[:GROUP] (names or ids; e.g. libvirt-qemu:libvirt-qemu), so that user may open it " +
+            "without a chown. Only how the mount presents plugins: the plugin files stay as they are, and whether a plugin may " +
+            "serve a backup still depends on its file's real owner. Other users need --allow-other too.",
+    };
+
+    private static readonly Option<string?> Mode = new("--mode")
+    {
+        Description = "Show every plugin with these permission bits (octal, e.g. 0660); read-only plugins never show write bits.",
+    };
+
     private static readonly Option<bool> Foreground = new("--foreground", "-f")
     {
         Description = "Stay in the foreground until unmounted (for systemd, Docker and debugging). Without it the daemon goes to the background once the mount is live.",
@@ -68,6 +80,7 @@ public static class MountCommand
             "Examples:\n" +
             "  backupfuse mount /vms --images /backups\n" +
             "  backupfuse mount /vms --images /backups --images /mnt/usb/backups --at /mnt/vms --read-only\n" +
+            "  backupfuse mount /vms --images /backups --allow-other --owner libvirt-qemu:libvirt-qemu --mode 0660   (for libvirt)\n" +
             "Unmount with 'backupfuse unmount /vms' (or fusermount3 -u /vms).");
         command.Arguments.Add(Dir);
         command.Options.Add(Images);
@@ -75,7 +88,23 @@ public static class MountCommand
         command.Options.Add(ReadOnly);
         command.Options.Add(Volatile);
         command.Options.Add(AllowOther);
+        command.Options.Add(Owner);
+        command.Options.Add(Mode);
         command.Options.Add(Foreground);
+        Owner.Validators.Add(r =>
+        {
+            if (OwnerSpec.Parse(r.GetValueOrDefault<string?>() ?? string.Empty, out string? error) == null)
+            {
+                r.AddError(error!);
+            }
+        });
+        Mode.Validators.Add(r =>
+        {
+            if (OwnerSpec.ParseMode(r.GetValueOrDefault<string?>() ?? string.Empty, out string? error) == null)
+            {
+                r.AddError(error!);
+            }
+        });
         command.Options.Add(CacheSize);
         Passphrase.AddTo(command);
         command.SetGuardedAction((parse, token) => Run(parse, token));
@@ -171,7 +200,7 @@ public static class MountCommand
         NativeHeap.LimitArenas(2);
         using var opener = OpenImages(roots, Passphrase.Resolve(parse));
         using var provider = new PluginProvider(opener, new PluginProviderOptions { ReadOnly = parse.GetValue(ReadOnly), VolatileDirectory = volatileDir });
-        using var fs = DirectoryOverlayFileSystem.Open(dir, provider, parse.GetValue(ReadOnly));
+        using var fs = DirectoryOverlayFileSystem.Open(dir, provider, parse.GetValue(ReadOnly), Presentation(parse));
         var options = new FuseMountOptions
         {
             MountPoint = mountPoint,
@@ -193,6 +222,23 @@ public static class MountCommand
 
         Log.Information("unmounted {MountPoint}", mountPoint);
         return rc == 0 ? ExitCodes.Ok : ExitCodes.Error;
+    }
+
+    /// <summary>
+    /// How plugins are presented (--owner, --mode); warns when the named owner cannot use the mount without --allow-other
+    /// (FUSE refuses every user but the one who mounted before any permission is looked at).
+    /// </summary>
+    private static VirtualFileOwnership Presentation(ParseResult parse)
+    {
+        var owner = parse.GetValue(Owner) is { } o ? OwnerSpec.Parse(o, out _) : null;
+        uint? mode = parse.GetValue(Mode) is { } m ? OwnerSpec.ParseMode(m, out _) : null;
+        if ((owner != null || mode != null) && !parse.GetValue(AllowOther))
+        {
+            Log.Warning("--owner/--mode without --allow-other: only the user who mounted (uid {Uid}) can open anything on this mount, whatever the plugins show; add --allow-other for libvirt-qemu or any other user",
+                UnderlyingDirectory.CurrentUserId);
+        }
+
+        return new VirtualFileOwnership { Uid = owner?.Uid, Gid = owner?.Gid, Mode = mode };
     }
 
     /// <summary>

@@ -184,7 +184,7 @@ public sealed unsafe partial class DirectoryOverlayFileSystem
                 throw new ErrnoException(Errno.EROFS, $"{path.ToString()}: the virtual file is read-only");
             }
 
-            fi.Fh = AddFile(new VirtualFile(source, write, pathFd, relative, info));
+            fi.Fh = AddFile(new VirtualFile(source, write, pathFd, relative, info, Ownership));
             fi.DirectIo = true;
         }
         catch

@@ -18,6 +18,9 @@ namespace BackupFuse.Fuse.Overlay;
 //   size/allocation, readdir lists them like any file, open makes a VirtualFile of the provider's IBlockSource
 //   (direct_io; reads go straight into libfuse's buffer; EOF clamps to a short read; truncation to another size is
 //   EPERM; SEEK_DATA/SEEK_HOLE follow GetExtent).
+// - Virtual files' owner and mode are presented by VirtualFileOwnership (the mount's --owner/--mode, then what a
+//   chown/chmod through the mount set, kept in memory): a chown or chmod of a virtual file never reaches the plugin
+//   file underneath, whose real owner the provider's access rule keeps using (see VirtualFileOwnership).
 // - Ownership: when running as root, objects created for another caller are chowned to the caller (a setgid
 //   parent keeps its group), and the requested mode is applied exactly (the daemon's umask must not interfere;
 //   the kernel has already applied the caller's umask).
@@ -34,12 +37,16 @@ public sealed unsafe partial class DirectoryOverlayFileSystem : IFuseFileSystem,
     private readonly HandleTable<IOpenFile> _files = new();
     private readonly bool _isRoot;
 
-    /// <summary>Serves <paramref name="directory"/> (taking ownership of it).</summary>
-    public DirectoryOverlayFileSystem(UnderlyingDirectory directory, IVirtualFileProvider? provider = null, bool readOnly = false)
+    /// <summary>
+    /// Serves <paramref name="directory"/> (taking ownership of it). <paramref name="ownership"/> presents the virtual
+    /// files' owner and mode (null: their plugin files' own, changed only in memory by chown/chmod through the mount).
+    /// </summary>
+    public DirectoryOverlayFileSystem(UnderlyingDirectory directory, IVirtualFileProvider? provider = null, bool readOnly = false, VirtualFileOwnership? ownership = null)
     {
         _directory = directory ?? throw new ArgumentNullException(nameof(directory));
         _provider = provider;
         ReadOnly = readOnly;
+        Ownership = ownership ?? new VirtualFileOwnership();
         _isRoot = LibC.geteuid() == 0;
     }
 
@@ -49,11 +56,14 @@ public sealed unsafe partial class DirectoryOverlayFileSystem : IFuseFileSystem,
     /// <summary>Whether writes are refused.</summary>
     public bool ReadOnly { get; }
 
+    /// <summary>The owner and mode presented for virtual files.</summary>
+    public VirtualFileOwnership Ownership { get; }
+
     private int Dir => _directory.Descriptor;
 
     /// <summary>Opens <paramref name="directoryPath"/> (before mounting over it!) and serves it.</summary>
-    public static DirectoryOverlayFileSystem Open(string directoryPath, IVirtualFileProvider? provider = null, bool readOnly = false) =>
-        new(UnderlyingDirectory.Open(directoryPath), provider, readOnly);
+    public static DirectoryOverlayFileSystem Open(string directoryPath, IVirtualFileProvider? provider = null, bool readOnly = false, VirtualFileOwnership? ownership = null) =>
+        new(UnderlyingDirectory.Open(directoryPath), provider, readOnly, ownership);
 
     /// <inheritdoc/>
     public void GetAttributes(FusePath path, ulong? handle, ref Stat stat)
@@ -73,6 +83,7 @@ public sealed unsafe partial class DirectoryOverlayFileSystem : IFuseFileSystem,
 
             if (ProbeVirtual(path, *st) is { } info)
             {
+                Ownership.Apply(ref *st);
                 VirtualFile.ApplyInfo(ref *st, info);
             }
         }
@@ -166,6 +177,12 @@ public sealed unsafe partial class DirectoryOverlayFileSystem : IFuseFileSystem,
         }
 
         using var at = Parent(path, "chmod");
+        if (VirtualStat(at, path) is { } underlying)
+        {
+            Ownership.SetMode(underlying, mode);
+            return;
+        }
+
         Check(UnderlyingDirectory.ChangeModeNoFollow(at.Descriptor, at.Name, mode & 0xFFF), "chmod", path);
     }
 
@@ -180,6 +197,12 @@ public sealed unsafe partial class DirectoryOverlayFileSystem : IFuseFileSystem,
         }
 
         using var at = Parent(path, "chown");
+        if (VirtualStat(at, path) is { } underlying)
+        {
+            Ownership.SetOwner(underlying, uid, gid);
+            return;
+        }
+
         Check(LibC.fchownat(at.Descriptor, at.Name, uid, gid, LibC.AT_SYMLINK_NOFOLLOW), "chown", path);
     }
 
@@ -274,6 +297,19 @@ public sealed unsafe partial class DirectoryOverlayFileSystem : IFuseFileSystem,
 
     /// <summary>Registers an open file; its slot is the handle for fi->fh.</summary>
     private ulong AddFile(IOpenFile file) => (ulong)_files.Add(file);
+
+    /// <summary>The underlying stat of <paramref name="path"/> when it is a virtual file, else null.</summary>
+    private Stat? VirtualStat(in BeneathParent at, FusePath path)
+    {
+        if (_provider == null)
+        {
+            return null;
+        }
+
+        Stat st;
+        Check(LibC.fstatat(at.Descriptor, at.Name, &st, LibC.AT_SYMLINK_NOFOLLOW), "stat", path);
+        return ProbeVirtual(path, st) != null ? st : null;
+    }
 
     private void ThrowIfReadOnly(FusePath path)
     {

@@ -7,18 +7,19 @@ namespace BackupFuse.Fuse.Overlay;
 // Design notes:
 // - An open virtual file: the IBlockSource the provider opened (owned: disposed at release; a provider shares one
 //   source through a non-owning wrapper) and an O_PATH descriptor of the plugin file underneath, which answers
-//   fstat and takes chmod/chown/utimens (through /proc/self/fd/N for the calls that need a path).
+//   fstat and utimens (through /proc/self/fd/N); chmod/chown are kept in memory by the mount's VirtualFileOwnership,
+//   never applied to the plugin file (see there).
 // - The rules of a virtual file: reads go straight into libfuse's buffer (no copy, no allocation; the file is
 //   opened direct_io) and end in a short read at the source's length; it never grows or shrinks (a write past the
 //   end is EFBIG, a truncate to another size EPERM, fallocate EOPNOTSUPP); writes need a writable open (EROFS
 //   otherwise; a read-only mount never makes one); SEEK_DATA/SEEK_HOLE follow GetExtent (Data is data, Zero and
 //   Unallocated are holes); flush flushes a writable source, fsync any source.
-// - getattr reports the plugin file's stat with the provider's VirtualFileInfo applied (ApplyInfo, shared with the
-//   path-based getattr), the size taken from the open source.
+// - getattr reports the plugin file's stat with the presented owner/mode (VirtualFileOwnership) and the provider's
+//   VirtualFileInfo applied (ApplyInfo, shared with the path-based getattr), the size taken from the open source.
 // - Thread-safe as far as the source is (IBlockSource sources are); Dispose runs once, at release.
 
 /// <summary>An open virtual file: a block source plus the plugin file's O_PATH descriptor (see design notes).</summary>
-internal sealed unsafe class VirtualFile(IBlockSource source, bool writable, int pathDescriptor, string relativePath, VirtualFileInfo info) : IOpenFile
+internal sealed unsafe class VirtualFile(IBlockSource source, bool writable, int pathDescriptor, string relativePath, VirtualFileInfo info, VirtualFileOwnership ownership) : IOpenFile
 {
     /// <summary>The provider's source (owned).</summary>
     public IBlockSource Source { get; } = source;
@@ -107,20 +108,21 @@ internal sealed unsafe class VirtualFile(IBlockSource source, bool writable, int
             DirectoryOverlayFileSystem.Check(LibC.fstat(PathDescriptor, st), "fstat", RelativePath);
         }
 
+        ownership.Apply(ref stat);
         ApplyInfo(ref stat, Info with { Length = Source.Length });
     }
 
     /// <inheritdoc/>
-    public void ChangeMode(FusePath path, uint mode)
-    {
-        DirectoryOverlayFileSystem.Check(UnderlyingDirectory.ChangeModeOfPathDescriptor(PathDescriptor, mode & 0xFFF), "chmod", path);
-    }
+    public void ChangeMode(FusePath path, uint mode) => ownership.SetMode(Underlying(), mode);
 
     /// <inheritdoc/>
-    public void ChangeOwner(FusePath path, uint uid, uint gid)
+    public void ChangeOwner(FusePath path, uint uid, uint gid) => ownership.SetOwner(Underlying(), uid, gid);
+
+    private Stat Underlying()
     {
-        byte empty = 0;
-        DirectoryOverlayFileSystem.Check(LibC.fchownat(PathDescriptor, &empty, uid, gid, LibC.AT_EMPTY_PATH), "chown", path);
+        Stat st;
+        DirectoryOverlayFileSystem.Check(LibC.fstat(PathDescriptor, &st), "fstat", RelativePath);
+        return st;
     }
 
     /// <inheritdoc/>
