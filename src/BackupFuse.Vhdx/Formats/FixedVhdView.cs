@@ -8,8 +8,11 @@ namespace BackupFuse.Vhdx.Formats;
 //   (a VHD has whole sectors); the caller's disk is the VHDX's virtual disk, already rounded up.
 // - Determinism: the unique id is a name-based GUID of the identity (VhdxLayout.DeriveGuid) and the time stamp is the
 //   caller's (the backup's creation time), so the same backup point gives the same bytes on every run.
-// - Creator application "bfus": QEMU's vpc driver takes the size from the CHS geometry only for "vpc " and "qemu" and
-//   from the footer's current size for everything else, which is the size we mean (CHS cannot express most sizes).
+// - Creator application "win " (Hyper-V's): readers disagree on whether the CHS geometry or the footer's current
+//   size is the disk size, and CHS cannot express most sizes. QEMU up to 9.x takes the current size only for a few
+//   known creators ("win ", "qem2", "d2v ", "CTXS", "tap") and the CHS product for any other (checked: QEMU 7.2 shows
+//   a "bfus" disk 16 KiB short); QEMU 10 and Hyper-V, VirtualBox, libvhdi, 7-Zip use the current size. "win " makes
+//   every one of them see the same, exact size.
 // - Writes: disk bytes go to the disk; the footer is a RewritableRegion (VirtualBox rewrites it), kept byte-exact in
 //   the caller's scratch area. Nothing is ever appended.
 // - Non-owning; thread-safe as its parts are.
@@ -21,7 +24,7 @@ public sealed class FixedVhdView : BlockSource
     public const long MaxDiskSize = 0xFF000000L * 512;
 
     /// <summary>The creator application written into the footer.</summary>
-    public const string CreatorApplication = "bfus";
+    public const string CreatorApplication = "win ";
 
     private readonly IBlockSource _disk;
     private readonly RewritableRegion _footer;
