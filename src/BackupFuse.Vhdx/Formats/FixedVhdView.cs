@@ -13,8 +13,8 @@ namespace BackupFuse.Vhdx.Formats;
 //   known creators ("win ", "qem2", "d2v ", "CTXS", "tap") and the CHS product for any other (checked: QEMU 7.2 shows
 //   a "bfus" disk 16 KiB short); QEMU 10 and Hyper-V, VirtualBox, libvhdi, 7-Zip use the current size. "win " makes
 //   every one of them see the same, exact size.
-// - Writes: disk bytes go to the disk; the footer is a RewritableRegion (VirtualBox rewrites it), kept byte-exact in
-//   the caller's scratch area. Nothing is ever appended.
+// - Writes: disk bytes go to the disk; the footer is a RewritableRegion (QEMU never writes it to a fixed VHD; other
+//   writers may update it), kept byte-exact in the caller's scratch area. Nothing is ever appended.
 // - Non-owning; thread-safe as its parts are.
 
 /// <summary>A fixed VHD file over a disk: its bytes, then a synthesized footer.</summary>

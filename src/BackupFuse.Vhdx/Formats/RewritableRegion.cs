@@ -6,8 +6,9 @@ namespace BackupFuse.Vhdx.Formats;
 
 // Design notes:
 // - The few bytes of a synthesized format file that hypervisors rewrite in place: QEMU rewrites a VMDK's embedded
-//   descriptor (a new CID) on the first write after every open, VirtualBox marks a VMDK header unclean while it has the
-//   disk open, and rewrites a VHD's footer. Those bytes must read back as written, so they are kept byte-exact in a
+//   descriptor (a new CID) on the first write after every open (checked with qemu-io 7.2: the 10 KiB from byte 512);
+//   other writers may set the VMDK header's unclean-shutdown byte or update a VHD's footer (not checked: no VMware or
+//   VirtualBox here). Those bytes must read back as written, so they are kept byte-exact in a
 //   small scratch area of the file below (a reserved, never-read area of the synthesized VHDX, whose writes go to the
 //   changes file's patch store like any other non-payload write) and survive remounts with the changes.
 // - Scratch layout: sector 0 is a tag ("BFREGION", u32 version 1, u32 region length, the region's label in UTF-8,

@@ -9,7 +9,7 @@ namespace BackupFuse.Vhdx.Formats;
 //   i * 64 KiB on), then zeros for the last grain's part past the disk.
 // - Writes: to the disk area they go to the disk at the same offset (every grain is allocated, so a VMDK writer never
 //   touches a table for them); to the header or descriptor they are kept byte-exact by the region (QEMU rewrites the
-//   descriptor's CID on its first write after every open; VirtualBox sets the header's unclean-shutdown byte); to the
+//   descriptor's CID on its first write after every open; other writers may set the header's unclean-shutdown byte); to the
 //   directories, tables, padding and the last grain's tail past the disk they are accepted only when they write the
 //   bytes already there, and refused otherwise (NotSupportedException: a read-only region, EROFS at the FUSE
 //   boundary), because those bytes are computed and must stay what the data layout is.
