@@ -121,6 +121,15 @@ public sealed class PluginFormatTests : IDisposable
                 // QEMU rewrote the descriptor (a new CID) on its first write: kept as written.
                 header = ReadHead(plugin);
                 Assert.Contains("No errors were found", ExternalTool.Check("qemu-img", "check", "-f", "vmdk", plugin).StdOut, StringComparison.Ordinal);
+
+                // The grain directory (sector 21 on: the redundant one) takes only its own bytes: EROFS otherwise.
+                using var h = File.OpenHandle(plugin, FileMode.Open, FileAccess.ReadWrite);
+                var gd = new byte[512];
+                RandomAccess.Read(h, gd, 21 * 512);
+                RandomAccess.Write(h, gd, 21 * 512);
+                gd[0] ^= 0xFF;
+                var refused = Assert.ThrowsAny<IOException>(() => RandomAccess.Write(h, gd, 21 * 512));
+                Assert.Contains("Read-only file system", refused.Message, StringComparison.Ordinal);
             }
 
             ExternalTool.Check("qemu-img", "convert", "-f", qemuFormat, "-O", "raw", plugin, _dir["guest.raw"]);
