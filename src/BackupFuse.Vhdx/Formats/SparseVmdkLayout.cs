@@ -21,10 +21,10 @@ namespace BackupFuse.Vhdx.Formats;
 //     OverHead          grains (rounded up to a whole grain), 64 KiB each, 512 entries per table (32 MiB per table)
 //   File length = (OverHead + Grains * GrainSize) * 512; the last grain's part past the disk reads as zeros.
 // - Nothing proportional to the disk is held: directory and table bytes are computed per read from the entry index
-//   (entry k of the tables = OverHead + k * GrainSize), so a 2 TiB disk (128 MiB of tables) costs the same as 1 MiB.
-// - Limit: grain and table offsets are 32-bit sector numbers, so the last grain must start below 2^32 sectors: a
-//   disk of just under 2 TiB at most (VMware's own limit for hosted sparse extents). Larger disks are refused
-//   (InvalidDataException), they need .vhdx or .img.
+//   (entry k of the tables = OverHead + k * GrainSize), so a 2 TiB disk (2 x 128 MiB of tables) costs the same as 1 MiB.
+// - Limit: grain and table offsets are 32-bit sector numbers, so the last grain must start below 2^32 sectors. With
+//   the 256 MiB of tables in front, that is a disk of 2 TiB less 256.5 MiB at most (MaxDiskSize; VMware's own limit
+//   for hosted sparse extents is 2 TiB). Larger disks are refused (InvalidDataException): they need .vhdx or .img.
 // - Immutable; thread-safe.
 
 /// <summary>The file-offset map of a synthesized, fully allocated, linear monolithicSparse VMDK.</summary>
@@ -51,6 +51,9 @@ public sealed class SparseVmdkLayout
     /// <summary>Sectors of one grain table.</summary>
     public const int TableSectors = EntriesPerTable * 4 / SectorSize;
 
+    /// <summary>The largest disk the layout addresses: 2 TiB less 256.5 MiB (see the design notes).</summary>
+    public const long MaxDiskSize = 2198754295808;
+
     private SparseVmdkLayout(long diskSize)
     {
         if (diskSize <= 0 || diskSize % SectorSize != 0)
@@ -68,7 +71,7 @@ public sealed class SparseVmdkLayout
         OverHeadSectors = BlockAlignment.AlignUp(GdOffsetSectors + DirectorySectors + (Tables * TableSectors), GrainSectors);
         if (OverHeadSectors + ((Grains - 1) * GrainSectors) > uint.MaxValue)
         {
-            throw new InvalidDataException($"disk of {diskSize} bytes is larger than a sparse VMDK can address (just under 2 TiB: grain offsets are 32-bit sector numbers): it cannot be shown as a VMDK (use .vhdx or .img)");
+            throw new InvalidDataException($"disk of {diskSize} bytes is larger than a sparse VMDK can address ({MaxDiskSize} bytes, 2 TiB less its tables: grain offsets are 32-bit sector numbers): it cannot be shown as a VMDK (use .vhdx or .img)");
         }
     }
 

@@ -108,10 +108,13 @@ public sealed class SparseVmdkTests : IDisposable
         Assert.Equal(size / (32L << 20), layout.Tables); // one table per 32 MiB
         Assert.Equal(((layout.Tables * 4) + 511) / 512, layout.DirectorySectors);
 
-        foreach (long tooBig in new[] { 2L << 40, (2L << 40) + 512, 3L << 40 })
+        // The boundary: the largest disk's last grain starts at the last addressable 32-bit sector offset or before.
+        var largest = SparseVmdkLayout.Create(SparseVmdkLayout.MaxDiskSize);
+        Assert.True(largest.OverHeadSectors + ((largest.Grains - 1) * 128) <= uint.MaxValue);
+        foreach (long tooBig in new[] { SparseVmdkLayout.MaxDiskSize + 512, 2L << 40, (2L << 40) + 512, 3L << 40 })
         {
             var e = Assert.Throws<InvalidDataException>(() => SparseVmdkLayout.Create(tooBig));
-            Assert.Contains("2 TiB", e.Message, StringComparison.Ordinal);
+            Assert.Contains("2 TiB less its tables", e.Message, StringComparison.Ordinal);
         }
     }
 
