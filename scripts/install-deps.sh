@@ -7,12 +7,13 @@
 #                                    qemu-system-x86 (the hypervisor, and qemu-storage-daemon) to boot it;
 #                                    docker.io + debootstrap for DockerTests (a local engine, a Debian base image);
 #                                    libvirt-daemon-system + libvirt-clients + virtinst for LibvirtTests (libvirtd, virsh, virt-install)
+#                                    libvmdk-utils (vmdkinfo) for the .vmdk plugin format's oracle
 # Packages already present are not reinstalled; apt-get runs only when something is missing.
 set -euo pipefail
 
 packages=(fuse3 libfuse3-3 libdeflate0 qemu-utils libvhdi-utils 7zip)
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(libfuse3-dev gcc libc6-dev systemd e2fsprogs fdisk qemu-system-x86 linux-image-amd64 busybox-static extlinux syslinux-common cpio docker.io debootstrap libvirt-daemon-system libvirt-clients virtinst)
+  packages+=(libfuse3-dev gcc libc6-dev systemd e2fsprogs fdisk qemu-system-x86 linux-image-amd64 busybox-static extlinux syslinux-common cpio docker.io debootstrap libvirt-daemon-system libvirt-clients virtinst libvmdk-utils)
 fi
 
 missing=()

@@ -3,6 +3,7 @@ using BackupFuse.Core;
 using BackupFuse.Daemon.BackupPoints;
 using BackupFuse.Vhdx;
 using BackupFuse.Vhdx.Differencing;
+using BackupFuse.Vhdx.Formats;
 using BackupFuse.Daemon.Mounting;
 
 namespace BackupFuse.Daemon.BackupPoints;
@@ -20,6 +21,13 @@ namespace BackupFuse.Daemon.BackupPoints;
 //   differencing file links to the pristine view's DataWriteGuid, which never changes because that view is never
 //   written.
 // - Owns everything it opened; Dispose flushes the differencing file (its own Dispose empties the log).
+// - Formats (the plugin's extension, PluginFormat): ServedFile is a thin view over the served VHDX (Present). The
+//   VHDX's layout is fixed, disk byte d is file byte PayloadOffset + d, so the raw disk, the fixed VHD's data and
+//   the VMDK's grains map reads AND writes straight onto the VHDX's payload; everything the VHDX does with them (the
+//   switch to changes on the first write, the patch store for the rounded-up tail) is unchanged, and reset, export,
+//   --volatile and --read-only work alike for every format. The few bytes a hypervisor rewrites in the VHD footer or
+//   the VMDK header/descriptor live in a scratch area of the VHDX's reserved header space (ScratchOffset), which only
+//   the patch store ever holds.
 
 /// <summary>The opened layers of one backup point, pristine or with its changes.</summary>
 public sealed class BackupPointStack : IDisposable
@@ -53,8 +61,17 @@ public sealed class BackupPointStack : IDisposable
     /// <summary>The current VHDX (the writable one once changes exist).</summary>
     public SynthesizedVhdx Vhdx => _vhdx;
 
-    /// <summary>The file the mount serves: <see cref="Vhdx"/>, or the pristine VHDX that switches to changes on its first write.</summary>
+    /// <summary>
+    /// The file the mount serves: <see cref="Vhdx"/> (or the pristine VHDX that switches to changes on its first write)
+    /// presented in the plugin's format.
+    /// </summary>
     public IBlockSource ServedFile { get; private set; }
+
+    /// <summary>
+    /// Where, in the synthesized VHDX, a format view keeps the bytes hypervisors rewrite (VHD footer, VMDK header and
+    /// descriptor): inside the reserved part of the header section (320 KiB to 1 MiB), which no VHDX reader looks at.
+    /// </summary>
+    public const long ScratchOffset = 512 * 1024;
 
     /// <summary>The differencing file, when changes exist.</summary>
     public DifferencingVhdxFile? Changes => _overlay?.Child;
@@ -77,7 +94,65 @@ public sealed class BackupPointStack : IDisposable
     /// <param name="changes">Where the changes live, or null for the pristine view.</param>
     /// <param name="create">Create the changes file on the first write when it does not exist.</param>
     /// <param name="exclusive">Hold the changes file's exclusive lock (the daemon, which writes it).</param>
-    public static BackupPointStack Open(BackupChain chain, PluginFile plugin, ChangesLocation? changes, bool create, bool exclusive = false)
+    /// <param name="format">The format <see cref="ServedFile"/> is presented in.</param>
+    /// <param name="fileName">The plugin's file name (named in a VMDK's descriptor).</param>
+    public static BackupPointStack Open(BackupChain chain, PluginFile plugin, ChangesLocation? changes, bool create, bool exclusive = false,
+        PluginFormat format = PluginFormat.Vhdx, string? fileName = null)
+    {
+        var stack = OpenVhdx(chain, plugin, changes, create, exclusive);
+        try
+        {
+            stack.ServedFile = Present(format, stack.ServedFile, stack._vhdx.Layout, chain.Top.Header.CreatedUtc, fileName ?? "disk.vmdk");
+            return stack;
+        }
+        catch
+        {
+            stack.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// <paramref name="vhdxFile"/> (a synthesized VHDX of <paramref name="layout"/>, or what serves one) presented in
+    /// <paramref name="format"/>. Non-owning. InvalidDataException when the disk is too large for the format.
+    /// </summary>
+    public static IBlockSource Present(PluginFormat format, IBlockSource vhdxFile, VhdxLayout layout, DateTime createdUtc, string fileName)
+    {
+        ArgumentNullException.ThrowIfNull(vhdxFile);
+        ArgumentNullException.ThrowIfNull(layout);
+        if (format == PluginFormat.Vhdx)
+        {
+            return vhdxFile;
+        }
+
+        var disk = new RawDiskView(vhdxFile, layout.PayloadOffset, layout.VirtualDiskSize, layout.Options.LogicalSectorSize);
+        switch (format)
+        {
+            case PluginFormat.Vhd:
+                var footer = FixedVhdView.CreateFooter(disk.Length, layout.Identity, createdUtc);
+                return new FixedVhdView(disk, Scratch(layout, "vhd-footer", footer, vhdxFile));
+            case PluginFormat.Vmdk:
+                var vmdk = SparseVmdkLayout.Create(disk.Length);
+                return new SparseVmdkView(vmdk, disk, Scratch(layout, "vmdk-header", vmdk.CreateHeaderAndDescriptor(layout.Identity, fileName), vhdxFile));
+            default:
+                return disk;
+        }
+    }
+
+    private static RewritableRegion Scratch(VhdxLayout layout, string label, byte[] initial, IBlockSource vhdxFile)
+    {
+        // The scratch must be reserved zeros of the header section: never payload (its writes would reach the disk), never
+        // a structure a VHDX reader uses.
+        var e = layout.Extents[layout.FindExtent(ScratchOffset)];
+        if (e.Kind != LayoutExtentKind.Zero || e.End < ScratchOffset + RewritableRegion.StoreLength(initial.Length) || ScratchOffset + RewritableRegion.StoreLength(initial.Length) > VhdxLayout.LogOffset)
+        {
+            throw new InvalidOperationException("the VHDX layout has no reserved space for the format's rewritable bytes");
+        }
+
+        return new RewritableRegion(label, initial, vhdxFile, ScratchOffset);
+    }
+
+    private static BackupPointStack OpenVhdx(BackupChain chain, PluginFile plugin, ChangesLocation? changes, bool create, bool exclusive)
     {
         ArgumentNullException.ThrowIfNull(chain);
         ArgumentNullException.ThrowIfNull(plugin);

@@ -13,6 +13,11 @@ namespace BackupFuse.Daemon.BackupPoints;
 //   pristine-view plugin that the mount shows as the untouched base (the differencing file's parent locator names it
 //   by relative path, so libvhdi and 7-Zip open the pair through the mount). --volatile mounts use a folder of the
 //   daemon's own temporary directory instead of .backupfuse.
+// - Plugins of the other formats (web01.img, .raw, .vhd, .vmdk) keep their changes in the same differencing VHDX,
+//   named after the whole file name with a dash: web01.img-changes.vhdx and web01.img-base.vhdx. So web01.vhdx and
+//   web01.img in one directory never share a file, and no name of one scheme can be a name of the other (a .vhdx
+//   plugin's names end in ".changes.vhdx"/".base.vhdx", the others' in "-changes.vhdx"/"-base.vhdx"; the part before
+//   the dash is the full plugin name, so two plugins of the other formats differ there too).
 // - Users may write in a plugin's directory while the daemon runs as root, so nothing here follows a symbolic link:
 //   the directory holding the state directory is reached from a directory descriptor one component at a time with
 //   O_NOFOLLOW (UnderlyingDirectory.OpenDirectory), the state directory and the files in it are opened with O_NOFOLLOW,
@@ -44,14 +49,15 @@ public sealed partial class ChangesLocation
     private const UnixFileMode FileBits = (UnixFileMode)0x1B6; // 0666
     private readonly Func<UnderlyingDirectory> _openContainer;
     private readonly string _stateName;
-    private readonly string _name;
+    private readonly string _changesName;
     private readonly string? _pluginName;
 
-    private ChangesLocation(Func<UnderlyingDirectory> openContainer, string containerPath, string stateName, string name, string? pluginName)
+    private ChangesLocation(Func<UnderlyingDirectory> openContainer, string containerPath, string stateName, (string Changes, string Base) names, string? pluginName)
     {
         _openContainer = openContainer;
         _stateName = stateName;
-        _name = name;
+        _changesName = names.Changes;
+        BaseViewName = names.Base;
         _pluginName = pluginName;
         StateDirectory = Path.Combine(containerPath, stateName);
         ChangesFile = Path.Combine(StateDirectory, ChangesName);
@@ -68,7 +74,7 @@ public sealed partial class ChangesLocation
     public string BaseViewFile { get; }
 
     /// <summary>File name of the base view, as the differencing file's relative_path names it.</summary>
-    public string BaseViewName => _name + ".base.vhdx";
+    public string BaseViewName { get; }
 
     /// <summary>Whether a changes file exists (a state directory that is a symlink or not a directory holds none).</summary>
     public bool Exists
@@ -80,7 +86,18 @@ public sealed partial class ChangesLocation
         }
     }
 
-    private string ChangesName => _name + ".changes.vhdx";
+    private string ChangesName => _changesName;
+
+    /// <summary>
+    /// The changes and base-view file names of the plugin named <paramref name="pluginFileName"/>: web01.vhdx gives
+    /// web01.changes.vhdx and web01.base.vhdx, web01.img gives web01.img-changes.vhdx and web01.img-base.vhdx.
+    /// </summary>
+    public static (string Changes, string Base) NamesFor(string pluginFileName) =>
+        pluginFileName.EndsWith(".vhdx", StringComparison.OrdinalIgnoreCase)
+            ? NamesOf(Path.GetFileNameWithoutExtension(pluginFileName))
+            : (pluginFileName + "-changes.vhdx", pluginFileName + "-base.vhdx");
+
+    private static (string Changes, string Base) NamesOf(string name) => (name + ".changes.vhdx", name + ".base.vhdx");
 
     /// <summary>
     /// The location for the plugin at <paramref name="pluginPath"/>, a path given on the command line: its directory
@@ -90,7 +107,7 @@ public sealed partial class ChangesLocation
     {
         string full = Path.GetFullPath(pluginPath);
         string container = Path.GetDirectoryName(full) ?? "/";
-        return new ChangesLocation(() => UnderlyingDirectory.Open(container), container, StateDirectoryName, Path.GetFileNameWithoutExtension(full), Path.GetFileName(full));
+        return new ChangesLocation(() => UnderlyingDirectory.Open(container), container, StateDirectoryName, NamesFor(Path.GetFileName(full)), Path.GetFileName(full));
     }
 
     /// <summary>
@@ -102,7 +119,7 @@ public sealed partial class ChangesLocation
         ArgumentNullException.ThrowIfNull(root);
         string relativeDirectory = Path.GetDirectoryName(relativePath.TrimStart('/')) ?? string.Empty;
         return new ChangesLocation(() => root.OpenDirectory(relativeDirectory), Path.Combine(root.Path, relativeDirectory), StateDirectoryName,
-            Path.GetFileNameWithoutExtension(relativePath), Path.GetFileName(relativePath));
+            NamesFor(Path.GetFileName(relativePath)), Path.GetFileName(relativePath));
     }
 
     /// <summary>The location inside <paramref name="directory"/> (a directory of the daemon's own, used for --volatile) for a disk called <paramref name="name"/>.</summary>
@@ -110,7 +127,7 @@ public sealed partial class ChangesLocation
     {
         string full = Path.GetFullPath(directory);
         string container = Path.GetDirectoryName(full) ?? "/";
-        return new ChangesLocation(() => UnderlyingDirectory.Open(container), container, Path.GetFileName(full), name, pluginName: null);
+        return new ChangesLocation(() => UnderlyingDirectory.Open(container), container, Path.GetFileName(full), NamesOf(name), pluginName: null);
     }
 
     /// <summary>Opens the existing changes file (see <see cref="DifferencingVhdxFile.Open(SafeFileHandle, string, Guid, long?)"/>), after the ownership and file-type checks.</summary>

@@ -62,6 +62,14 @@ public static class BackupPointResolver
 
         var near = point.PluginPath == null ? new[] { point.ImagePath } : [point.ImagePath, point.PluginPath];
         using var opener = new BackupPointOpener(new ImageRoots(ImagesOption.Directories(parse, images, near)), passphrase);
-        return point.Plugin != null ? opener.Open(point.Plugin, point.PluginPath!) : opener.OpenImage(point.ImagePath);
+        try
+        {
+            return point.Plugin != null ? opener.Open(point.Plugin, point.PluginPath!) : opener.OpenImage(point.ImagePath);
+        }
+        catch (InvalidDataException) when (point.Plugin == null && PluginFormats.FromPath(point.ImagePath) is { } format)
+        {
+            // A .img/.vhd/.vmdk plugin seen through its mount reads as its disk, not as the pointer file.
+            throw new CliError($"{point.ImagePath} is a {format.Describe()}, not a backup image or plugin file (is its directory mounted? use the plugin outside the mount)");
+        }
     }
 }

@@ -11,14 +11,15 @@ public static class PluginCommand
     public static Command Create()
     {
         var image = new Argument<string>("image") { Description = "The backup image (.bfi) the plugin stands for." };
-        var plugin = new Argument<string>("plugin") { Description = "The plugin file to write, named *.vhdx, in the directory you will mount." };
+        var plugin = new Argument<string>("plugin") { Description = "The plugin file to write, in the directory you will mount; its extension chooses the format the disk is shown in: .vhdx, .vhd (fixed), .vmdk (single-file sparse), .img or .raw (the raw disk)." };
         var images = ImagesOption.Create();
         var force = new Option<bool>("--force") { Description = "Replace an existing plugin file (never a file that is not a plugin)." };
         var passphrase = new PassphraseOptions();
         var create = new Command("create",
-            "Write a small plugin file that, under 'backupfuse mount', reads as the complete VHDX disk of a backup point.\n" +
+            "Write a small plugin file that, under 'backupfuse mount', reads as the complete disk of a backup point, in the\n" +
+            "format its extension names: .vhdx (VHDX), .vhd (fixed VHD), .vmdk (single-file sparse VMDK), .img or .raw (raw).\n" +
             "The image and its chain are checked first.\n\n" +
-            "Example:\n  backupfuse plugin create /backups/web01-1122.bfi /vms/web01.vhdx");
+            "Examples:\n  backupfuse plugin create /backups/web01-1122.bfi /vms/web01.vhdx\n  backupfuse plugin create /backups/web01-1122.bfi /vms/web01.img");
         create.Arguments.Add(image);
         create.Arguments.Add(plugin);
         create.Options.Add(images);
@@ -28,9 +29,9 @@ public static class PluginCommand
         {
             string imagePath = Path.GetFullPath(parse.GetValue(image)!);
             string pluginPath = Path.GetFullPath(parse.GetValue(plugin)!);
-            if (!pluginPath.EndsWith(".vhdx", StringComparison.OrdinalIgnoreCase))
+            if (PluginFormats.FromPath(pluginPath) == null)
             {
-                throw new CliError($"{pluginPath}: a plugin file must be named *.vhdx (hypervisors choose the format by name)");
+                throw new CliError($"{pluginPath}: a plugin file must end in {PluginFormats.ExtensionList} (the extension chooses the disk format the mount shows)");
             }
 
             if (File.Exists(pluginPath))
@@ -53,7 +54,7 @@ public static class PluginCommand
             Console.Error.WriteLine($"{pluginPath} -> {imagePath} ({chain.Top.Id}, chain of {chain.Layers.Count}, disk {Bytes.Format(chain.DiskSize)})");
             return ExitCodes.Ok;
         });
-        var group = new Command("plugin", "Manage plugin files (small *.vhdx pointers to backup points).\n\nExample:\n  backupfuse plugin create /backups/web01-1122.bfi /vms/web01.vhdx");
+        var group = new Command("plugin", "Manage plugin files (small *.vhdx/.vhd/.vmdk/.img/.raw pointers to backup points).\n\nExample:\n  backupfuse plugin create /backups/web01-1122.bfi /vms/web01.vhdx");
         group.Subcommands.Add(create);
         return group;
     }

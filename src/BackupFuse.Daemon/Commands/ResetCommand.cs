@@ -21,8 +21,8 @@ public static class ResetCommand
         {
             string pluginPath = Path.GetFullPath(parse.GetValue(plugin)!);
             var point = BackupPointResolver.Resolve(pluginPath);
-            // A plugin reads as a VHDX through its mount; anything else has no changes to drop.
-            if (point.Plugin == null && !(point.IsVhdx && IsInMount(pluginPath)))
+            // A plugin reads as its disk (VHDX, raw, VHD, VMDK) through its mount; anything else has no changes to drop.
+            if (point.Plugin == null && !((point.IsVhdx || PluginFormats.FromPath(pluginPath) != null) && IsInMount(pluginPath)))
             {
                 throw new CliError($"{pluginPath}: not a plugin file; nothing to reset");
             }

@@ -8,8 +8,10 @@ using Serilog;
 namespace BackupFuse.Daemon.Mounting;
 
 // Design notes:
-// - Decides which files of the mounted directory are plugins: a regular file named *.vhdx, at most 64 KiB, whose
-//   first line is the plugin magic. Anything else (a real VHDX, a file too big, another name) passes through.
+// - Decides which files of the mounted directory are plugins: a regular file named *.vhdx, *.vhd, *.vmdk, *.img or
+//   *.raw, at most 64 KiB, whose first line is the plugin magic. Anything else (a real disk image, a file too big,
+//   another name) passes through. The extension chooses the format it is presented in (PluginFormat), over the same
+//   stack; the size and allocated bytes shown are the chosen format's.
 // - One entry per plugin path, keyed by the underlying file's (device, inode, size, mtime): editing or replacing
 //   the plugin makes a new entry. Probe needs only sizes: it opens the chain briefly and keeps the numbers.
 // - Opening builds the stack (chain, changes, synthesized VHDX) once, shared by every open handle; the last close
@@ -35,7 +37,7 @@ namespace BackupFuse.Daemon.Mounting;
 //   lookups of the same plugin wait for each other; no lock is held across the I/O of loading (opening a chain may be
 //   slow: a slow disk, a network file system), and one slow plugin never blocks the others.
 
-/// <summary>Presents plugin files as synthesized VHDX files.</summary>
+/// <summary>Presents plugin files as synthesized disk files (VHDX, raw, VHD or VMDK, by extension).</summary>
 public sealed class PluginProvider(BackupPointOpener opener, PluginProviderOptions options) : IVirtualFileProvider, IDisposable
 {
     /// <summary>How long a failed plugin entry is kept before the next lookup tries again (unless the catalog changed).</summary>
@@ -84,7 +86,7 @@ public sealed class PluginProvider(BackupPointOpener opener, PluginProviderOptio
     }
 
     private static bool IsCandidate(string relativePath, in UnderlyingFileStat stat) =>
-        stat.IsRegularFile && stat.Size <= PluginFile.MaxSize && relativePath.EndsWith(".vhdx", StringComparison.OrdinalIgnoreCase);
+        stat.IsRegularFile && stat.Size <= PluginFile.MaxSize && PluginFormats.FromPath(relativePath) != null;
 
     private PluginEntry? GetEntry(UnderlyingDirectory directory, string relativePath, in UnderlyingFileStat stat)
     {
@@ -157,18 +159,21 @@ public sealed class PluginProvider(BackupPointOpener opener, PluginProviderOptio
             VirtualFileInfo info;
             string imagePath;
             var owner = PluginOwner.Of(stat.Uid);
+            var format = PluginFormats.FromPath(relativePath) ?? PluginFormat.Vhdx;
+            string fileName = Path.GetFileName(relativePath);
             using (var chain = opener.Open(plugin, relativePath, owner))
             using (var vhdx = new SynthesizedVhdx(chain.CreateSource(), chain.Top.Id))
             {
-                info = new VirtualFileInfo(vhdx.Length, VirtualFiles.CountAllocatedBytes(vhdx), writable, stat.ModifiedUtc);
+                var served = BackupPointStack.Present(format, vhdx, vhdx.Layout, chain.Top.Header.CreatedUtc, fileName);
+                info = new VirtualFileInfo(served.Length, VirtualFiles.CountAllocatedBytes(served), writable, stat.ModifiedUtc);
                 imagePath = chain.Top.Path;
-                Log.Information("{Plugin}: backup point {Image} ({Id}), VHDX of {Size} bytes{Mode}", relativePath, imagePath, chain.Top.Id, vhdx.Length, writable ? string.Empty : ", read-only");
+                Log.Information("{Plugin}: backup point {Image} ({Id}), {Format} of {Size} bytes{Mode}", relativePath, imagePath, chain.Top.Id, format.Describe(), served.Length, writable ? string.Empty : ", read-only");
             }
 
             var changes = writable ? options.ChangesFor(directory, relativePath) : null;
             uint ownerUid = stat.Uid;
             var identity = new StackIdentity(plugin.ImagePath, plugin.ImageId, plugin.Pristine, ownerUid, writable);
-            var stack = StackFor(relativePath, identity, () => BackupPointStack.Open(opener.Open(plugin, relativePath, PluginOwner.Of(ownerUid)), plugin, changes, create: true, exclusive: true));
+            var stack = StackFor(relativePath, identity, () => BackupPointStack.Open(opener.Open(plugin, relativePath, PluginOwner.Of(ownerUid)), plugin, changes, create: true, exclusive: true, format, fileName));
             return new PluginEntry(key, IsPlugin: true, info, stack, null, generation, loadedAt);
         }
         catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
