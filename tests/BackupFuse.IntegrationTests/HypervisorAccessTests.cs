@@ -50,11 +50,11 @@ public sealed class HypervisorAccessTests : IDisposable
         _dir.Dispose();
     }
 
-    /// <summary>The plugin kinds QEMU opens, as (plugin file name, QEMU format); other formats are added here.</summary>
+    /// <summary>The plugin kinds QEMU opens, as (plugin file name, QEMU format): every plugin format.</summary>
     public static TheoryData<string, string, string> CacheModes()
     {
         var data = new TheoryData<string, string, string>();
-        foreach (var (plugin, format) in new[] { ("disk.vhdx", "vhdx") })
+        foreach (var (plugin, format) in new[] { ("disk.vhdx", "vhdx"), ("disk.img", "raw"), ("disk.vhd", "vpc"), ("disk.vmdk", "vmdk") })
         {
             data.Add(plugin, format, "none");      // cache=none: O_DIRECT opens, aio=threads
             data.Add(plugin, format, "native");    // cache=none,aio=native (Linux AIO needs O_DIRECT)
@@ -94,8 +94,12 @@ public sealed class HypervisorAccessTests : IDisposable
         // Another process through the page cache sees the same bytes; the image stays consistent.
         result = QemuIo(plugin, format, [], "read -P 0x6b 1000 3000", $"read -P 0x7c {DiskSize - (3 << 20)} 2M");
         Assert.True(result.ExitCode == 0, $"cached read-back after {mode}: {result.Output}");
-        var check = ExternalTool.Run("qemu-img", ["check", "-T", mode == "io_uring-cached" ? "writeback" : "none", "-f", format, plugin]);
-        Assert.True(check.ExitCode == 0 && check.StdOut.Contains("No errors were found", StringComparison.Ordinal), check.Output);
+        if (format is "vhdx" or "vmdk")
+        {
+            // qemu-img has no check for raw and vpc.
+            var check = ExternalTool.Run("qemu-img", ["check", "-T", mode == "io_uring-cached" ? "writeback" : "none", "-f", format, plugin]);
+            Assert.True(check.ExitCode == 0 && check.StdOut.Contains("No errors were found", StringComparison.Ordinal), check.Output);
+        }
     }
 
     [Fact]
