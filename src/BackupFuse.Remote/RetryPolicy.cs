@@ -1,0 +1,88 @@
+using System.Diagnostics;
+
+namespace BackupFuse.Remote;
+
+// Design notes:
+// - One retry loop for every remote request (S3 and HTTP, reads, listings, uploads), so that every request has a
+//   timeout (nothing hangs), transient failures are retried the same way, and every failure that stands becomes ONE
+//   exception with one line: "<what>: <reason> (after N attempts in S s)". <what> names the object URL and the
+//   offset; it never holds a credential or a signed query (RemoteLocation refuses both).
+// - Backoff: exponential with full jitter (AWS's recommendation): the n-th wait is uniform in [0, min(MaxDelay,
+//   FirstDelay * 2^n)], so many readers that failed together do not come back together. The loop gives up when the
+//   next wait would pass Deadline (counted from the first attempt), so a read fails within about Deadline + one
+//   RequestTimeout.
+// - Classification belongs to the caller (S3 error codes differ from HTTP statuses): NotFound becomes
+//   FileNotFoundException, everything else IOException. A timeout of an attempt (RequestTimeout) is transient.
+// - Synchronous on purpose: IImageObject.ReadExactly is synchronous (FUSE threads block anyway); the attempt itself
+//   is asynchronous and waited for here. Thread-safe (no state but the settings).
+
+/// <summary>Retries a remote request with exponential backoff and full jitter, within a deadline.</summary>
+public sealed class RetryPolicy
+{
+    /// <summary>The settings for reads and listings: 100 ms doubling to 5 s, 30 s in all, 15 s per attempt.</summary>
+    public static RetryPolicy Default { get; } = new();
+
+    /// <summary>First backoff (before the second attempt).</summary>
+    public TimeSpan FirstDelay { get; init; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>Longest single backoff.</summary>
+    public TimeSpan MaxDelay { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>No new attempt starts later than this after the first one.</summary>
+    public TimeSpan Deadline { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Longest time one attempt may take (connect, answer and body).</summary>
+    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>
+    /// Runs <paramref name="attempt"/> until it succeeds, fails for good, or the deadline passes.
+    /// <paramref name="what"/> starts every message (e.g. "s3://b/k: read of 4096 bytes at offset 512").
+    /// </summary>
+    /// <exception cref="FileNotFoundException">The object does not exist.</exception>
+    /// <exception cref="IOException">Any other failure that stands.</exception>
+    public T Run<T>(string what, Func<CancellationToken, Task<T>> attempt, Func<Exception, RemoteError?> classify, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(attempt);
+        ArgumentNullException.ThrowIfNull(classify);
+        var clock = Stopwatch.StartNew();
+        for (int n = 0; ; n++)
+        {
+            RemoteError error;
+            Exception failure;
+            using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+            {
+                timeout.CancelAfter(RequestTimeout);
+                try
+                {
+                    return attempt(timeout.Token).GetAwaiter().GetResult();
+                }
+                catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
+                {
+                    failure = e;
+                    error = new RemoteError(RemoteErrorKind.Transient, $"no answer within {RequestTimeout.TotalSeconds:0.#} s");
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    failure = e;
+                    error = e is RemoteAttemptException known ? known.Error
+                        : classify(e) ?? RemoteError.FromTransport(e) ?? new RemoteError(RemoteErrorKind.Final, $"request failed ({e.GetType().Name})");
+                }
+            }
+
+            var wait = TimeSpan.FromMilliseconds(Random.Shared.NextDouble() * Math.Min(MaxDelay.TotalMilliseconds, FirstDelay.TotalMilliseconds * Math.Pow(2, n)));
+            if (error.Kind != RemoteErrorKind.Transient || clock.Elapsed + wait > Deadline)
+            {
+                string tries = n == 0 ? string.Empty : $" (after {n + 1} attempts in {clock.Elapsed.TotalSeconds:0.#} s)";
+                string message = $"{what}: {error.Reason}{tries}";
+                // The inner exception is kept out on purpose: SDK messages may quote request details.
+                _ = failure;
+                throw error.Kind == RemoteErrorKind.NotFound ? new FileNotFoundException(message) : new IOException(message);
+            }
+
+            if (cancellationToken.WaitHandle.WaitOne(wait))
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+            }
+        }
+    }
+}

@@ -1,0 +1,48 @@
+using Amazon.Runtime;
+using Amazon.S3;
+
+namespace BackupFuse.Remote;
+
+/// <summary>
+/// Classifies S3 failures for <see cref="RetryPolicy"/>. Reasons use the status and the S3 error code only, never the
+/// SDK's message (it may quote the request: the access key id, the canonical request).
+/// </summary>
+internal static class S3Errors
+{
+    public static RemoteError? Classify(Exception e)
+    {
+        switch (e)
+        {
+            case AmazonS3Exception s3:
+                int status = (int)s3.StatusCode;
+                string code = string.IsNullOrEmpty(s3.ErrorCode) ? $"HTTP {status}" : $"{s3.ErrorCode}, HTTP {status}";
+                if (s3.ErrorCode is "SlowDown" or "RequestTimeout" or "InternalError" or "ServiceUnavailable" or "RequestTimeTooSkewed" && status != 403)
+                {
+                    return new RemoteError(RemoteErrorKind.Transient, $"S3 answered {code}");
+                }
+
+                return status switch
+                {
+                    404 => new RemoteError(RemoteErrorKind.NotFound, s3.ErrorCode == "NoSuchBucket" ? $"no such bucket ({code})" : $"no such object ({code})"),
+                    401 or 403 => new RemoteError(RemoteErrorKind.Denied, $"access denied ({code}): check the credentials (environment, profile or role) and the bucket policy"),
+                    0 => RemoteError.FromTransport(e) ?? new RemoteError(RemoteErrorKind.Transient, "no answer from the S3 endpoint"),
+                    _ => RemoteError.FromStatus(status) with { Reason = $"S3 answered {code}" },
+                };
+            case AmazonServiceException service when (int)service.StatusCode != 0:
+                return RemoteError.FromStatus((int)service.StatusCode);
+            case AmazonClientException client when RemoteError.FromTransport(client) is { } transport:
+                return transport;
+            case AmazonClientException:
+                // No credentials found, no region...: the SDK's own sentence is about configuration, not a secret.
+                return new RemoteError(RemoteErrorKind.Final, $"S3 client error: {FirstLine(e.Message)}");
+            default:
+                return null;
+        }
+    }
+
+    private static string FirstLine(string text)
+    {
+        int nl = text.IndexOfAny(['\r', '\n']);
+        return nl < 0 ? text : text[..nl];
+    }
+}
