@@ -1,15 +1,13 @@
 using System.Buffers;
-using System.Net;
-using System.Net.Http.Headers;
 using BackupFuse.BackupImage.Reading;
 using BackupFuse.BackupImage.Storage;
 
 namespace BackupFuse.Remote;
 
 // Design notes:
-// - One GET with a Range header per read. The answer must be 206 with a Content-Range of exactly the range asked
-//   for and the object's length: a server that ignores ranges (200) or answers another range is refused, never
-//   served (it would be wrong bytes).
+// - One synchronous GET with a Range header per read (HttpRange): the answer must be 206 with a Content-Range of
+//   exactly the range asked for and the object's length: a server that ignores ranges (200) or answers another range
+//   is refused, never served (it would be wrong bytes).
 // - Length: HEAD's Content-Length, else (HEAD refused or no length) the total of a "Range: bytes=0-0" GET's
 //   Content-Range. A listing's size saves both.
 // - Redirects are not followed (HttpRemoteClient): the URL named is the one read, so the root rule holds.
@@ -47,7 +45,7 @@ public sealed class HttpImageObject : IImageObject
         ArgumentNullException.ThrowIfNull(client);
         ArgumentNullException.ThrowIfNull(location);
         ArgumentNullException.ThrowIfNull(retry);
-        long length = knownLength ?? retry.Run($"{location.Url}: cannot open", ct => LengthAttempt(client, location, ct), _ => null);
+        long length = knownLength ?? retry.RunSync($"{location.Url}: cannot open", ct => HttpRange.Length(client, location.Url, location.Url, ct, Failure), _ => null);
         return new HttpImageObject(client, location, length, retry);
     }
 
@@ -68,7 +66,7 @@ public sealed class HttpImageObject : IImageObject
         byte[] buffer = ArrayPool<byte>.Shared.Rent(count);
         try
         {
-            _retry.Run($"{Location}: read of {count} bytes at offset {offset}", ct => ReadAttempt(offset, buffer, count, ct), _ => null);
+            _retry.RunSync($"{Location}: read of {count} bytes at offset {offset}", ct => HttpRange.Read(_client, Location, offset, buffer, count, Length, ct, Failure), _ => null);
             buffer.AsSpan(0, count).CopyTo(destination);
         }
         finally
@@ -93,68 +91,5 @@ public sealed class HttpImageObject : IImageObject
     /// <inheritdoc/>
     public override string ToString() => Location;
 
-    private static async Task<long> LengthAttempt(HttpClient client, RemoteLocation location, CancellationToken ct)
-    {
-        using (var head = new HttpRequestMessage(HttpMethod.Head, location.Url))
-        using (var answer = await client.SendAsync(head, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false))
-        {
-            if (answer.IsSuccessStatusCode && answer.Content.Headers.ContentLength is { } length)
-            {
-                return length;
-            }
-
-            if ((int)answer.StatusCode is not (405 or 501) && !answer.IsSuccessStatusCode)
-            {
-                throw new RemoteAttemptException(RemoteError.FromStatus((int)answer.StatusCode));
-            }
-        }
-
-        using var probe = new HttpRequestMessage(HttpMethod.Get, location.Url);
-        probe.Headers.Range = new RangeHeaderValue(0, 0);
-        using var response = await client.SendAsync(probe, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
-        if (response.StatusCode != HttpStatusCode.PartialContent)
-        {
-            throw new RemoteAttemptException(response.IsSuccessStatusCode
-                ? new RemoteError(RemoteErrorKind.Final, $"the server does not serve byte ranges (HTTP {(int)response.StatusCode} to a range request)")
-                : RemoteError.FromStatus((int)response.StatusCode));
-        }
-
-        return response.Content.Headers.ContentRange?.Length
-            ?? throw new RemoteAttemptException(new RemoteError(RemoteErrorKind.Final, "the server gives no object length (no Content-Length, no Content-Range total)"));
-    }
-
-    private async Task<bool> ReadAttempt(long offset, byte[] buffer, int count, CancellationToken ct)
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Get, Location);
-        request.Headers.Range = new RangeHeaderValue(offset, offset + count - 1);
-        using var response = await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
-        if (response.StatusCode != HttpStatusCode.PartialContent)
-        {
-            throw new RemoteAttemptException(response.IsSuccessStatusCode
-                ? new RemoteError(RemoteErrorKind.Final, $"the server ignored the byte range (HTTP {(int)response.StatusCode} instead of 206)")
-                : RemoteError.FromStatus((int)response.StatusCode));
-        }
-
-        var range = response.Content.Headers.ContentRange;
-        if (range is null || range.Unit != "bytes" || range.From != offset || range.To != offset + count - 1 || range.Length != Length)
-        {
-            throw new RemoteAttemptException(new RemoteError(RemoteErrorKind.Final,
-                $"the server answered range '{range}' instead of 'bytes {offset}-{offset + count - 1}/{Length}' (has the object changed?)"));
-        }
-
-        using var body = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
-        int done = 0;
-        while (done < count)
-        {
-            int n = await body.ReadAsync(buffer.AsMemory(done, count - done), ct).ConfigureAwait(false);
-            if (n == 0)
-            {
-                throw new RemoteAttemptException(new RemoteError(RemoteErrorKind.Transient, $"the answer ended after {done} of {count} bytes"));
-            }
-
-            done += n;
-        }
-
-        return true;
-    }
+    private static RemoteError Failure(HttpResponseMessage response) => RemoteError.FromStatus((int)response.StatusCode);
 }

@@ -52,7 +52,7 @@ public sealed class RemoteStores : IDisposable
     public IImageRepository Repository(string root)
     {
         var location = RemoteLocation.ParseRoot(root);
-        return location.Kind == RemoteKind.S3 ? new S3Repository(_s3.Value, location, Options) : new HttpRepository(_http.Value, location, Options);
+        return location.Kind == RemoteKind.S3 ? new S3Repository(_s3.Value, _http.Value, location, Options) : new HttpRepository(_http.Value, location, Options);
     }
 
     /// <summary>

@@ -13,8 +13,11 @@ namespace BackupFuse.Remote;
 //   RequestTimeout.
 // - Classification belongs to the caller (S3 error codes differ from HTTP statuses): NotFound becomes
 //   FileNotFoundException, everything else IOException. A timeout of an attempt (RequestTimeout) is transient.
-// - Synchronous on purpose: IImageObject.ReadExactly is synchronous (FUSE threads block anyway); the attempt itself
-//   is asynchronous and waited for here. Thread-safe (no state but the settings).
+// - Synchronous on purpose: IImageObject.ReadExactly is synchronous, and its callers are often thread-pool threads
+//   (verify's Parallel.For, the cache's parallel loads). Reads therefore use RunSync with synchronous HTTP
+//   (HttpClient.Send: no thread-pool thread is needed for the answer); waiting here on an asynchronous attempt
+//   starved the pool under parallel reads (every answer queued behind the blocked readers until the timeouts).
+//   The asynchronous overload is for rare calls (listing, upload parts). Thread-safe (no state but the settings).
 
 /// <summary>Retries a remote request with exponential backoff and full jitter, within a deadline.</summary>
 public sealed class RetryPolicy
@@ -35,12 +38,26 @@ public sealed class RetryPolicy
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(15);
 
     /// <summary>
-    /// Runs <paramref name="attempt"/> until it succeeds, fails for good, or the deadline passes.
-    /// <paramref name="what"/> starts every message (e.g. "s3://b/k: read of 4096 bytes at offset 512").
+    /// Runs the asynchronous <paramref name="attempt"/> (SDK calls: listings, uploads) until it succeeds, fails for
+    /// good, or the deadline passes. <paramref name="what"/> starts every message. Not for reads on hot paths: a
+    /// thread that waits here needs a free thread-pool thread for the answer (use the synchronous overload).
     /// </summary>
     /// <exception cref="FileNotFoundException">The object does not exist.</exception>
     /// <exception cref="IOException">Any other failure that stands.</exception>
     public T Run<T>(string what, Func<CancellationToken, Task<T>> attempt, Func<Exception, RemoteError?> classify, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(attempt);
+        return RunSync(what, ct => attempt(ct).GetAwaiter().GetResult(), classify, cancellationToken);
+    }
+
+    /// <summary>
+    /// Runs the synchronous <paramref name="attempt"/> until it succeeds, fails for good, or the deadline passes
+    /// (e.g. "s3://b/k: read of 4096 bytes at offset 512"). The attempt must give up when its token is cancelled (the
+    /// per-attempt timeout); whatever it throws then counts as a timeout.
+    /// </summary>
+    /// <exception cref="FileNotFoundException">The object does not exist.</exception>
+    /// <exception cref="IOException">Any other failure that stands.</exception>
+    public T RunSync<T>(string what, Func<CancellationToken, T> attempt, Func<Exception, RemoteError?> classify, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(attempt);
         ArgumentNullException.ThrowIfNull(classify);
@@ -48,22 +65,20 @@ public sealed class RetryPolicy
         for (int n = 0; ; n++)
         {
             RemoteError error;
-            Exception failure;
             using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
             {
                 timeout.CancelAfter(RequestTimeout);
                 try
                 {
-                    return attempt(timeout.Token).GetAwaiter().GetResult();
+                    return attempt(timeout.Token);
                 }
-                catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
+                catch (Exception) when (timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
                 {
-                    failure = e;
                     error = new RemoteError(RemoteErrorKind.Transient, $"no answer within {RequestTimeout.TotalSeconds:0.#} s");
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
-                    failure = e;
+                    // The inner exception is not kept: SDK and transport messages may quote request details.
                     error = e is RemoteAttemptException known ? known.Error
                         : classify(e) ?? RemoteError.FromTransport(e) ?? new RemoteError(RemoteErrorKind.Final, $"request failed ({e.GetType().Name})");
                 }
@@ -74,8 +89,6 @@ public sealed class RetryPolicy
             {
                 string tries = n == 0 ? string.Empty : $" (after {n + 1} attempts in {clock.Elapsed.TotalSeconds:0.#} s)";
                 string message = $"{what}: {error.Reason}{tries}";
-                // The inner exception is kept out on purpose: SDK messages may quote request details.
-                _ = failure;
                 throw error.Kind == RemoteErrorKind.NotFound ? new FileNotFoundException(message) : new IOException(message);
             }
 

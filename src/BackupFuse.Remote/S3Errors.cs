@@ -40,6 +40,28 @@ internal static class S3Errors
         }
     }
 
+    /// <summary>Classifies an error answer to a presigned request, by status and the &lt;Code&gt; of its XML body.</summary>
+    public static RemoteError FromResponse(HttpResponseMessage response)
+    {
+        int status = (int)response.StatusCode;
+        string? code = null;
+        try
+        {
+            using var body = response.Content.ReadAsStream();
+            byte[] head = new byte[8192];
+            int n = body.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
+            var match = System.Text.RegularExpressions.Regex.Match(System.Text.Encoding.UTF8.GetString(head, 0, n), "<Code>([A-Za-z0-9.]{1,64})</Code>");
+            code = match.Success ? match.Groups[1].Value : null;
+        }
+        catch (Exception e) when (e is IOException or HttpRequestException or ObjectDisposedException)
+        {
+            // No body: the status alone decides.
+        }
+
+        var error = Classify(new AmazonS3Exception("error answer") { StatusCode = response.StatusCode, ErrorCode = code });
+        return error ?? RemoteError.FromStatus(status);
+    }
+
     private static string FirstLine(string text)
     {
         int nl = text.IndexOfAny(['\r', '\n']);

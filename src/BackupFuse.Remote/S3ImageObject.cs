@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Globalization;
 using Amazon.S3;
 using Amazon.S3.Model;
 using BackupFuse.BackupImage.Reading;
@@ -8,10 +7,12 @@ using BackupFuse.BackupImage.Storage;
 namespace BackupFuse.Remote;
 
 // Design notes:
-// - One ranged GetObject per read, straight into a pooled buffer that is then copied into the caller's span (a span
-//   cannot cross an await). The answer must be the range asked for: 206 (or 200 for the whole object) with exactly
-//   the requested length and, when given, a matching Content-Range; anything else is retried and never served.
-// - Length comes from the listing (no extra request) or a HeadObject at open. Images are immutable, so it never
+// - One ranged GET per read, synchronous (HttpRange) on a URL presigned by the SDK for that request (signed with the
+//   default credential chain; valid 15 minutes): the SDK's own calls are asynchronous only, and waiting for them on
+//   a thread-pool thread starved the pool under parallel reads (RetryPolicy). The answer must be 206 with exactly
+//   the range asked for; anything else is never served. The presigned URL holds a signature: it never appears in a
+//   message (messages name Location).
+// - Length comes from the listing (no extra request) or a presigned HEAD at open. Images are immutable, so it never
 //   changes; a read past it is a truncated image (InvalidDataException), not a network problem.
 // - No caching here (RemoteRepositoryOptions.WrapObject adds it); Refetch answers false, Prefetch does nothing.
 // - Thread-safe: the S3 client is, and nothing else changes after open. The client is shared, not owned.
@@ -20,12 +21,14 @@ namespace BackupFuse.Remote;
 public sealed class S3ImageObject : IImageObject
 {
     private readonly IAmazonS3 _client;
+    private readonly HttpClient _http;
     private readonly RemoteLocation _location;
     private readonly RetryPolicy _retry;
 
-    private S3ImageObject(IAmazonS3 client, RemoteLocation location, long length, RetryPolicy retry)
+    private S3ImageObject(IAmazonS3 client, HttpClient http, RemoteLocation location, long length, RetryPolicy retry)
     {
         _client = client;
+        _http = http;
         _location = location;
         _retry = retry;
         Length = length;
@@ -43,16 +46,17 @@ public sealed class S3ImageObject : IImageObject
     /// <summary>Opens the object at <paramref name="location"/>; <paramref name="knownLength"/> (from a listing) saves the HeadObject.</summary>
     /// <exception cref="FileNotFoundException">No such object.</exception>
     /// <exception cref="IOException">The object cannot be reached (after retries) or access is denied.</exception>
-    public static S3ImageObject Open(IAmazonS3 client, RemoteLocation location, RetryPolicy retry, long? knownLength = null)
+    public static S3ImageObject Open(IAmazonS3 client, HttpClient http, RemoteLocation location, RetryPolicy retry, long? knownLength = null)
     {
         ArgumentNullException.ThrowIfNull(client);
+        ArgumentNullException.ThrowIfNull(http);
         ArgumentNullException.ThrowIfNull(location);
         ArgumentNullException.ThrowIfNull(retry);
-        long length = knownLength ?? retry.Run(
+        long length = knownLength ?? retry.RunSync(
             $"{location.Url}: cannot open",
-            async ct => (await client.GetObjectMetadataAsync(new GetObjectMetadataRequest { BucketName = location.Bucket, Key = location.Key }, ct).ConfigureAwait(false)).ContentLength,
+            ct => HttpRange.Length(http, Presign(client, location, HttpVerb.HEAD), null, ct, S3Errors.FromResponse),
             S3Errors.Classify);
-        return new S3ImageObject(client, location, length, retry);
+        return new S3ImageObject(client, http, location, length, retry);
     }
 
     /// <inheritdoc/>
@@ -72,7 +76,10 @@ public sealed class S3ImageObject : IImageObject
         byte[] buffer = ArrayPool<byte>.Shared.Rent(count);
         try
         {
-            _retry.Run($"{Location}: read of {count} bytes at offset {offset}", ct => ReadAttempt(offset, buffer, count, ct), S3Errors.Classify);
+            _retry.RunSync(
+                $"{Location}: read of {count} bytes at offset {offset}",
+                ct => HttpRange.Read(_http, Presign(_client, _location, HttpVerb.GET), offset, buffer, count, Length, ct, S3Errors.FromResponse),
+                S3Errors.Classify);
             buffer.AsSpan(0, count).CopyTo(destination);
         }
         finally
@@ -97,35 +104,16 @@ public sealed class S3ImageObject : IImageObject
     /// <inheritdoc/>
     public override string ToString() => Location;
 
-    private async Task<bool> ReadAttempt(long offset, byte[] buffer, int count, CancellationToken ct)
+    private static string Presign(IAmazonS3 client, RemoteLocation location, HttpVerb verb)
     {
-        var request = new GetObjectRequest { BucketName = _location.Bucket, Key = _location.Key, ByteRange = new ByteRange(offset, offset + count - 1) };
-        using var response = await _client.GetObjectAsync(request, ct).ConfigureAwait(false);
-        bool whole = offset == 0 && count == Length;
-        if (response.HttpStatusCode != System.Net.HttpStatusCode.PartialContent && !(whole && response.HttpStatusCode == System.Net.HttpStatusCode.OK))
+        bool plainHttp = client.Config.ServiceURL?.StartsWith("http://", StringComparison.OrdinalIgnoreCase) == true;
+        return client.GetPreSignedURL(new GetPreSignedUrlRequest
         {
-            throw new RemoteAttemptException(new RemoteError(RemoteErrorKind.Final, $"the server ignored the byte range (HTTP {(int)response.HttpStatusCode})"));
-        }
-
-        string expected = string.Create(CultureInfo.InvariantCulture, $"bytes {offset}-{offset + count - 1}/{Length}");
-        if (!string.IsNullOrEmpty(response.ContentRange) && response.ContentRange != expected)
-        {
-            throw new RemoteAttemptException(new RemoteError(RemoteErrorKind.Final, $"the server answered range '{response.ContentRange}' instead of '{expected}' (has the object changed?)"));
-        }
-
-        int done = 0;
-        var body = response.ResponseStream;
-        while (done < count)
-        {
-            int n = await body.ReadAsync(buffer.AsMemory(done, count - done), ct).ConfigureAwait(false);
-            if (n == 0)
-            {
-                throw new RemoteAttemptException(new RemoteError(RemoteErrorKind.Transient, $"the answer ended after {done} of {count} bytes"));
-            }
-
-            done += n;
-        }
-
-        return true;
+            BucketName = location.Bucket,
+            Key = location.Key,
+            Verb = verb,
+            Expires = DateTime.UtcNow.AddMinutes(15),
+            Protocol = plainHttp ? Protocol.HTTP : Protocol.HTTPS,
+        });
     }
 }

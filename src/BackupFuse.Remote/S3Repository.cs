@@ -19,14 +19,16 @@ namespace BackupFuse.Remote;
 public sealed class S3Repository : IImageRepository
 {
     private readonly IAmazonS3 _client;
+    private readonly HttpClient _http;
     private readonly RemoteLocation _root;
     private readonly RemoteRepositoryOptions _options;
     private readonly ConcurrentDictionary<string, long> _listedSizes = new(StringComparer.Ordinal);
 
-    /// <summary>A repository over <paramref name="root"/> (an S3 prefix ending in '/', or one image).</summary>
-    public S3Repository(IAmazonS3 client, RemoteLocation root, RemoteRepositoryOptions options)
+    /// <summary>A repository over <paramref name="root"/> (an S3 prefix ending in '/', or one image); reads go through <paramref name="http"/>.</summary>
+    public S3Repository(IAmazonS3 client, HttpClient http, RemoteLocation root, RemoteRepositoryOptions options)
     {
         ArgumentNullException.ThrowIfNull(client);
+        ArgumentNullException.ThrowIfNull(http);
         ArgumentNullException.ThrowIfNull(root);
         ArgumentNullException.ThrowIfNull(options);
         if (root.Kind != RemoteKind.S3)
@@ -35,6 +37,7 @@ public sealed class S3Repository : IImageRepository
         }
 
         _client = client;
+        _http = http;
         _root = root;
         _options = options;
     }
@@ -92,7 +95,7 @@ public sealed class S3Repository : IImageRepository
             throw new IOException($"{address}: not inside {Location}");
         }
 
-        IImageObject image = S3ImageObject.Open(_client, location, _options.Retry, _listedSizes.TryGetValue(location.Url, out long size) ? size : null);
+        IImageObject image = S3ImageObject.Open(_client, _http, location, _options.Retry, _listedSizes.TryGetValue(location.Url, out long size) ? size : null);
         return _options.WrapObject?.Invoke(image) ?? image;
     }
 
