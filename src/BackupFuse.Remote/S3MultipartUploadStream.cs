@@ -37,6 +37,7 @@ public sealed class S3MultipartUploadStream : Stream
     private readonly Action<string>? _warn;
     private readonly List<PartETag> _done = [];
     private readonly Queue<Task<PartETag>> _inFlight = new();
+    private readonly CancellationTokenSource _abandon = new();
     private byte[] _part;
     private int _filled;
     private int _nextPart = 1;
@@ -208,6 +209,8 @@ public sealed class S3MultipartUploadStream : Stream
             {
                 Abort();
             }
+
+            _abandon.Dispose();
         }
 
         base.Dispose(disposing);
@@ -251,7 +254,7 @@ public sealed class S3MultipartUploadStream : Stream
             };
             var response = await _client.UploadPartAsync(request, ct).ConfigureAwait(false);
             return new PartETag(number, response.ETag);
-        }, S3Errors.Classify);
+        }, S3Errors.Classify, _abandon.Token);
 
     private PartETag WaitOldest()
     {
@@ -270,6 +273,7 @@ public sealed class S3MultipartUploadStream : Stream
 
     private void Abort()
     {
+        _abandon.Cancel(); // parts still uploading stop now: their bytes are not wanted any more
         foreach (var task in _inFlight)
         {
             try

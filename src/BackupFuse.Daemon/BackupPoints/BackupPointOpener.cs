@@ -106,8 +106,9 @@ public sealed class BackupPointOpener : IDisposable
         ArgumentException.ThrowIfNullOrEmpty(imagePath);
         if (ImageAddress.IsRemote(imagePath))
         {
-            RequireInsideRoots(imagePath, imagePath);
-            return OpenChecked(imagePath, imagePath, owner);
+            return RemoteExists(imagePath, imagePath)
+                ? OpenChecked(imagePath, imagePath, owner)
+                : throw new FileNotFoundException($"{imagePath}: no such object", imagePath);
         }
 
         if (UnixFile.TryStat(imagePath) == null)
