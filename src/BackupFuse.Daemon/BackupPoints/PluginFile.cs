@@ -124,7 +124,7 @@ public sealed record PluginFile(int FormatVersion, string ImagePath, Guid ImageI
         }
         else if (string.IsNullOrEmpty(image) || !Path.IsPathFullyQualified(image))
         {
-            throw new InvalidDataException($"{name}: damaged plugin file: 'image = <absolute path or URL>' is missing");
+            throw new InvalidDataException($"{name}: damaged plugin file: 'image = <absolute path>' is missing (a path, or an s3:// or http(s):// URL)");
         }
 
         if (id is null)
