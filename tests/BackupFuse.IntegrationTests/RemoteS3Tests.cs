@@ -209,6 +209,44 @@ public sealed class RemoteS3Tests : IClassFixture<S3rverFixture>
         Assert.Contains("lies outside the --images", daemon.Log, StringComparison.Ordinal);
     }
 
+    [SkippableFact]
+    public void Reads_during_an_outage_fail_with_EIO_and_succeed_after_it_without_a_restart()
+    {
+        Prerequisite.SkipIf(_s3.Missing);
+        Prerequisite.Tool("qemu-img", "qemu-utils");
+        var (p0, _) = Disks("t9");
+        _s3.Ok("backup", p0, "s3://bkt/t9/full.bfi");
+        string vms = Directory.CreateDirectory(Dir["t9-vms"]).FullName;
+        string plugin = Path.Combine(vms, "full.vhdx");
+        _s3.Ok("plugin", "create", "s3://bkt/t9/full.bfi", plugin);
+        using var relay = new RemoteTcpRelay(_s3.Port);
+        using var daemon = DaemonProcess.StartWithEnv(vms, _s3.Env, vms, "--images", "s3://bkt/t9/", "--s3-endpoint", $"http://127.0.0.1:{relay.Port}", "--read-only");
+        using (var f = new FileStream(plugin, FileMode.Open, FileAccess.Read, FileShare.Read, 1))
+        {
+            var head = new byte[4096];
+            f.ReadExactly(head); // opened while the store is up: header, trailer and index are read
+
+            relay.Refuse = true; // the store goes down
+            var clock = Stopwatch.StartNew();
+            var middle = new byte[8 << 20];
+            f.Position = 16L << 20;
+            var e = Assert.ThrowsAny<IOException>(() => f.ReadExactly(middle));
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(90), $"the failing read took {clock.Elapsed}");
+            Assert.False(daemon.HasExited, daemon.Log);
+            Assert.Contains("s3://bkt/t9/full.bfi: read of ", daemon.Log, StringComparison.Ordinal);
+            Assert.Contains(" at offset ", daemon.Log, StringComparison.Ordinal);
+            _ = e;
+
+            relay.Refuse = false; // back: the same read succeeds, nothing to restart
+            f.Position = 16L << 20;
+            f.ReadExactly(middle);
+        }
+
+        Compare(plugin, p0);
+        daemon.Stop();
+        S3rverFixture.AssertNoSecret(daemon.Log);
+    }
+
     private static void Compare(string plugin, string raw)
     {
         var compare = ExternalTool.Run("qemu-img", ["compare", "-f", "vhdx", "-F", "raw", plugin, raw], TimeSpan.FromMinutes(3));

@@ -14,6 +14,7 @@ public sealed class RemoteTcpRelay : IDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly ManualResetEventSlim _running = new(true);
     private long _bytesUp;
+    private volatile bool _refuse;
 
     /// <summary>Relays connections to 127.0.0.1:<paramref name="targetPort"/>.</summary>
     public RemoteTcpRelay(int targetPort)
@@ -34,6 +35,13 @@ public sealed class RemoteTcpRelay : IDisposable
 
     /// <summary>Lets traffic flow again.</summary>
     public void Resume() => _running.Set();
+
+    /// <summary>While true, the "server" is down: new connections are closed at once, open ones at their next bytes.</summary>
+    public bool Refuse
+    {
+        get => _refuse;
+        set => _refuse = value;
+    }
 
     /// <inheritdoc/>
     public void Dispose()
@@ -66,6 +74,12 @@ public sealed class RemoteTcpRelay : IDisposable
         using (client)
         using (var server = new TcpClient())
         {
+            if (_refuse)
+            {
+                client.Client.LingerState = new LingerOption(true, 0); // a reset, as from a dead server
+                return;
+            }
+
             try
             {
                 await server.ConnectAsync(IPAddress.Loopback, _target, _stop.Token);
@@ -87,7 +101,7 @@ public sealed class RemoteTcpRelay : IDisposable
         {
             _running.Wait(_stop.Token);
             int n = await from.ReadAsync(buffer, _stop.Token);
-            if (n == 0)
+            if (n == 0 || _refuse)
             {
                 return;
             }
