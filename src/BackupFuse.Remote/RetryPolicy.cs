@@ -17,7 +17,8 @@ namespace BackupFuse.Remote;
 //   (verify's Parallel.For, the cache's parallel loads). Reads therefore use RunSync with synchronous HTTP
 //   (HttpClient.Send: no thread-pool thread is needed for the answer); waiting here on an asynchronous attempt
 //   starved the pool under parallel reads (every answer queued behind the blocked readers until the timeouts).
-//   The asynchronous overload is for rare calls (listing, upload parts). Thread-safe (no state but the settings).
+//   Run (waits for an asynchronous attempt) is for rare calls (listing, starting and completing an upload); upload
+//   parts use RunAsync and block no thread. Thread-safe (no state but the settings).
 
 /// <summary>Retries a remote request with exponential backoff and full jitter, within a deadline.</summary>
 public sealed class RetryPolicy
@@ -72,30 +73,68 @@ public sealed class RetryPolicy
                 {
                     return attempt(timeout.Token);
                 }
-                catch (Exception) when (timeout.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+                catch (Exception e) when (!cancellationToken.IsCancellationRequested)
                 {
-                    error = new RemoteError(RemoteErrorKind.Transient, $"no answer within {RequestTimeout.TotalSeconds:0.#} s");
-                }
-                catch (Exception e) when (e is not OperationCanceledException)
-                {
-                    // The inner exception is not kept: SDK and transport messages may quote request details.
-                    error = e is RemoteAttemptException known ? known.Error
-                        : classify(e) ?? RemoteError.FromTransport(e) ?? new RemoteError(RemoteErrorKind.Final, $"request failed ({e.GetType().Name})");
+                    error = Classify(e, timeout.IsCancellationRequested, classify);
                 }
             }
 
-            var wait = TimeSpan.FromMilliseconds(Random.Shared.NextDouble() * Math.Min(MaxDelay.TotalMilliseconds, FirstDelay.TotalMilliseconds * Math.Pow(2, n)));
-            if (error.Kind != RemoteErrorKind.Transient || clock.Elapsed + wait > Deadline)
-            {
-                string tries = n == 0 ? string.Empty : $" (after {n + 1} attempts in {clock.Elapsed.TotalSeconds:0.#} s)";
-                string message = $"{what}: {error.Reason}{tries}";
-                throw error.Kind == RemoteErrorKind.NotFound ? new FileNotFoundException(message) : new IOException(message);
-            }
-
+            var wait = Backoff(what, n, clock, error);
             if (cancellationToken.WaitHandle.WaitOne(wait))
             {
                 cancellationToken.ThrowIfCancellationRequested();
             }
         }
+    }
+
+    /// <summary>
+    /// Runs the asynchronous <paramref name="attempt"/> without blocking a thread (upload parts on the thread pool);
+    /// the same rules as <see cref="RunSync{T}"/>.
+    /// </summary>
+    /// <exception cref="FileNotFoundException">The object does not exist.</exception>
+    /// <exception cref="IOException">Any other failure that stands.</exception>
+    public async Task<T> RunAsync<T>(string what, Func<CancellationToken, Task<T>> attempt, Func<Exception, RemoteError?> classify, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(attempt);
+        ArgumentNullException.ThrowIfNull(classify);
+        var clock = Stopwatch.StartNew();
+        for (int n = 0; ; n++)
+        {
+            RemoteError error;
+            using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+            {
+                timeout.CancelAfter(RequestTimeout);
+                try
+                {
+                    return await attempt(timeout.Token).ConfigureAwait(false);
+                }
+                catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+                {
+                    error = Classify(e, timeout.IsCancellationRequested, classify);
+                }
+            }
+
+            await Task.Delay(Backoff(what, n, clock, error), cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private RemoteError Classify(Exception e, bool timedOut, Func<Exception, RemoteError?> classify) =>
+        timedOut ? new RemoteError(RemoteErrorKind.Transient, $"no answer within {RequestTimeout.TotalSeconds:0.#} s")
+        : e is RemoteAttemptException known ? known.Error
+        // The exception itself is not kept: SDK and transport messages may quote request details.
+        : classify(e) ?? RemoteError.FromTransport(e) ?? new RemoteError(RemoteErrorKind.Final, $"request failed ({e.GetType().Name})");
+
+    /// <summary>The wait before attempt <paramref name="n"/> + 2, or throws the one exception when the failure stands.</summary>
+    private TimeSpan Backoff(string what, int n, Stopwatch clock, RemoteError error)
+    {
+        var wait = TimeSpan.FromMilliseconds(Random.Shared.NextDouble() * Math.Min(MaxDelay.TotalMilliseconds, FirstDelay.TotalMilliseconds * Math.Pow(2, n)));
+        if (error.Kind != RemoteErrorKind.Transient || clock.Elapsed + wait > Deadline)
+        {
+            string tries = n == 0 ? string.Empty : $" (after {n + 1} attempts in {clock.Elapsed.TotalSeconds:0.#} s)";
+            string message = $"{what}: {error.Reason}{tries}";
+            throw error.Kind == RemoteErrorKind.NotFound ? new FileNotFoundException(message) : new IOException(message);
+        }
+
+        return wait;
     }
 }

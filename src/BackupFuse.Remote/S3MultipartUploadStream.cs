@@ -238,8 +238,8 @@ public sealed class S3MultipartUploadStream : Stream
         _inFlight.Enqueue(Task.Run(() => UploadPart(number, data, length, offset)));
     }
 
-    private PartETag UploadPart(int number, byte[] data, int length, long offset) =>
-        _retry.Run($"{Location}: upload of part {number} ({length} bytes at offset {offset})", async ct =>
+    private Task<PartETag> UploadPart(int number, byte[] data, int length, long offset) =>
+        _retry.RunAsync($"{Location}: upload of part {number} ({length} bytes at offset {offset})", async ct =>
         {
             using var body = new MemoryStream(data, 0, length, writable: false);
             var request = new UploadPartRequest
