@@ -192,6 +192,13 @@ public sealed class RemoteS3Tests : IClassFixture<S3rverFixture>
             Assert.Contains("access denied", lines[0], StringComparison.Ordinal);
             S3rverFixture.AssertNoSecret(r.Output);
         }
+
+        // A mount with refused credentials starts, says at once that the root cannot be listed, and shows no secret.
+        string vms = Directory.CreateDirectory(Dir["t7-vms"]).FullName;
+        using var daemon = DaemonProcess.StartWithEnv(vms, env, vms, "--images", "s3://bkt/t7/", "--s3-endpoint", _s3.Endpoint, "--read-only");
+        daemon.Stop();
+        Assert.Contains("s3://bkt/t7/: cannot list: access denied", daemon.Log, StringComparison.Ordinal);
+        S3rverFixture.AssertNoSecret(daemon.Log);
     }
 
     [SkippableFact]

@@ -170,6 +170,19 @@ public sealed class BackupPointOpener : IDisposable
         }
     }
 
+    /// <summary>
+    /// Logs a warning for every remote root that cannot be listed now (store down, credentials or policy refused), so
+    /// that a mount started against an unreachable store says so at once; lookups list it again on every miss.
+    /// </summary>
+    public void WarnAboutUnlistedRemoteRoots()
+    {
+        var remote = Roots.Repositories.Where(r => r.IsRemote).Select(r => r.Location).ToHashSet(StringComparer.Ordinal);
+        foreach (var problem in Catalog.Problems.Where(p => remote.Contains(p.Path)))
+        {
+            Log.Warning("{Reason}; its images are looked up again on every open", problem.Reason);
+        }
+    }
+
     /// <inheritdoc/>
     public void Dispose() => _watcher?.Dispose();
 

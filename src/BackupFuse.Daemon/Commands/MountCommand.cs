@@ -205,6 +205,7 @@ public static class MountCommand
         try
         {
             opener.RequireUsablePassphrase();
+            opener.WarnAboutUnlistedRemoteRoots();
             return opener;
         }
         catch
