@@ -32,8 +32,11 @@ internal static class S3Errors
                 return RemoteError.FromStatus((int)service.StatusCode);
             case AmazonClientException client when RemoteError.FromTransport(client) is { } transport:
                 return transport;
+            case AmazonClientException when e.Message.StartsWith("Failed to resolve AWS credentials", StringComparison.Ordinal):
+                return new RemoteError(RemoteErrorKind.Final,
+                    "no AWS credentials found (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or use an instance role; see docs/remote.md)");
             case AmazonClientException:
-                // No credentials found, no region...: the SDK's own sentence is about configuration, not a secret.
+                // No region, a bad configuration...: the SDK's own first sentence is about configuration, not a secret.
                 return new RemoteError(RemoteErrorKind.Final, $"S3 client error: {FirstLine(e.Message)}");
             default:
                 return null;
@@ -65,6 +68,6 @@ internal static class S3Errors
     private static string FirstLine(string text)
     {
         int nl = text.IndexOfAny(['\r', '\n']);
-        return nl < 0 ? text : text[..nl];
+        return (nl < 0 ? text : text[..nl]).TrimEnd(':', ' ');
     }
 }

@@ -193,6 +193,17 @@ public sealed class RemoteS3Tests : IClassFixture<S3rverFixture>
             S3rverFixture.AssertNoSecret(r.Output);
         }
 
+        // No credentials at all: one line that says so (before, the SDK's sentence ended in a colon, its list cut off).
+        var none = Cli.RunWithEnv(
+            new Dictionary<string, string>
+            {
+                ["AWS_ACCESS_KEY_ID"] = string.Empty, ["AWS_SECRET_ACCESS_KEY"] = string.Empty, ["AWS_SHARED_CREDENTIALS_FILE"] = "/nonexistent",
+                ["AWS_CONFIG_FILE"] = "/nonexistent", ["AWS_EC2_METADATA_DISABLED"] = "true",
+            },
+            "info", "s3://bkt/t7/x.bfi", "--s3-endpoint", _s3.Endpoint);
+        Assert.Equal(1, none.ExitCode);
+        Assert.Equal("error: s3://bkt/t7/x.bfi: cannot open: no AWS credentials found (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or use an instance role; see docs/remote.md)", none.StdErr.Trim());
+
         // A mount with refused credentials starts, says at once that the root cannot be listed, and shows no secret.
         string vms = Directory.CreateDirectory(Dir["t7-vms"]).FullName;
         using var daemon = DaemonProcess.StartWithEnv(vms, env, vms, "--images", "s3://bkt/t7/", "--s3-endpoint", _s3.Endpoint, "--read-only");
