@@ -41,6 +41,33 @@ public sealed class RemoteHttpTests : IClassFixture<NginxFixture>
     }
 
     [SkippableFact]
+    public void Explicit_image_URLs_are_roots_of_their_own_without_a_listing()
+    {
+        Prerequisite.SkipIf(_web.Missing);
+        Prerequisite.Tool("qemu-img", "qemu-utils");
+        var (_, p1) = Points("e");
+        string full = _web.Url(https: false, "e/full.bfi");
+        string inc = _web.Url(https: false, "e/inc.bfi");
+        string vms = Directory.CreateDirectory(_web.Dir["e-vms"]).FullName;
+        Ok("plugin", "create", inc, Path.Combine(vms, "inc.vhdx"));
+
+        // Only the two image URLs are roots: the parent is found by identity among them.
+        using (var daemon = DaemonProcess.StartWithEnv(vms, _web.Env, vms, "--images", inc, "--images", full, "--read-only"))
+        {
+            Compare(Path.Combine(vms, "inc.vhdx"), p1);
+            daemon.Stop();
+        }
+
+        // Without the full backup's URL the chain is incomplete: the plugin is not served.
+        using (var daemon = DaemonProcess.StartWithEnv(vms, _web.Env, vms, "--images", inc, "--read-only"))
+        {
+            Assert.ThrowsAny<IOException>(() => File.ReadAllBytes(Path.Combine(vms, "inc.vhdx")));
+            daemon.Stop();
+            Assert.Contains("was not found in the search directories: " + inc, daemon.Log, StringComparison.Ordinal);
+        }
+    }
+
+    [SkippableFact]
     public void An_untrusted_certificate_is_one_clear_line()
     {
         Prerequisite.SkipIf(_web.Missing);
