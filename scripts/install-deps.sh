@@ -8,12 +8,14 @@
 #                                    docker.io + debootstrap for DockerTests (a local engine, a Debian base image);
 #                                    libvirt-daemon-system + libvirt-clients + virtinst for LibvirtTests (libvirtd, virsh, virt-install)
 #                                    libvmdk-utils (vmdkinfo) for the .vmdk plugin format's oracle
+#                                    nginx-light + openssl and s3rver (npm, into /opt/backupfuse-test) for the remote
+#                                    repository tests (RemoteHttpTests, RemoteS3Tests)
 # Packages already present are not reinstalled; apt-get runs only when something is missing.
 set -euo pipefail
 
 packages=(fuse3 libfuse3-3 libdeflate0 qemu-utils libvhdi-utils 7zip)
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(libfuse3-dev gcc libc6-dev systemd e2fsprogs fdisk qemu-system-x86 linux-image-amd64 busybox-static extlinux syslinux-common cpio docker.io debootstrap libvirt-daemon-system libvirt-clients virtinst libvmdk-utils)
+  packages+=(libfuse3-dev gcc libc6-dev systemd e2fsprogs fdisk qemu-system-x86 linux-image-amd64 busybox-static extlinux syslinux-common cpio docker.io debootstrap libvirt-daemon-system libvirt-clients virtinst libvmdk-utils nginx-light openssl)
 fi
 
 missing=()
@@ -27,6 +29,15 @@ if ((${#missing[@]})); then
   if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [[ "${1:-}" == "--test" && ! -x /opt/backupfuse-test/node_modules/.bin/s3rver ]]; then
+  echo "installing: s3rver@3 (npm) into /opt/backupfuse-test" >&2
+  if ! command -v npm >/dev/null 2>&1; then
+    $( [[ $(id -u) -ne 0 ]] && echo sudo ) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  fi
+  mkdir -p /opt/backupfuse-test
+  (cd /opt/backupfuse-test && npm install --no-audit --no-fund --silent s3rver@3 >/dev/null)
 fi
 
 if ! command -v dotnet >/dev/null 2>&1; then

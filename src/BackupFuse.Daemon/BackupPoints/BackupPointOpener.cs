@@ -1,6 +1,7 @@
 using BackupFuse.BackupImage.Crypto;
 using BackupFuse.BackupImage.Format;
 using BackupFuse.BackupImage.Reading;
+using BackupFuse.BackupImage.Storage;
 using BackupFuse.Daemon.Mounting;
 using Serilog;
 
@@ -20,6 +21,13 @@ namespace BackupFuse.Daemon.BackupPoints;
 // - Errors: UnauthorizedAccessException for a refusal (outside the roots, owner may not read, wrong passphrase),
 //   IOException for a missing image or parent, InvalidDataException for corrupt data or a wrong identity. Every
 //   message starts with the plugin's (or image's) name.
+// - Remote images (s3://, http(s)://) follow the same roots rule on their normalized URL: served only when they lie
+//   inside one of the remote --images roots (ImageRoots.ContainsRemote, a prefix match; RemoteLocation refuses dot
+//   segments and encoded slashes, so no spelling climbs out), checked on the address named and again on every layer
+//   opened. A plugin's remote image that is gone is looked up by identity like a local one.
+// - The plugin-owner rule cannot apply to a remote object: it has no local owner or mode. Naming a remote root with
+//   --images is the administrator's grant of every image below it to every user who can write a plugin into the
+//   mounted directory (docs/remote.md says so); give a mount only the remote roots all its users may read.
 // - Thread-safe: the catalog is; nothing else changes after construction.
 
 /// <summary>Opens the backup chain a plugin names, under the roots rule and (optionally) the plugin owner's rights.</summary>
@@ -37,7 +45,7 @@ public sealed class BackupPointOpener : IDisposable
         ArgumentNullException.ThrowIfNull(roots);
         Roots = roots;
         _passphrase = passphrase;
-        Catalog = new ImageCatalog(roots.Directories, roots.Refusal);
+        Catalog = new ImageCatalog(roots.Repositories, roots.Refusal);
         _watcher = watch ? new ImageCatalogWatcher(Catalog) : null;
     }
 
@@ -61,7 +69,7 @@ public sealed class BackupPointOpener : IDisposable
     {
         ArgumentNullException.ThrowIfNull(plugin);
         string image = plugin.ImagePath;
-        if (UnixFile.TryStat(image) != null)
+        if (ImageAddress.IsRemote(image) ? RemoteExists(image, pluginName) : UnixFile.TryStat(image) != null)
         {
             RequireInsideRoots(image, pluginName);
         }
@@ -73,7 +81,7 @@ public sealed class BackupPointOpener : IDisposable
                 var refused = Catalog.RefusedImage(plugin.ImageId);
                 throw refused != null
                     ? new UnauthorizedAccessException($"{pluginName}: image {plugin.ImagePath} is missing, and image {plugin.ImageId} is only at {refused.Path}: {refused.Reason}")
-                    : new IOException($"{pluginName}: image {plugin.ImagePath} is missing, and no image with identity {plugin.ImageId} is in {string.Join(", ", Roots.Directories)}");
+                    : new IOException($"{pluginName}: image {plugin.ImagePath} is missing, and no image with identity {plugin.ImageId} is in {string.Join(", ", Roots.Locations)}");
             }
 
             image = entry.Path;
@@ -96,6 +104,13 @@ public sealed class BackupPointOpener : IDisposable
     public BackupChain OpenImage(string imagePath, PluginOwner? owner = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(imagePath);
+        if (ImageAddress.IsRemote(imagePath))
+        {
+            return RemoteExists(imagePath, imagePath)
+                ? OpenChecked(imagePath, imagePath, owner)
+                : throw new FileNotFoundException($"{imagePath}: no such object", imagePath);
+        }
+
         if (UnixFile.TryStat(imagePath) == null)
         {
             throw new FileNotFoundException($"{imagePath}: no such file", imagePath);
@@ -118,7 +133,7 @@ public sealed class BackupPointOpener : IDisposable
         if (encrypted.Count > 0 && encrypted.Count < Catalog.Entries.Count && (_passphrase == null || !_passphrase.TryLoad(out _)))
         {
             // Mixed roots and no passphrase given: the unencrypted images are served; a wrong passphrase is still refused below.
-            Log.Warning("no passphrase is given: the {Count} encrypted images in {Roots} will not be served", encrypted.Count, string.Join(", ", Roots.Directories));
+            Log.Warning("no passphrase is given: the {Count} encrypted images in {Roots} will not be served", encrypted.Count, string.Join(", ", Roots.Locations));
             return;
         }
 
@@ -127,7 +142,7 @@ public sealed class BackupPointOpener : IDisposable
         {
             try
             {
-                using var file = BackupImageFile.Open(entry.Path, _passphrase);
+                using var file = OpenFile(entry.Path);
                 return;
             }
             catch (PassphraseException e)
@@ -146,12 +161,25 @@ public sealed class BackupPointOpener : IDisposable
 
         if (refusal is PassphraseException)
         {
-            throw new PassphraseException($"the passphrase opens none of the {encrypted.Count} encrypted images in {string.Join(", ", Roots.Directories)}: {refusal.Message}");
+            throw new PassphraseException($"the passphrase opens none of the {encrypted.Count} encrypted images in {string.Join(", ", Roots.Locations)}: {refusal.Message}");
         }
 
         if (refusal != null)
         {
-            throw new IOException($"none of the {encrypted.Count} encrypted images in {string.Join(", ", Roots.Directories)} can be opened: {refusal.Message}", refusal);
+            throw new IOException($"none of the {encrypted.Count} encrypted images in {string.Join(", ", Roots.Locations)} can be opened: {refusal.Message}", refusal);
+        }
+    }
+
+    /// <summary>
+    /// Logs a warning for every remote root that cannot be listed now (store down, credentials or policy refused), so
+    /// that a mount started against an unreachable store says so at once; lookups list it again on every miss.
+    /// </summary>
+    public void WarnAboutUnlistedRemoteRoots()
+    {
+        var remote = Roots.Repositories.Where(r => r.IsRemote).Select(r => r.Location).ToHashSet(StringComparer.Ordinal);
+        foreach (var problem in Catalog.Problems.Where(p => remote.Contains(p.Path)))
+        {
+            Log.Warning("{Reason}; its images are looked up again on every open", problem.Reason);
         }
     }
 
@@ -162,7 +190,37 @@ public sealed class BackupPointOpener : IDisposable
     {
         if (!Roots.Contains(image))
         {
-            throw new UnauthorizedAccessException($"{name}: image {image} lies outside the --images directories ({string.Join(", ", Roots.Directories)})");
+            throw new UnauthorizedAccessException($"{name}: image {image} lies outside the --images directories ({string.Join(", ", Roots.Locations)})");
+        }
+    }
+
+    /// <summary>Whether the remote image at <paramref name="address"/> exists (inside the roots; else the roots rule refuses it).</summary>
+    private bool RemoteExists(string address, string name)
+    {
+        RequireInsideRoots(address, name);
+        try
+        {
+            using var probe = Catalog.OpenObject(address);
+            return true;
+        }
+        catch (FileNotFoundException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Opens the image at <paramref name="address"/> through the catalog's repositories (local or remote).</summary>
+    private BackupImageFile OpenFile(string address)
+    {
+        var image = Catalog.OpenObject(address);
+        try
+        {
+            return BackupImageFile.Open(image, _passphrase);
+        }
+        catch
+        {
+            image.Dispose();
+            throw;
         }
     }
 
@@ -195,8 +253,17 @@ public sealed class BackupPointOpener : IDisposable
         {
             foreach (var layer in chain.Layers)
             {
-                var status = layer.Status
-                    ?? throw new UnauthorizedAccessException($"{name}: image {layer.Path} is refused: remote images are not served yet");
+                if (layer.Status is not { } status)
+                {
+                    // Remote: the roots rule on the URL; the owner rule has nothing to check (see the design notes).
+                    if (!Roots.ContainsRemote(layer.Path))
+                    {
+                        throw new UnauthorizedAccessException($"{name}: image {layer.Path} is refused: it lies outside the --images roots ({string.Join(", ", Roots.Locations)})");
+                    }
+
+                    continue;
+                }
+
                 string? refusal = Roots.Refusal(status.RealPath);
                 if (refusal != null)
                 {
@@ -220,11 +287,12 @@ public sealed class BackupPointOpener : IDisposable
     }
 
     /// <summary>The parent id of the image at <paramref name="image"/> (where an ancestor walk starts), or null.</summary>
-    private static Guid? TryReadParentOf(string image)
+    private Guid? TryReadParentOf(string image)
     {
         try
         {
-            var parent = BackupImageFile.ReadHeader(image).ParentId;
+            using var top = Catalog.OpenObject(image);
+            var parent = BackupImageFile.ReadHeader(top).ParentId;
             return parent == Guid.Empty ? null : parent;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)

@@ -10,7 +10,7 @@ namespace BackupFuse.Daemon.BackupPoints;
 // - Format (version 1), UTF-8, LF or CRLF line ends:
 //       backupfuse-plugin 1                      <- magic + format version, always the first line
 //       # comment lines and blank lines are ignored
-//       image = /backups/web01-1122.bfi          <- absolute path of the image (required)
+//       image = /backups/web01-1122.bfi          <- absolute path or remote URL (s3://, https://) of the image (required)
 //       image-id = 0f9c3f0e-...                  <- identity of that image (required; checked at open)
 //       view = pristine                          <- optional: always the backup as it was, read-only, never with
 //                                                   changes (the daemon writes such a pointer as the parent that a
@@ -111,9 +111,20 @@ public sealed record PluginFile(int FormatVersion, string ImagePath, Guid ImageI
             }
         }
 
-        if (string.IsNullOrEmpty(image) || !Path.IsPathFullyQualified(image))
+        if (image != null && BackupFuse.BackupImage.Storage.ImageAddress.IsRemote(image))
         {
-            throw new InvalidDataException($"{name}: damaged plugin file: 'image = <absolute path>' is missing");
+            try
+            {
+                image = BackupFuse.Remote.RemoteLocation.Parse(image).Url;
+            }
+            catch (FormatException e)
+            {
+                throw new InvalidDataException($"{name}: damaged plugin file: image: {e.Message}");
+            }
+        }
+        else if (string.IsNullOrEmpty(image) || !Path.IsPathFullyQualified(image))
+        {
+            throw new InvalidDataException($"{name}: damaged plugin file: 'image = <absolute path>' is missing (a path, or an s3:// or http(s):// URL)");
         }
 
         if (id is null)

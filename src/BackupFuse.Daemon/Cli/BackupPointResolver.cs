@@ -15,6 +15,20 @@ public static class BackupPointResolver
     /// <summary>Reads <paramref name="path"/>: a plugin file names its image, anything else is taken as an image.</summary>
     public static BackupPoint Resolve(string path)
     {
+        ArgumentNullException.ThrowIfNull(path);
+        if (BackupFuse.BackupImage.Storage.ImageAddress.IsRemote(path))
+        {
+            // A remote address names an image (plugin files are local).
+            try
+            {
+                return new BackupPoint(BackupFuse.Remote.RemoteLocation.Parse(path).Url, null, null);
+            }
+            catch (FormatException e)
+            {
+                throw new CliError(e.Message);
+            }
+        }
+
         if (Directory.Exists(path))
         {
             throw new CliError($"{path}: is a directory, not a backup image or plugin file");
@@ -61,7 +75,7 @@ public static class BackupPointResolver
         }
 
         var near = point.PluginPath == null ? new[] { point.ImagePath } : [point.ImagePath, point.PluginPath];
-        using var opener = new BackupPointOpener(new ImageRoots(ImagesOption.Directories(parse, images, near)), passphrase);
+        using var opener = new BackupPointOpener(new ImageRoots(ImagesOption.Directories(parse, images, near), RemoteOptions.Stores(parse)), passphrase);
         try
         {
             return point.Plugin != null ? opener.Open(point.Plugin, point.PluginPath!) : opener.OpenImage(point.ImagePath);

@@ -1,8 +1,11 @@
 using System.CommandLine;
 using BackupFuse.BackupImage.Format;
 using BackupFuse.BackupImage.Reading;
+using BackupFuse.BackupImage.Storage;
 using BackupFuse.BackupImage.Writing;
 using BackupFuse.Daemon.Cli;
+using BackupFuse.Remote;
+using Serilog;
 
 namespace BackupFuse.Daemon.Commands;
 
@@ -13,8 +16,8 @@ public static class BackupCommand
     public static Command Create()
     {
         var source = new Argument<string>("source") { Description = "Disk to back up: a block device (/dev/sdb) or a raw image file. Holes of sparse files are skipped." };
-        var dest = new Argument<string>("dest") { Description = "Image file to write (.bfi), or - for standard output. An existing file is never overwritten." };
-        var parent = new Option<string?>("--parent") { Description = "Make an incremental: store only the chunks that differ from this image's chain (its data is not re-read)." };
+        var dest = new Argument<string>("dest") { Description = "Image file to write (.bfi), s3://BUCKET/PREFIX/NAME.bfi (streamed by multipart upload, no local copy), or - for standard output. An existing file or object is never overwritten." };
+        var parent = new Option<string?>("--parent") { Description = "Make an incremental: store only the chunks that differ from this image's chain (its data is not re-read); a path or s3:// / https:// URL." };
         var images = ImagesOption.Create();
         var codec = new Option<string>("--codec") { Description = "Chunk compression: deflate or none.", DefaultValueFactory = _ => "deflate" };
         codec.Validators.Add(r =>
@@ -51,7 +54,8 @@ public static class BackupCommand
             "  backupfuse backup /dev/sdb /backups/web01-full.bfi\n" +
             "  backupfuse backup /dev/sdb /backups/web01-1122.bfi --parent /backups/web01-full.bfi\n" +
             "  BACKUPFUSE_PASSPHRASE=... backupfuse backup disk.raw /backups/disk.bfi --encrypt\n" +
-            "  backupfuse backup disk.raw - > /mnt/tape/disk.bfi");
+            "  backupfuse backup disk.raw - > /mnt/tape/disk.bfi\n" +
+            "  backupfuse backup /dev/sdb s3://backups/web01/web01-1122.bfi --parent s3://backups/web01/web01-full.bfi");
         command.Arguments.Add(source);
         command.Arguments.Add(dest);
         command.Options.Add(parent);
@@ -104,18 +108,57 @@ public static class BackupCommand
                 Passphrase = pass,
             };
             BackupResult result;
-            using (var bar = new ProgressBar(dst == "-" ? "backup" : Path.GetFileName(dst)))
+            string shown;
+            if (ImageAddress.IsRemote(dst))
             {
-                result = BackupWriter.Backup(src, dst, options, new Progress(bar), token);
+                (result, shown) = BackupToRemote(parse, src, dst, options, token);
+            }
+            else
+            {
+                using (var bar = new ProgressBar(dst == "-" ? "backup" : Path.GetFileName(dst)))
+                {
+                    result = BackupWriter.Backup(src, dst, options, new Progress(bar), token);
+                }
+
+                shown = dst == "-" ? "stdout" : result.Destination;
             }
 
             Console.Error.WriteLine(
-                $"{(dst == "-" ? "stdout" : result.Destination)}: {(chain == null ? "full" : "incremental")} backup {result.ImageId} of {Bytes.Format(result.DiskSize)}" +
+                $"{shown}: {(chain == null ? "full" : "incremental")} backup {result.ImageId} of {Bytes.Format(result.DiskSize)}" +
                 $" -> {Bytes.Format(result.ImageSize)} in {result.Elapsed.TotalSeconds:F1} s" +
                 $" ({result.DataChunks} data, {result.ZeroChunks} zero, {result.AbsentChunks} {(chain == null ? "hole" : "unchanged")} chunks)");
             return ExitCodes.Ok;
         });
         return command;
+    }
+
+    /// <summary>
+    /// Streams the image into an S3 multipart upload (no local copy): the object appears only when the writer has
+    /// finished; any failure or cancellation aborts the upload (RemoteStores, S3MultipartUploadStream).
+    /// </summary>
+    private static (BackupResult Result, string Shown) BackupToRemote(ParseResult parse, string src, string dst, BackupOptions options, CancellationToken token)
+    {
+        S3MultipartUploadStream upload;
+        try
+        {
+            upload = RemoteOptions.Stores(parse).Upload(dst, warn: m => Log.Warning("{Message}", m));
+        }
+        catch (FormatException e)
+        {
+            throw new CliError(e.Message);
+        }
+
+        using (upload)
+        {
+            BackupResult result;
+            using (var bar = new ProgressBar(ImageAddress.NameOf(upload.Location)))
+            {
+                result = BackupWriter.Backup(src, upload, options, new Progress(bar), token);
+            }
+
+            upload.Complete();
+            return (result, upload.Location);
+        }
     }
 
     // Synchronous progress: System.Progress<T> would post to the thread pool and report out of order.

@@ -20,6 +20,8 @@ public static class CommandLineTree
         root.Options.Add(GlobalOptions.Verbose);
         root.Options.Add(GlobalOptions.LogFormat);
         root.Options.Add(GlobalOptions.LogFile);
+        root.Options.Add(RemoteOptions.S3Endpoint);
+        root.Options.Add(RemoteOptions.S3PathStyle);
         foreach (var command in Commands())
         {
             root.Subcommands.Add(command);

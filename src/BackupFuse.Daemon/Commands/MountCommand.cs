@@ -20,7 +20,7 @@ public static class MountCommand
 
     private static readonly Option<string[]> Images = new("--images")
     {
-        Description = "Directory to find backup images in (repeatable). Plugins may only point at images below these.",
+        Description = "Directory, s3://BUCKET/PREFIX/ or https://HOST/PATH/ to find backup images in (repeatable, mixable). Plugins may only point at images below these.",
         AllowMultipleArgumentsPerToken = false,
         Arity = ArgumentArity.OneOrMore,
         Required = true,
@@ -162,7 +162,7 @@ public static class MountCommand
             throw new CliError($"--at {mountPoint}: no such directory");
         }
 
-        var roots = new ImageRoots(parse.GetValue(Images)!);
+        var roots = new ImageRoots(parse.GetValue(Images)!, RemoteOptions.Stores(parse));
         string realMountPoint = ImageRoots.RealPath(mountPoint) ?? mountPoint;
         foreach (var root in roots.Directories)
         {
@@ -208,7 +208,7 @@ public static class MountCommand
             AllowOther = parse.GetValue(AllowOther),
             HandleSignals = true,
         };
-        Log.Information("mounting {Dir} at {MountPoint} (images from {Roots}{Mode})", dir, mountPoint, string.Join(", ", roots.Directories),
+        Log.Information("mounting {Dir} at {MountPoint} (images from {Roots}{Mode})", dir, mountPoint, string.Join(", ", roots.Locations),
             options.ReadOnly ? ", read-only" : volatileDir != null ? $", volatile changes in {volatileDir}" : string.Empty);
         int rc;
         using (SystemdNotify.StoppingOnShutdown())
@@ -251,6 +251,7 @@ public static class MountCommand
         try
         {
             opener.RequireUsablePassphrase();
+            opener.WarnAboutUnlistedRemoteRoots();
             return opener;
         }
         catch

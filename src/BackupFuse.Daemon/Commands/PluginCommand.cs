@@ -27,7 +27,8 @@ public static class PluginCommand
         passphrase.AddTo(create);
         create.SetGuardedAction((parse, _) =>
         {
-            string imagePath = Path.GetFullPath(parse.GetValue(image)!);
+            string imagePath = parse.GetValue(image)!;
+            imagePath = BackupFuse.BackupImage.Storage.ImageAddress.IsRemote(imagePath) ? BackupPointResolver.Resolve(imagePath).ImagePath : Path.GetFullPath(imagePath);
             string pluginPath = Path.GetFullPath(parse.GetValue(plugin)!);
             if (PluginFormats.FromPath(pluginPath) == null)
             {
