@@ -9,6 +9,9 @@ namespace BackupFuse.Core;
 //   twice the request) up to the maximum, and the blocks from the end of the request up to the window are proposed,
 //   never one already proposed to the same stream (ReadaheadNext), never past the last block. A seek loses the
 //   window: the new stream starts again from nothing.
+// - A request that ends at or before where its stream already is (a re-read, e.g. the same image header read by each
+//   of several opens, or a late request of a concurrent stream) continues the stream but neither grows the window nor
+//   proposes blocks: reading the same bytes again is no sign of a sequential reader.
 // - When the caller does not want readahead now (loads are cheap; the maximum window is 0) a matching request still
 //   advances its stream but neither grows the window nor proposes blocks.
 // - Invariants: a proposal is a non-empty range of block numbers within [0, blockCount); the ranges proposed to one
@@ -85,8 +88,9 @@ public sealed class SequentialStreamTracker
 
         ref var stream = ref _streams[match];
         stream.LastUse = _clock;
+        bool progress = end > stream.Next;
         stream.Next = Math.Max(stream.Next, end);
-        if (_maxWindow == 0 || !allowReadahead)
+        if (_maxWindow == 0 || !allowReadahead || !progress)
         {
             return false;
         }

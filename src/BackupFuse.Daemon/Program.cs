@@ -42,6 +42,7 @@ internal static class Program
         }
         finally
         {
+            RemoteOptions.CloseCache(); // the persistent cache's index, when a remote image was read
             Log.CloseAndFlush();
         }
     }

@@ -92,7 +92,7 @@ public sealed class HttpRepository : IImageRepository
         }
 
         IImageObject image = HttpImageObject.Open(_client, location, _options.Retry, _listedSizes.TryGetValue(location.Url, out long size) ? size : null);
-        return _options.WrapObject?.Invoke(image) ?? image;
+        return RemoteRepositoryOptions.Wrap(_options.WrapObject, image);
     }
 
     /// <inheritdoc/>

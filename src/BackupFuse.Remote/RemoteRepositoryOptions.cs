@@ -33,4 +33,27 @@ public sealed record RemoteRepositoryOptions
         !string.IsNullOrEmpty(S3Endpoint) ? S3Endpoint
         : Environment.GetEnvironmentVariable("AWS_ENDPOINT_URL_S3") is { Length: > 0 } env ? env
         : null;
+
+    /// <summary>
+    /// <paramref name="wrap"/> applied to <paramref name="image"/> (or the image itself without one); when the wrapper
+    /// throws, the image is disposed, so nothing leaks.
+    /// </summary>
+    public static IImageObject Wrap(Func<IImageObject, IImageObject>? wrap, IImageObject image)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        if (wrap == null)
+        {
+            return image;
+        }
+
+        try
+        {
+            return wrap(image);
+        }
+        catch
+        {
+            image.Dispose();
+            throw;
+        }
+    }
 }

@@ -96,7 +96,7 @@ public sealed class S3Repository : IImageRepository
         }
 
         IImageObject image = S3ImageObject.Open(_client, _http, location, _options.Retry, _listedSizes.TryGetValue(location.Url, out long size) ? size : null);
-        return _options.WrapObject?.Invoke(image) ?? image;
+        return RemoteRepositoryOptions.Wrap(_options.WrapObject, image);
     }
 
     /// <inheritdoc/>

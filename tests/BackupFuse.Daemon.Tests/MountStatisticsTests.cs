@@ -60,7 +60,7 @@ public sealed class MountStatisticsTests : IDisposable
     public void TheFileIsRewrittenPeriodicallyAndAStaleOneIsIgnored()
     {
         string mountPoint = _dir["vms"];
-        using (MountStatistics.Start(mountPoint, null, TimeSpan.FromMilliseconds(50), StatsDir))
+        using (MountStatistics.Start(mountPoint, (ImageCache?)null, TimeSpan.FromMilliseconds(50), StatsDir))
         {
             string file = Path.Combine(StatsDir, MountStatistics.FileNameFor(mountPoint));
             var deadline = DateTime.UtcNow.AddSeconds(10);
@@ -93,7 +93,7 @@ public sealed class MountStatisticsTests : IDisposable
         File.WriteAllText(victim, "precious");
         Directory.CreateDirectory(StatsDir);
         File.CreateSymbolicLink(Path.Combine(StatsDir, MountStatistics.FileNameFor(mountPoint)), victim);
-        using (MountStatistics.Start(mountPoint, null, TimeSpan.FromHours(1), StatsDir))
+        using (MountStatistics.Start(mountPoint, (ImageCache?)null, TimeSpan.FromHours(1), StatsDir))
         {
         }
 
@@ -105,7 +105,7 @@ public sealed class MountStatisticsTests : IDisposable
         Directory.CreateDirectory(victimDir);
         string linked = _dir["linked-run"];
         Directory.CreateSymbolicLink(linked, victimDir);
-        using (MountStatistics.Start(mountPoint, null, TimeSpan.FromHours(1), linked))
+        using (MountStatistics.Start(mountPoint, (ImageCache?)null, TimeSpan.FromHours(1), linked))
         {
         }
 

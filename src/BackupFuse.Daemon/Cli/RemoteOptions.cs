@@ -1,5 +1,8 @@
 using System.CommandLine;
+using BackupFuse.BackupImage.Storage;
+using BackupFuse.BackupImage.Storage.Caching;
 using BackupFuse.Remote;
+using Serilog;
 
 namespace BackupFuse.Daemon.Cli;
 
@@ -11,6 +14,10 @@ namespace BackupFuse.Daemon.Cli;
 //   or a query string is refused for the same reason.
 // - One RemoteStores per process (a command runs once per process; the mount daemon keeps it for its lifetime):
 //   connections are pooled across every repository. Options.WrapObject is where the persistent cache plugs in.
+// - The persistent cache (--cache-dir, --cache-dir-size; ImageCache) is opened on the first remote object, not
+//   before: a command without remote images never touches the cache directory, and a mount opens it in the daemon
+//   process (after it went to the background), which then holds its lock for its whole life. One cache per process;
+//   every repository and every chain shares it, so the backup points of one chain share the parent's cached bytes.
 
 /// <summary><c>--s3-endpoint URL</c> and <c>--s3-path-style</c>, and the process's remote stores.</summary>
 public static class RemoteOptions
@@ -30,11 +37,25 @@ public static class RemoteOptions
         Recursive = true,
     };
 
+    /// <summary><c>--cache-dir DIR</c>: where fetched remote image bytes are kept across runs.</summary>
+    public static readonly Option<string?> CacheDir = new("--cache-dir")
+    {
+        Description = "Persistent cache of remote image bytes, shared by every backup point and kept across mounts " +
+            $"(default {ImageCacheOptions.DefaultRootDirectory} for root, ~/.cache/backupfuse/remote otherwise; 'none' for no cache). " +
+            "Images never change, so entries never go stale; damaged entries are detected by the chunk checksums and fetched again.",
+        Recursive = true,
+    };
+
+    /// <summary><c>--cache-dir-size SIZE</c>: the bound of the persistent cache.</summary>
+    public static readonly Option<long?> CacheDirSize = RecursiveOption(ByteSizeOption.Create("--cache-dir-size",
+        $"Most bytes kept in --cache-dir, e.g. 2G, 500G (default {ImageCacheOptions.DefaultCapacityBytes >> 30}G); the least recently used are dropped first."));
+
     private static readonly object Lock = new();
     private static RemoteStores? _stores;
+    private static Lazy<ImageCache?>? _cache;
 
-    /// <summary>Hook for the lead/cache: wraps every remote object opened (set before the first remote open).</summary>
-    public static Func<BackupFuse.BackupImage.Storage.IImageObject, BackupFuse.BackupImage.Storage.IImageObject>? WrapObject { get; set; }
+    /// <summary>The persistent cache, once a remote object has opened it (else null).</summary>
+    public static ImageCache? Cache => _cache is { IsValueCreated: true } c ? c.Value : null;
 
     /// <summary>The options the command line gives.</summary>
     /// <exception cref="CliError">The endpoint is not a plain http(s) URL.</exception>
@@ -45,7 +66,7 @@ public static class RemoteOptions
         {
             S3Endpoint = parse.GetValue(S3Endpoint),
             S3PathStyle = parse.GetValue(S3PathStyle),
-            WrapObject = WrapObject,
+            WrapObject = CacheWrapper(parse),
         };
         if (options.EffectiveS3Endpoint is { } endpoint)
         {
@@ -72,6 +93,55 @@ public static class RemoteOptions
         lock (Lock)
         {
             return _stores ??= new RemoteStores(From(parse));
+        }
+    }
+
+    /// <summary>Closes the persistent cache (writes its index); the process ends soon after.</summary>
+    public static void CloseCache()
+    {
+        lock (Lock)
+        {
+            Cache?.Dispose();
+            _cache = null;
+        }
+    }
+
+    private static Option<long?> RecursiveOption(Option<long?> option)
+    {
+        option.Recursive = true;
+        return option;
+    }
+
+    private static Func<IImageObject, IImageObject>? CacheWrapper(ParseResult parse)
+    {
+        string? dir = parse.GetValue(CacheDir);
+        if (dir == "none")
+        {
+            return null;
+        }
+
+        long capacity = parse.GetValue(CacheDirSize) ?? ImageCacheOptions.DefaultCapacityBytes;
+        lock (Lock)
+        {
+            _cache ??= new Lazy<ImageCache?>(() => OpenCache(dir ?? ImageCacheOptions.DefaultDirectory(), capacity));
+        }
+
+        return image => _cache?.Value is { } cache ? cache.Wrap(image) : image;
+    }
+
+    private static ImageCache? OpenCache(string dir, long capacity)
+    {
+        try
+        {
+            var cache = ImageCache.Open(dir, new ImageCacheOptions { CapacityBytes = capacity, Warning = m => Log.Warning("{Warning}", m) });
+            Log.Debug("remote image cache in {Dir}, at most {Capacity} bytes", cache.Directory, cache.CapacityBytes);
+            return cache;
+        }
+        catch (IOException e)
+        {
+            // A cache that cannot be used costs speed, not correctness: say so once and read from the store directly.
+            Log.Warning("--cache-dir {Dir}: {Reason}; remote images are read without a persistent cache", dir, e.Message);
+            return null;
         }
     }
 }

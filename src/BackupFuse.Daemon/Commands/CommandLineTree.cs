@@ -22,6 +22,8 @@ public static class CommandLineTree
         root.Options.Add(GlobalOptions.LogFile);
         root.Options.Add(RemoteOptions.S3Endpoint);
         root.Options.Add(RemoteOptions.S3PathStyle);
+        root.Options.Add(RemoteOptions.CacheDir);
+        root.Options.Add(RemoteOptions.CacheDirSize);
         foreach (var command in Commands())
         {
             root.Subcommands.Add(command);

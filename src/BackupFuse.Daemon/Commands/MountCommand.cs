@@ -185,6 +185,7 @@ public static class MountCommand
         }
         finally
         {
+            RemoteOptions.CloseCache(); // after every stack over it is closed (Serve's own scope)
             if (volatileDir != null)
             {
                 Directory.Delete(volatileDir, recursive: true);
@@ -211,6 +212,7 @@ public static class MountCommand
         Log.Information("mounting {Dir} at {MountPoint} (images from {Roots}{Mode})", dir, mountPoint, string.Join(", ", roots.Locations),
             options.ReadOnly ? ", read-only" : volatileDir != null ? $", volatile changes in {volatileDir}" : string.Empty);
         int rc;
+        using (MountStatistics.Start(mountPoint, () => RemoteOptions.Cache))
         using (SystemdNotify.StoppingOnShutdown())
         {
             rc = FuseHost.Run(options, fs, new SerilogFuseLog(), token, () =>

@@ -32,13 +32,13 @@ public sealed class MountStatistics : IDisposable
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
     private readonly object _lock = new();
     private readonly string _mountPoint;
-    private readonly ImageCache? _cache;
+    private readonly Func<ImageCache?> _cache;
     private readonly string? _directory;
     private readonly Timer _timer;
     private bool _warned;
     private bool _disposed;
 
-    private MountStatistics(string mountPoint, ImageCache? cache, string? directory, TimeSpan interval)
+    private MountStatistics(string mountPoint, Func<ImageCache?> cache, string? directory, TimeSpan interval)
     {
         _mountPoint = mountPoint;
         _cache = cache;
@@ -51,6 +51,13 @@ public sealed class MountStatistics : IDisposable
     /// until disposed; disposing writes them a last time. MountCommand calls this once the mount is set up.
     /// </summary>
     public static MountStatistics Start(string mountPoint, ImageCache? cache, TimeSpan? interval = null, string? directory = null) =>
+        Start(mountPoint, () => cache, interval, directory);
+
+    /// <summary>
+    /// Like <see cref="Start(string, ImageCache?, TimeSpan?, string?)"/>, for a cache that may be opened later (on the
+    /// first remote image): <paramref name="cache"/> is asked at every write.
+    /// </summary>
+    public static MountStatistics Start(string mountPoint, Func<ImageCache?> cache, TimeSpan? interval = null, string? directory = null) =>
         new(Path.GetFullPath(mountPoint), cache, directory ?? DefaultDirectory(), interval ?? DefaultInterval);
 
     /// <summary>The directory this user's daemons write to: /run/backupfuse for root, else $XDG_RUNTIME_DIR/backupfuse (null when unset).</summary>
@@ -154,8 +161,8 @@ public sealed class MountStatistics : IDisposable
         MountPoint = _mountPoint,
         ProcessId = Environment.ProcessId,
         UpdatedUtc = DateTime.UtcNow,
-        RemoteCache = _cache?.Statistics,
-        RemoteCacheDirectory = _cache?.Directory,
+        RemoteCache = _cache()?.Statistics,
+        RemoteCacheDirectory = _cache()?.Directory,
         MemoryCacheHeldBytes = CacheBudget.Process.HeldBytes,
         MemoryCacheCapacityBytes = CacheBudget.Process.CapacityBytes,
         MemoryCacheEvictions = CacheBudget.Process.Evictions,
