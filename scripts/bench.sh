@@ -6,10 +6,16 @@
 #   - mount time and peak daemon memory (VmHWM) for a 1 TiB sparse disk
 #   - backup creation time and size against qemu-img convert -c -O qcow2
 #   - guest writes with qemu-io through the mount against qemu-io on a local qcow2 overlay
+#   - remote (issue 12): backup upload to S3 (s3rver on loopback) against the same backup to a local file; a
+#     sequential read of the plugin of an S3 image through a proxy that delays every request by 20 ms, cold cache,
+#     against the same read from the local image and against qemu-storage-daemon's FUSE export of the qcow2 served
+#     by nginx through the same proxy (QEMU's http block driver); VM boot from the S3 backup, cold and warm cache,
+#     against the boot from the local backup
 # and prints one line per figure: ours, the peer, the ratio, the target and PASS/MISS.
 #
 #   scripts/bench.sh                 1 GiB disk (about 5 minutes on 2 cores)
 #   scripts/bench.sh --size-mib 256  smaller and quicker (the targets are meant for the default 1 GiB)
+#   scripts/bench.sh --only remote   only the remote figures (--only local: all but those)
 #   BF_BENCH_KEEP=1 scripts/bench.sh keep the work directory
 # Needs root (mounts, drop_caches). Installs fio, bindfs, xmount, qemu-utils, qemu-system-common (for
 # qemu-storage-daemon) and libvhdi-utils when missing. Do not run it beside other heavy work: the ratios are only
@@ -20,28 +26,33 @@ repo=$(pwd)
 
 size_mib=1024
 random_seconds=10
+only=all
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --size-mib) size_mib=$2; shift 2 ;;
     --random-seconds) random_seconds=$2; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    --only) only=$2; shift 2 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
 done
+[[ $only == all || $only == local || $only == remote ]] || { echo "bench.sh: --only takes local or remote" >&2; exit 2; }
 (( size_mib >= 128 && size_mib % 64 == 0 )) || { echo "bench.sh: --size-mib must be a multiple of 64, at least 128" >&2; exit 2; }
 [[ $(id -u) == 0 ]] || { echo "bench.sh: run as root (FUSE mounts of other tools, drop_caches)" >&2; exit 1; }
 
 say() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
 
 need=()
-for p in fio:fio bindfs:bindfs xmount:xmount qemu-img:qemu-utils qemu-storage-daemon:qemu-system-common vhdimount:libvhdi-utils fusermount3:fuse3; do
+for p in fio:fio bindfs:bindfs xmount:xmount qemu-img:qemu-utils qemu-storage-daemon:qemu-system-common vhdimount:libvhdi-utils fusermount3:fuse3 nginx:nginx-light node:nodejs; do
   command -v "${p%%:*}" >/dev/null || need+=("${p#*:}")
 done
+[[ -e /usr/lib/x86_64-linux-gnu/qemu/block-curl.so ]] || need+=(qemu-block-extra) # QEMU's http driver, for the remote peer
 if [[ ${#need[@]} -gt 0 ]]; then
   say "Installing ${need[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 scripts/install-deps.sh >/dev/null
+[[ $only == local ]] || scripts/install-deps.sh --test >/dev/null # s3rver (npm), the guest-disk tools
 
 say "Building backupfuse (Release)"
 dotnet build -c Release src/BackupFuse.Daemon --nologo -v q -clp:NoSummary >&2
@@ -66,6 +77,7 @@ record() {
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b <= 0) print "inf"; else printf "%.2f", a / b }'; }
 now() { date +%s.%N; }
+mibs() { awk -v m="$1" -v s="$2" 'BEGIN { printf "%.0f", m / s }'; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 warm() { cat "$@" > /dev/null; }
@@ -152,6 +164,7 @@ fio_rand() {
     --size="$bytes" --time_based --runtime="$random_seconds" --randrepeat=1 --minimal | awk -F';' '{ printf "%.0f", $8 }'
 }
 
+if [[ $only != remote ]]; then
 for r in "${readers[@]}"; do
   say "Reads through $r"
   drop_caches; warm "${backing[$r]}"
@@ -247,11 +260,105 @@ ours_rand_s=$(run_qemu_io vhdx "$W/wvms/w.vhdx" "$rand_cmds")
 "$bf" unmount "$W/wvms" >/dev/null
 local_seq_s=$(run_qemu_io qcow2 "$W/overlay.qcow2" "$seq_cmds")
 local_rand_s=$(run_qemu_io qcow2 "$W/overlay.qcow2" "$rand_cmds")
-mibs() { awk -v m="$1" -v s="$2" 'BEGIN { printf "%.0f", m / s }'; }
 o=$(mibs "$write_mib" "$ours_seq_s"); p=$(mibs "$write_mib" "$local_seq_s")
 record "seq write MiB/s (qemu-io 1 MiB + flush)" "$o" "qemu-io local qcow2 overlay" "$p" MiB/s "$(ratio "$o" "$p")" 0.5
 o=$(mibs "$rand_mib" "$ours_rand_s"); p=$(mibs "$rand_mib" "$local_rand_s")
 record "random 4K write MiB/s (qemu-io + flush)" "$o" "qemu-io local qcow2 overlay" "$p" MiB/s "$(ratio "$o" "$p")" 0.5
+
+fi # $only != remote
+
+# ---------------------------------------------------------------------------------------------------------------
+if [[ $only != local ]]; then
+say "Remote (S3 on loopback): upload, reads through a 20 ms-per-request proxy, VM boot"
+delay_ms=20
+s3port=$(( 20000 + RANDOM % 20000 )); s3proxy=$(( s3port + 1 )); webport=$(( s3port + 2 )); webproxy=$(( s3port + 3 ))
+mkdir -p "$W/s3data" "$W/www" "$W/nginx/tmp" "$W/rvms" "$W/lvms" "$W/cache-cold"
+/opt/backupfuse-test/node_modules/.bin/s3rver -d "$W/s3data" -a 127.0.0.1 -p "$s3port" --configure-bucket bench --silent > "$W/s3rver.log" 2>&1 &
+pids+=($!)
+cat > "$W/nginx/nginx.conf" <<NGINX
+daemon off; master_process off; worker_processes 1; user root root;
+pid $W/nginx/nginx.pid; error_log $W/nginx/error.log;
+events { worker_connections 256; }
+http { access_log off; client_body_temp_path $W/nginx/tmp; proxy_temp_path $W/nginx/tmp; fastcgi_temp_path $W/nginx/tmp;
+  uwsgi_temp_path $W/nginx/tmp; scgi_temp_path $W/nginx/tmp;
+  server { listen 127.0.0.1:$webport; root $W/www; } }
+NGINX
+nginx -c "$W/nginx/nginx.conf" -p "$W/nginx" -e "$W/nginx/error.log" &
+pids+=($!)
+node scripts/bench/delay-proxy.js "$s3proxy" "127.0.0.1:$s3port" "$delay_ms" > /dev/null 2>&1 & pids+=($!)
+node scripts/bench/delay-proxy.js "$webproxy" "127.0.0.1:$webport" "$delay_ms" > /dev/null 2>&1 & pids+=($!)
+wait_for "(echo > /dev/tcp/127.0.0.1/$s3port) 2>/dev/null && (echo > /dev/tcp/127.0.0.1/$webport) 2>/dev/null && (echo > /dev/tcp/127.0.0.1/$s3proxy) 2>/dev/null && (echo > /dev/tcp/127.0.0.1/$webproxy) 2>/dev/null"
+export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=us-east-1
+s3direct=(--s3-endpoint "http://127.0.0.1:$s3port")
+s3slow=(--s3-endpoint "http://127.0.0.1:$s3proxy")
+
+# Upload: the same backup to S3 (direct, loopback) and to a local file, source in the page cache, back to back.
+warm "$disk"
+t=$(now); "$bf" backup "$disk" s3://bench/img/deflate.bfi "${s3direct[@]}" 2>/dev/null; s3_s=$(elapsed "$t")
+rm -f "$W/img/again.bfi"
+t=$(now); "$bf" backup "$disk" "$W/img/again.bfi" 2>/dev/null; local_s=$(elapsed "$t")
+o=$(mibs "$size_mib" "$s3_s"); p=$(mibs "$size_mib" "$local_s")
+record "backup throughput MiB/s, to S3 (loopback)" "$o" "the same backup to a local file" "$p" MiB/s "$(ratio "$o" "$p")" 0.8
+
+# Sequential read: the local image (fresh mount, image in the page cache as a local disk would give it) against
+# the S3 image behind the 20 ms proxy with an empty cache dir, against qsd over QEMU's http driver behind the same.
+"$bf" plugin create s3://bench/img/deflate.bfi "$W/rvms/remote.vhdx" --images s3://bench/img/ "${s3direct[@]}" --cache-dir none >/dev/null 2>&1
+"$bf" plugin create "$W/img/deflate.bfi" "$W/lvms/local.vhdx" >/dev/null
+drop_caches; warm "$W/img/deflate.bfi"
+"$bf" mount "$W/lvms" --images "$W/img" --read-only 2>/dev/null; mounts+=("$W/lvms")
+local_mibs=$(fio_seq "$W/lvms/local.vhdx")
+"$bf" unmount "$W/lvms" >/dev/null
+drop_caches
+"$bf" mount "$W/rvms" --images s3://bench/img/ "${s3slow[@]}" --cache-dir "$W/cache-cold" --read-only 2>/dev/null; mounts+=("$W/rvms")
+remote_mibs=$(fio_seq "$W/rvms/remote.vhdx")
+sleep 6; "$bf" status 2>/dev/null | grep -A1 "^$W/rvms" | sed -n 2p | sed 's/^ */remote mount: /' >&2 || true
+"$bf" unmount "$W/rvms" >/dev/null
+cp "$W/disk.qcow2" "$W/www/disk.qcow2"
+drop_caches
+: > "$W/qsd-http.export"
+qemu-storage-daemon --blockdev "driver=http,node-name=h,url=http://127.0.0.1:$webproxy/disk.qcow2,read-only=on" \
+  --blockdev driver=qcow2,node-name=q,file=h,read-only=on \
+  --export "type=fuse,id=e,node-name=q,mountpoint=$W/qsd-http.export,writable=off" >"$W/qsd-http.log" 2>&1 &
+qsd_pid=$!; pids+=("$qsd_pid"); mounts+=("$W/qsd-http.export")
+wait_for "is_mounted $W/qsd-http.export"
+qsd_http_mibs=$(fio_seq "$W/qsd-http.export")
+qsd_down
+echo "remote reads: local image ${local_mibs} MiB/s, S3 behind ${delay_ms} ms ${remote_mibs} MiB/s, qsd http+qcow2 behind ${delay_ms} ms ${qsd_http_mibs} MiB/s" >&2
+record "seq read MiB/s, S3 +${delay_ms}ms/request, cold" "$remote_mibs" "the same read from the local image" "$local_mibs" MiB/s "$(ratio "$remote_mibs" "$local_mibs")" 0.5
+record "seq read MiB/s, S3 +${delay_ms}ms/request, cold" "$remote_mibs" "qsd http(+${delay_ms}ms)+qcow2 export" "$qsd_http_mibs" MiB/s "$(ratio "$remote_mibs" "$qsd_http_mibs")" 3
+
+# VM boot: the guest disk of the boot tests, backed up locally and to S3; boot from the local backup, then from S3
+# behind the proxy with an empty cache dir (cold), then again after a remount with that cache (warm).
+gdisk="$W/guest.raw"
+scripts/guest/make-boot-disk.sh "$gdisk" 128 >/dev/null 2>&1
+mkdir -p "$W/gimg" "$W/gvms-local" "$W/gvms-s3" "$W/cache-boot"
+"$bf" backup "$gdisk" "$W/gimg/guest.bfi" 2>/dev/null
+"$bf" backup "$gdisk" s3://bench/guest/guest.bfi "${s3direct[@]}" 2>/dev/null
+"$bf" plugin create "$W/gimg/guest.bfi" "$W/gvms-local/guest.vhdx" >/dev/null
+"$bf" plugin create s3://bench/guest/guest.bfi "$W/gvms-s3/guest.vhdx" --images s3://bench/guest/ "${s3direct[@]}" --cache-dir none >/dev/null 2>&1
+boot() { # plugin log -> seconds
+  local t; t=$(now)
+  scripts/guest/boot-vm.sh --drive "file=$1,format=vhdx,cache=none,aio=threads,snapshot=on" --log "$2" --timeout 300 >/dev/null 2>&1 \
+    || { echo "bench.sh: boot from $1 failed; see $2" >&2; exit 1; }
+  elapsed "$t"
+}
+scripts/guest/boot-vm.sh --drive "file=$gdisk,format=raw,snapshot=on" --log "$W/boot-warmup.log" --timeout 300 >/dev/null 2>&1 || true # KVM verdict, page cache
+drop_caches; warm "$W/gimg/guest.bfi"
+"$bf" mount "$W/gvms-local" --images "$W/gimg" --read-only 2>/dev/null; mounts+=("$W/gvms-local")
+boot_local=$(boot "$W/gvms-local/guest.vhdx" "$W/boot-local.log")
+"$bf" unmount "$W/gvms-local" >/dev/null
+drop_caches
+"$bf" mount "$W/gvms-s3" --images s3://bench/guest/ "${s3slow[@]}" --cache-dir "$W/cache-boot" --read-only 2>/dev/null; mounts+=("$W/gvms-s3")
+boot_cold=$(boot "$W/gvms-s3/guest.vhdx" "$W/boot-cold.log")
+"$bf" unmount "$W/gvms-s3" >/dev/null
+drop_caches
+"$bf" mount "$W/gvms-s3" --images s3://bench/guest/ "${s3slow[@]}" --cache-dir "$W/cache-boot" --read-only 2>/dev/null
+boot_warm=$(boot "$W/gvms-s3/guest.vhdx" "$W/boot-warm.log")
+"$bf" unmount "$W/gvms-s3" >/dev/null
+echo "boot: local ${boot_local} s, S3 cold ${boot_cold} s, S3 warm ${boot_warm} s" >&2
+record "VM boot (s) from S3 +${delay_ms}ms, cold cache" "$boot_cold" "boot from the local backup" "$boot_local" s "$(ratio "$boot_local" "$boot_cold")" 0.5
+record "VM boot (s) from S3 +${delay_ms}ms, warm cache" "$boot_warm" "boot from the local backup" "$boot_local" s "$(ratio "$boot_local" "$boot_warm")" 0.91
+fi # $only != local
 
 # ---------------------------------------------------------------------------------------------------------------
 echo
