@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using BackupFuse.Daemon.Mounting;
 using BackupFuse.Testing;
+using Xunit.Abstractions;
 
 namespace BackupFuse.IntegrationTests;
 
@@ -20,12 +21,14 @@ public sealed class LibvirtBootTests : IClassFixture<LibvirtDaemon>, IDisposable
 {
     private static readonly string Repo = FindRepo();
     private readonly LibvirtDaemon _libvirt;
+    private readonly ITestOutputHelper _output;
     private readonly TempDirectory _dir = new("bfvirtboot");
     private readonly string _name = $"bf-boot-{Environment.ProcessId.ToString(CultureInfo.InvariantCulture)}";
 
-    public LibvirtBootTests(LibvirtDaemon libvirt)
+    public LibvirtBootTests(LibvirtDaemon libvirt, ITestOutputHelper output)
     {
         _libvirt = libvirt;
+        _output = output;
     }
 
     public void Dispose()
@@ -43,6 +46,7 @@ public sealed class LibvirtBootTests : IClassFixture<LibvirtDaemon>, IDisposable
     public void AGuestBootsFromThePluginAsALibvirtDomainWritesAndSeesItsWriteAfterARemount()
     {
         Prerequisite.SkipIf(_libvirt.Problem);
+        Prerequisite.SkipIf(GuestBoot.Missing());
         string images = _dir["images"];
         string vms = _dir["vms"];
         Directory.CreateDirectory(images);
@@ -101,6 +105,7 @@ public sealed class LibvirtBootTests : IClassFixture<LibvirtDaemon>, IDisposable
             Thread.Sleep(500);
         }
 
+        _output.WriteLine($"libvirt boot ({Path.GetFileName(serialLog)}): {clock.Elapsed.TotalSeconds:F1} s from start to shut off");
         LibvirtDaemon.VirshOk("undefine", _name);
         string log = ReadLog(serialLog);
         Assert.Contains("BFGUEST-BOOTED", log, StringComparison.Ordinal);
