@@ -1,41 +1,20 @@
-using System.Buffers;
-using BackupFuse.BackupImage.Reading;
-using BackupFuse.BackupImage.Storage;
-
 namespace BackupFuse.Remote;
 
 // Design notes:
-// - One synchronous GET with a Range header per read (HttpRange): the answer must be 206 with a Content-Range of
-//   exactly the range asked for and the object's length: a server that ignores ranges (200) or answers another range
-//   is refused, never served (it would be wrong bytes).
+// - The reads are RemoteImageObject's (one GET with a Range header per read, 206 with exactly that range or
+//   refused); this class says only that the URL read is the location itself and errors are HTTP statuses.
 // - Length: HEAD's Content-Length, else (HEAD refused or no length) the total of a "Range: bytes=0-0" GET's
 //   Content-Range. A listing's size saves both.
 // - Redirects are not followed (HttpRemoteClient): the URL named is the one read, so the root rule holds.
-// - No caching here (RemoteRepositoryOptions.WrapObject adds it). Thread-safe; the HttpClient is shared, not owned.
+// - Thread-safe; the HttpClient is shared, not owned.
 
 /// <summary>An image behind a web server, read with HTTP range requests.</summary>
-public sealed class HttpImageObject : IImageObject
+public sealed class HttpImageObject : RemoteImageObject
 {
-    private readonly HttpClient _client;
-    private readonly RemoteLocation _location;
-    private readonly RetryPolicy _retry;
-
     private HttpImageObject(HttpClient client, RemoteLocation location, long length, RetryPolicy retry)
+        : base(client, location, length, retry)
     {
-        _client = client;
-        _location = location;
-        _retry = retry;
-        Length = length;
     }
-
-    /// <inheritdoc/>
-    public string Location => _location.Url;
-
-    /// <inheritdoc/>
-    public long Length { get; }
-
-    /// <inheritdoc/>
-    public ImageFileStatus? LocalStatus => null;
 
     /// <summary>Opens the resource at <paramref name="location"/>; <paramref name="knownLength"/> (from a listing) saves the HEAD.</summary>
     /// <exception cref="FileNotFoundException">No such resource (404).</exception>
@@ -45,51 +24,18 @@ public sealed class HttpImageObject : IImageObject
         ArgumentNullException.ThrowIfNull(client);
         ArgumentNullException.ThrowIfNull(location);
         ArgumentNullException.ThrowIfNull(retry);
-        long length = knownLength ?? retry.RunSync($"{location.Url}: cannot open", ct => HttpRange.Length(client, location.Url, location.Url, ct, Failure), _ => null);
+        long length = knownLength ?? retry.RunSync($"{location.Url}: cannot open", ct => HttpRange.Length(client, location.Url, location.Url, ct, StatusFailure), _ => null);
         return new HttpImageObject(client, location, length, retry);
     }
 
     /// <inheritdoc/>
-    public void ReadExactly(long offset, Span<byte> destination)
-    {
-        if (destination.IsEmpty)
-        {
-            return;
-        }
-
-        if (offset < 0 || offset + destination.Length > Length)
-        {
-            throw new InvalidDataException($"{Location}: unexpected end of object at offset {Math.Min(Math.Max(offset, 0), Length)} (object is {Length} bytes): the image is truncated");
-        }
-
-        int count = destination.Length;
-        byte[] buffer = ArrayPool<byte>.Shared.Rent(count);
-        try
-        {
-            _retry.RunSync($"{Location}: read of {count} bytes at offset {offset}", ct => HttpRange.Read(_client, Location, offset, buffer, count, Length, ct, Failure), _ => null);
-            buffer.AsSpan(0, count).CopyTo(destination);
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-    }
+    protected override string ReadUrl() => Location;
 
     /// <inheritdoc/>
-    public bool Refetch(long offset, long length) => false;
+    protected override RemoteError Failure(HttpResponseMessage response) => StatusFailure(response);
 
     /// <inheritdoc/>
-    public void Prefetch(long offset, long length)
-    {
-    }
+    protected override RemoteError? Classify(Exception e) => null;
 
-    /// <inheritdoc/>
-    public void Dispose()
-    {
-    }
-
-    /// <inheritdoc/>
-    public override string ToString() => Location;
-
-    private static RemoteError Failure(HttpResponseMessage response) => RemoteError.FromStatus((int)response.StatusCode);
+    private static RemoteError StatusFailure(HttpResponseMessage response) => RemoteError.FromStatus((int)response.StatusCode);
 }

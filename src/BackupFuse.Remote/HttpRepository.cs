@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Net.Http.Headers;
 using System.Text.Json;
 using BackupFuse.BackupImage.Storage;
@@ -10,49 +9,26 @@ namespace BackupFuse.Remote;
 //   (autoindex on; autoindex_format json;): an array of {"name", "type", "size", ...}; the regular files named
 //   *.bfi are the images (not recursive). A URL naming one *.bfi is a repository of that one image (servers without
 //   a listing work that way).
-// - Contains is a prefix match on normalized URLs (RemoteLocation refuses dot segments and encoded slashes).
-// - Every object opened goes through RemoteRepositoryOptions.WrapObject. Thread-safe; the HttpClient is shared.
+// - Root, Contains, Open and the listed sizes are RemoteRepository's (the same for S3). Thread-safe; the HttpClient
+//   is shared.
 
 /// <summary>Backup images in a web server's directory (or one image URL).</summary>
-public sealed class HttpRepository : IImageRepository
+public sealed class HttpRepository : RemoteRepository
 {
     private readonly HttpClient _client;
-    private readonly RemoteLocation _root;
-    private readonly RemoteRepositoryOptions _options;
-    private readonly ConcurrentDictionary<string, long> _listedSizes = new(StringComparer.Ordinal);
 
     /// <summary>A repository over <paramref name="root"/> (a directory URL ending in '/', or one image URL).</summary>
     public HttpRepository(HttpClient client, RemoteLocation root, RemoteRepositoryOptions options)
+        : base(root, options, RemoteKind.Http, "http(s)")
     {
         ArgumentNullException.ThrowIfNull(client);
-        ArgumentNullException.ThrowIfNull(root);
-        ArgumentNullException.ThrowIfNull(options);
-        if (root.Kind != RemoteKind.Http)
-        {
-            throw new ArgumentException($"{root}: not an http(s) location", nameof(root));
-        }
-
         _client = client;
-        _root = root;
-        _options = options;
     }
 
     /// <inheritdoc/>
-    public string Location => _root.Url;
-
-    /// <inheritdoc/>
-    public bool IsRemote => true;
-
-    /// <inheritdoc/>
-    public IReadOnlyList<string> List()
+    protected override IEnumerable<(string Url, long? Size)> ListImages()
     {
-        if (!_root.IsDirectory)
-        {
-            return [_root.Url];
-        }
-
-        var entries = _options.Retry.Run($"{Location}: cannot list", ListAttempt, _ => null);
-        var found = new List<string>();
+        var entries = Options.Retry.Run($"{Location}: cannot list", ListAttempt, _ => null);
         foreach (var (name, size) in entries)
         {
             if (name.EndsWith(".bfi", StringComparison.Ordinal) && !name.Contains('/', StringComparison.Ordinal) && name is not ("." or ".."))
@@ -60,47 +36,25 @@ public sealed class HttpRepository : IImageRepository
                 string url;
                 try
                 {
-                    url = _root.Child(name).Url;
+                    url = Root.Child(name).Url;
                 }
                 catch (FormatException)
                 {
                     continue;
                 }
 
-                found.Add(url);
-                if (size is { } s)
-                {
-                    _listedSizes[url] = s;
-                }
+                yield return (url, size);
             }
         }
-
-        found.Sort(StringComparer.Ordinal);
-        return found;
     }
 
     /// <inheritdoc/>
-    public bool Contains(string address) => RemoteLocation.TryParse(address) is { } location && _root.Contains(location);
-
-    /// <inheritdoc/>
-    public IImageObject Open(string address)
-    {
-        var location = RemoteLocation.Parse(address);
-        if (!_root.Contains(location))
-        {
-            throw new IOException($"{address}: not inside {Location}");
-        }
-
-        IImageObject image = HttpImageObject.Open(_client, location, _options.Retry, _listedSizes.TryGetValue(location.Url, out long size) ? size : null);
-        return RemoteRepositoryOptions.Wrap(_options.WrapObject, image);
-    }
-
-    /// <inheritdoc/>
-    public override string ToString() => Location;
+    protected override IImageObject OpenImage(RemoteLocation location, long? knownLength) =>
+        HttpImageObject.Open(_client, location, Options.Retry, knownLength);
 
     private async Task<List<(string Name, long? Size)>> ListAttempt(CancellationToken ct)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Get, _root.Url);
+        using var request = new HttpRequestMessage(HttpMethod.Get, Root.Url);
         request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
         using var response = await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
         if (!response.IsSuccessStatusCode)

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Runtime.InteropServices;
 using BackupFuse.BackupImage.Reading;
 
 namespace BackupFuse.Daemon.BackupPoints;
@@ -20,7 +19,7 @@ namespace BackupFuse.Daemon.BackupPoints;
 // - Immutable after Of: thread-safe.
 
 /// <summary>The user owning a plugin file, whose read access every image of its chain is checked against.</summary>
-public sealed partial class PluginOwner
+public sealed class PluginOwner
 {
     private const uint ReadBit = 4;
     private const uint SearchBit = 1;
@@ -48,12 +47,12 @@ public sealed partial class PluginOwner
             return new PluginOwner(0, "root", [0]);
         }
 
-        var (name, primary) = LookUp(uid);
+        var (name, primary) = UserDatabase.UserById(uid) ?? (null, 0);
         var groups = new HashSet<uint>();
         if (name != null)
         {
             groups.Add(primary);
-            groups.UnionWith(GroupList(name, primary));
+            groups.UnionWith(UserDatabase.GroupList(name, primary));
         }
 
         return new PluginOwner(uid, name, groups);
@@ -99,73 +98,5 @@ public sealed partial class PluginOwner
         uint mode = st.Mode;
         uint bits = st.Uid == Uid ? (mode >> 6) & 7 : _groups.Contains(st.Gid) ? (mode >> 3) & 7 : mode & 7;
         return (bits & bit) != 0;
-    }
-
-    private static unsafe (string? Name, uint Gid) LookUp(uint uid)
-    {
-        for (int size = 4096; size <= 1 << 20; size *= 4)
-        {
-            byte[] buffer = new byte[size];
-            Passwd pwd;
-            Passwd* result;
-            int rc;
-            fixed (byte* b = buffer)
-            {
-                rc = getpwuid_r(uid, &pwd, b, (nuint)buffer.Length, &result);
-                if (rc == 0)
-                {
-                    return result == null ? (null, 0) : (Marshal.PtrToStringUTF8((IntPtr)pwd.Name), pwd.Gid);
-                }
-            }
-
-            if (rc != 34)
-            {
-                break; // not ERANGE: no usable entry
-            }
-        }
-
-        return (null, 0);
-    }
-
-    private static unsafe uint[] GroupList(string name, uint primary)
-    {
-        byte[] user = [.. System.Text.Encoding.UTF8.GetBytes(name), 0];
-        int count = 64;
-        for (int attempt = 0; attempt < 4; attempt++)
-        {
-            uint[] groups = new uint[count];
-            int n = count;
-            fixed (byte* u = user)
-            fixed (uint* g = groups)
-            {
-                if (getgrouplist(u, primary, g, &n) >= 0)
-                {
-                    return groups[..n];
-                }
-            }
-
-            count = Math.Max(n, count * 2);
-        }
-
-        return [];
-    }
-
-    [LibraryImport("libc")]
-    private static unsafe partial int getpwuid_r(uint uid, Passwd* pwd, byte* buffer, nuint length, Passwd** result);
-
-    [LibraryImport("libc")]
-    private static unsafe partial int getgrouplist(byte* user, uint group, uint* groups, int* count);
-
-    /// <summary>struct passwd on linux-x64.</summary>
-    [StructLayout(LayoutKind.Sequential)]
-    private struct Passwd
-    {
-        public IntPtr Name;
-        public IntPtr Password;
-        public uint Uid;
-        public uint Gid;
-        public IntPtr Gecos;
-        public IntPtr Directory;
-        public IntPtr Shell;
     }
 }

@@ -1,13 +1,13 @@
 using System.Globalization;
-using System.Runtime.InteropServices;
+using BackupFuse.Daemon.BackupPoints;
 
 namespace BackupFuse.Daemon.Cli;
 
 // Design notes:
 // - Parses mount's --owner USER[:GROUP] and --mode OCTAL the way chown(1) and chmod(1) take them: names are looked up
-//   in the system's user and group databases (getpwnam_r/getgrnam_r, so NSS sources count), a number is taken as an id
-//   as it is; USER alone means the user's primary group (none for a bare uid without a passwd entry: each plugin keeps
-//   its group), :GROUP alone keeps each plugin's own owner.
+//   in the system's user and group databases (UserDatabase: getpwnam_r/getgrnam_r, so NSS sources count), a number
+//   is taken as an id as it is; USER alone means the user's primary group (none for a bare uid without a passwd
+//   entry: each plugin keeps its group), :GROUP alone keeps each plugin's own owner.
 // - A bad value is a usage error with one line naming the option and the value (ParseOwner/ParseMode return the
 //   message; the option validators report it).
 // - Stateless: thread-safe.
@@ -15,7 +15,7 @@ namespace BackupFuse.Daemon.Cli;
 /// <summary>The owner and group named by <c>--owner</c> (either may be null: keep the plugin file's own).</summary>
 /// <param name="Uid">The user id, or null for ":GROUP".</param>
 /// <param name="Gid">The group id, or null when neither GROUP nor a user with a primary group was named.</param>
-public sealed partial record OwnerSpec(uint? Uid, uint? Gid)
+public sealed record OwnerSpec(uint? Uid, uint? Gid)
 {
     /// <summary>Parses USER[:GROUP] or :GROUP; null and the reason when it names nobody.</summary>
     public static OwnerSpec? Parse(string value, out string? error)
@@ -79,9 +79,9 @@ public sealed partial record OwnerSpec(uint? Uid, uint? Gid)
 
     private static (uint Uid, uint? Gid)? UserId(string name)
     {
-        if (LookUpUser(name) is { } entry)
+        if (UserDatabase.UserByName(name) is { } entry)
         {
-            return entry;
+            return (entry.Uid, entry.Gid);
         }
 
         // A plain number is an id as it is (chown(1) does the same when no user has that name); no primary group then.
@@ -89,90 +89,5 @@ public sealed partial record OwnerSpec(uint? Uid, uint? Gid)
     }
 
     private static uint? GroupId(string name) =>
-        LookUpGroup(name) ?? (uint.TryParse(name, NumberStyles.None, CultureInfo.InvariantCulture, out uint gid) ? gid : null);
-
-    private static unsafe (uint Uid, uint? Gid)? LookUpUser(string name)
-    {
-        byte[] user = [.. System.Text.Encoding.UTF8.GetBytes(name), 0];
-        for (int size = 4096; size <= 1 << 20; size *= 4)
-        {
-            byte[] buffer = new byte[size];
-            Passwd pwd;
-            Passwd* result;
-            int rc;
-            fixed (byte* u = user)
-            fixed (byte* b = buffer)
-            {
-                rc = getpwnam_r(u, &pwd, b, (nuint)buffer.Length, &result);
-                if (rc == 0)
-                {
-                    return result == null ? null : (pwd.Uid, pwd.Gid);
-                }
-            }
-
-            if (rc != 34)
-            {
-                break; // not ERANGE: no usable entry
-            }
-        }
-
-        return null;
-    }
-
-    private static unsafe uint? LookUpGroup(string name)
-    {
-        byte[] group = [.. System.Text.Encoding.UTF8.GetBytes(name), 0];
-        for (int size = 4096; size <= 1 << 20; size *= 4)
-        {
-            byte[] buffer = new byte[size];
-            Group grp;
-            Group* result;
-            int rc;
-            fixed (byte* g = group)
-            fixed (byte* b = buffer)
-            {
-                rc = getgrnam_r(g, &grp, b, (nuint)buffer.Length, &result);
-                if (rc == 0)
-                {
-                    return result == null ? null : grp.Gid;
-                }
-            }
-
-            if (rc != 34)
-            {
-                break;
-            }
-        }
-
-        return null;
-    }
-
-    [LibraryImport("libc")]
-    private static unsafe partial int getpwnam_r(byte* name, Passwd* pwd, byte* buffer, nuint length, Passwd** result);
-
-    [LibraryImport("libc")]
-    private static unsafe partial int getgrnam_r(byte* name, Group* grp, byte* buffer, nuint length, Group** result);
-
-    /// <summary>struct passwd on linux-x64.</summary>
-    [StructLayout(LayoutKind.Sequential)]
-    private struct Passwd
-    {
-        public IntPtr Name;
-        public IntPtr Password;
-        public uint Uid;
-        public uint Gid;
-        public IntPtr Gecos;
-        public IntPtr Directory;
-        public IntPtr Shell;
-    }
-
-    /// <summary>struct group on linux-x64.</summary>
-    [StructLayout(LayoutKind.Sequential)]
-    private struct Group
-    {
-        public IntPtr Name;
-        public IntPtr Password;
-        public uint Gid;
-        public IntPtr Members;
-    }
+        UserDatabase.GroupByName(name) ?? (uint.TryParse(name, NumberStyles.None, CultureInfo.InvariantCulture, out uint gid) ? gid : null);
 }

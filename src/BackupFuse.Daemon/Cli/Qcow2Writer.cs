@@ -58,33 +58,7 @@ public static class Qcow2Writer
             throw new CliError(StandardOutputRefused);
         }
 
-        if (File.Exists(path))
-        {
-            throw new CliError($"{path} already exists; choose a new file name");
-        }
-
-        string? directory = Path.GetDirectoryName(Path.GetFullPath(path));
-        if (directory != null && !Directory.Exists(directory))
-        {
-            throw new CliError($"cannot write {path}: the directory {directory} does not exist");
-        }
-
-        string tmp = path + ".partial";
-        try
-        {
-            using (var handle = File.OpenHandle(tmp, FileMode.CreateNew, FileAccess.ReadWrite))
-            {
-                Write(source, handle, bar, token);
-                RandomAccess.FlushToDisk(handle);
-            }
-
-            File.Move(tmp, path);
-        }
-        catch
-        {
-            File.Delete(tmp);
-            throw;
-        }
+        NewOutputFile.Write(path, FileAccess.ReadWrite, handle => Write(source, handle, bar, token));
     }
 
     /// <summary>
@@ -116,16 +90,8 @@ public static class Qcow2Writer
         {
             long currentRange = -1;
             long lastCluster = -1; // the highest disk cluster already stored (two Data extents may share one)
-            long pos = 0;
-            while (pos < size)
+            foreach (var extent in Extents(source, token))
             {
-                token.ThrowIfCancellationRequested();
-                var extent = source.GetExtent(pos, size - pos);
-                if (extent.Length <= 0)
-                {
-                    throw new InvalidDataException($"{source.GetType().Name}.GetExtent returned an empty extent at {pos}");
-                }
-
                 if (extent.Kind == ExtentKind.Data)
                 {
                     long first = Math.Max(extent.Offset / ClusterSize, lastCluster + 1);
@@ -148,8 +114,6 @@ public static class Qcow2Writer
 
                     lastCluster = Math.Max(lastCluster, end - 1);
                 }
-
-                pos = extent.End;
             }
 
             FlushL2(file, l2Cluster, currentRange, l2Bytes);
@@ -193,6 +157,26 @@ public static class Qcow2Writer
     private static List<long> DataRanges(IBlockSource source, CancellationToken token)
     {
         var ranges = new List<long>();
+        foreach (var extent in Extents(source, token))
+        {
+            if (extent.Kind == ExtentKind.Data)
+            {
+                for (long r = extent.Offset / L2Coverage; r <= (extent.End - 1) / L2Coverage; r++)
+                {
+                    if (ranges.Count == 0 || ranges[^1] < r)
+                    {
+                        ranges.Add(r);
+                    }
+                }
+            }
+        }
+
+        return ranges;
+    }
+
+    /// <summary>The extents of the whole of <paramref name="source"/>, in order; an empty one is a broken source (InvalidDataException).</summary>
+    private static IEnumerable<Extent> Extents(IBlockSource source, CancellationToken token)
+    {
         long size = source.Length;
         long pos = 0;
         while (pos < size)
@@ -204,21 +188,9 @@ public static class Qcow2Writer
                 throw new InvalidDataException($"{source.GetType().Name}.GetExtent returned an empty extent at {pos}");
             }
 
-            if (extent.Kind == ExtentKind.Data)
-            {
-                for (long r = extent.Offset / L2Coverage; r <= (extent.End - 1) / L2Coverage; r++)
-                {
-                    if (ranges.Count == 0 || ranges[^1] < r)
-                    {
-                        ranges.Add(r);
-                    }
-                }
-            }
-
+            yield return extent;
             pos = extent.End;
         }
-
-        return ranges;
     }
 
     /// <summary>

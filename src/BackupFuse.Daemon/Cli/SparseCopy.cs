@@ -25,34 +25,11 @@ public static class SparseCopy
             return;
         }
 
-        if (File.Exists(path))
+        NewOutputFile.Write(path, FileAccess.Write, handle =>
         {
-            throw new CliError($"{path} already exists; choose a new file name");
-        }
-
-        string? directory = Path.GetDirectoryName(Path.GetFullPath(path));
-        if (directory != null && !Directory.Exists(directory))
-        {
-            throw new CliError($"cannot write {path}: the directory {directory} does not exist");
-        }
-
-        string tmp = path + ".partial";
-        try
-        {
-            using (var handle = File.OpenHandle(tmp, FileMode.CreateNew, FileAccess.Write))
-            {
-                RandomAccess.SetLength(handle, source.Length);
-                CopyTo(source, (data, offset) => RandomAccess.Write(handle, data, offset), sparse: true, bar, token);
-                RandomAccess.FlushToDisk(handle);
-            }
-
-            File.Move(tmp, path);
-        }
-        catch
-        {
-            File.Delete(tmp);
-            throw;
-        }
+            RandomAccess.SetLength(handle, source.Length);
+            CopyTo(source, (data, offset) => RandomAccess.Write(handle, data, offset), sparse: true, bar, token);
+        });
     }
 
     private static void CopyTo(IBlockSource source, Action<ReadOnlySpan<byte>, long> write, bool sparse, ProgressBar? bar, CancellationToken token)

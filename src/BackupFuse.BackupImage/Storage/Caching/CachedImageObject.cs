@@ -98,7 +98,7 @@ public sealed class CachedImageObject : IImageObject
             {
                 var (lo, hi) = Overlap(b, offset, destination.Length);
                 _inner.ReadExactly(lo, destination.Slice((int)(lo - offset), (int)(hi - lo)));
-                _cache.AddFetched(hi - lo, background: false);
+                _cache.Counters.AddFetched(hi - lo, background: false);
             }
         }
     }
@@ -284,7 +284,7 @@ public sealed class CachedImageObject : IImageObject
             }
         }
 
-        _cache.CountHit(hits);
+        _cache.Counters.CountHit(hits);
         foreach (var task in others)
         {
             try
@@ -356,10 +356,10 @@ public sealed class CachedImageObject : IImageObject
             throw Failure(e, start, length);
         }
 
-        _cache.AddFetched(length, background);
+        _cache.Counters.AddFetched(length, background);
         if (!background)
         {
-            _cache.CountMiss(run.Count);
+            _cache.Counters.CountMiss(run.Count);
         }
 
         const int sector = ImageCacheOptions.SectorSize;

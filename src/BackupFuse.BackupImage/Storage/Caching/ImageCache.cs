@@ -1,8 +1,6 @@
 using System.Buffers;
-using System.Collections.Concurrent;
 using BackupFuse.BackupImage.Format;
 using BackupFuse.Core;
-using Microsoft.Win32.SafeHandles;
 
 namespace BackupFuse.BackupImage.Storage.Caching;
 
@@ -30,7 +28,9 @@ namespace BackupFuse.BackupImage.Storage.Caching;
 //   flight; room is made by evicting the least recently used blocks (fallocate PUNCH_HOLE), so the files stay within
 //   the bound as `du` counts it. A punched block is "in flight" until the punch ends, so nobody reads or refills it
 //   meanwhile. When every block is in flight, a fetch is served without being stored.
-// - Background work (readahead, prefetch) runs on BackgroundFetches dedicated threads fed from one queue.
+// - Background work (readahead, prefetch) runs on BackgroundFetches dedicated threads fed from one queue
+//   (BackgroundFetchQueue); the counters are ImageCacheCounters. The LRU and eviction bookkeeping is in
+//   ImageCache.Eviction.cs, the index's persistence (Flush, Load) in ImageCache.Persistence.cs.
 // - Threading: one lock guards all maps (images, blocks, LRU, in-flight fetches, byte counts); file I/O and inner
 //   reads happen outside it. Counters are Interlocked. Dispose the CachedImageObjects before the cache.
 // - Security: the directory and its files are opened symlink-safely (CacheDirectory), files 0600, directory 0700.
@@ -40,7 +40,7 @@ namespace BackupFuse.BackupImage.Storage.Caching;
 //   Wrap (the object's identity is its image id and length).
 
 /// <summary>A persistent, bounded, crash-consistent cache of image bytes in one directory, shared by every image read through it.</summary>
-public sealed class ImageCache : IDisposable
+public sealed partial class ImageCache : IDisposable
 {
     private readonly object _lock = new();
     private readonly object _flushLock = new();
@@ -48,8 +48,8 @@ public sealed class ImageCache : IDisposable
     private readonly ImageCacheOptions _options;
     private readonly Dictionary<(Guid Id, long Length), CachedImage> _images = [];
     private readonly LinkedList<CacheEntry> _lru = new(); // First: most recently used
-    private readonly BlockingCollection<BackgroundWork> _work = new();
-    private readonly Thread[] _workers;
+    private readonly ImageCacheCounters _counters = new();
+    private readonly BackgroundFetchQueue _background;
     private readonly Timer _flushTimer;
     private long _storedBytes;
     private long _reservedBytes;
@@ -59,14 +59,6 @@ public sealed class ImageCache : IDisposable
     private int _warnedPunch;
     private int _warnedFlush;
     private int _warnedOpen;
-    private long _hits;
-    private long _misses;
-    private long _bytesFetched;
-    private long _innerRequests;
-    private long _bytesServed;
-    private long _readaheadBytes;
-    private long _damaged;
-    private long _evictions;
 
     private ImageCache(CacheDirectory dir, ImageCacheOptions options, long capacity)
     {
@@ -75,12 +67,7 @@ public sealed class ImageCache : IDisposable
         CapacityBytes = capacity;
         BlockShift = System.Numerics.BitOperations.Log2((uint)options.BlockSize);
         Load();
-        _workers = new Thread[options.BackgroundFetches];
-        for (int i = 0; i < _workers.Length; i++)
-        {
-            _workers[i] = new Thread(RunWorker) { IsBackground = true, Name = "bf-cache-fetch" };
-            _workers[i].Start();
-        }
+        _background = new BackgroundFetchQueue(options.BackgroundFetches);
 
         _flushTimer = new Timer(_ => FlushQuietly(), null, options.FlushInterval, options.FlushInterval);
     }
@@ -105,14 +92,14 @@ public sealed class ImageCache : IDisposable
                 stored = _storedBytes;
             }
 
-            return new ImageCacheStatistics(
-                Interlocked.Read(ref _hits), Interlocked.Read(ref _misses), Interlocked.Read(ref _bytesFetched), Interlocked.Read(ref _innerRequests),
-                Interlocked.Read(ref _bytesServed), Interlocked.Read(ref _readaheadBytes), Interlocked.Read(ref _damaged), Interlocked.Read(ref _evictions),
-                stored, CapacityBytes, IsPrivate);
+            return _counters.Snapshot(stored, CapacityBytes, IsPrivate);
         }
     }
 
     internal ImageCacheOptions Options => _options;
+
+    /// <summary>The running counters (CachedImageObject counts its hits, misses and fetches there).</summary>
+    internal ImageCacheCounters Counters => _counters;
 
     internal int BlockShift { get; }
 
@@ -167,7 +154,7 @@ public sealed class ImageCache : IDisposable
 
         var header = new byte[ImageHeader.Size];
         inner.ReadExactly(0, header);
-        AddFetched(header.Length, background: false);
+        _counters.AddFetched(header.Length, background: false);
         var parsed = ImageHeader.Parse(header, inner.Location);
         CachedImage image;
         lock (_lock)
@@ -188,74 +175,6 @@ public sealed class ImageCache : IDisposable
         return result;
     }
 
-    /// <summary>Makes the presence index durable now (it is also written every FlushInterval and at dispose).</summary>
-    /// <exception cref="IOException">The index cannot be written.</exception>
-    public void Flush()
-    {
-        lock (_flushLock)
-        {
-            List<CacheIndexFile.Record> records;
-            List<CachedImage> written;
-            lock (_lock)
-            {
-                if (!_dirty)
-                {
-                    return;
-                }
-
-                _dirty = false;
-                records = new List<CacheIndexFile.Record>(_lru.Count);
-                for (var node = _lru.Last; node != null; node = node.Previous)
-                {
-                    var e = node.Value;
-                    records.Add(new CacheIndexFile.Record(e.Image.Id, e.Image.Length, e.Block, e.Length, e.SectorCrcs));
-                }
-
-                written = _images.Values.Where(i => i.DataDirty && i.Data != null).ToList();
-                foreach (var i in written)
-                {
-                    i.DataDirty = false;
-                }
-            }
-
-            try
-            {
-                foreach (var image in written)
-                {
-                    if (CacheNative.Fdatasync(image.Data!) != 0)
-                    {
-                        throw new IOException($"{_dir.Path}/{image.DataName}: fdatasync failed: {CacheNative.LastError(out _)}");
-                    }
-                }
-
-                byte[] bytes = CacheIndexFile.Serialize(BlockSize, records);
-                using (var tmp = _dir.OpenFile(CacheIndexFile.TempName, create: true, truncate: true))
-                {
-                    RandomAccess.Write(tmp, bytes, 0);
-                    if (CacheNative.Fdatasync(tmp) != 0)
-                    {
-                        throw new IOException($"{_dir.Path}/{CacheIndexFile.TempName}: fdatasync failed: {CacheNative.LastError(out _)}");
-                    }
-                }
-
-                _dir.Replace(CacheIndexFile.TempName, CacheIndexFile.Name);
-            }
-            catch
-            {
-                lock (_lock)
-                {
-                    _dirty = true;
-                    foreach (var i in written)
-                    {
-                        i.DataDirty = true;
-                    }
-                }
-
-                throw;
-            }
-        }
-    }
-
     /// <summary>Stops the background fetches, writes the index and releases the directory (a private one is removed).</summary>
     public void Dispose()
     {
@@ -269,11 +188,7 @@ public sealed class ImageCache : IDisposable
             _disposed = true;
         }
 
-        _work.CompleteAdding();
-        foreach (var t in _workers)
-        {
-            t.Join();
-        }
+        _background.Dispose();
 
         using (var stopped = new ManualResetEvent(false))
         {
@@ -296,7 +211,6 @@ public sealed class ImageCache : IDisposable
             }
         }
 
-        _work.Dispose();
         _dir.Dispose();
     }
 
@@ -470,62 +384,13 @@ public sealed class ImageCache : IDisposable
             }
 
             span.Slice(lo - sLo, destination.Length).CopyTo(destination);
-            Interlocked.Add(ref _bytesServed, destination.Length);
+            _counters.AddServed(destination.Length);
             return true;
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
         }
-    }
-
-    /// <summary>Drops a present block (if it still is) and punches it out.</summary>
-    internal void Drop(CacheEntry entry, bool damaged)
-    {
-        List<PendingPunch>? punches = null;
-        lock (_lock)
-        {
-            if (entry.Node == null || _disposed)
-            {
-                return; // already dropped or evicted (an eviction that raced with a read reads as damage there)
-            }
-
-            Remove(entry, ref punches);
-            if (damaged)
-            {
-                Interlocked.Increment(ref _damaged);
-            }
-        }
-
-        Punch(punches);
-    }
-
-    /// <summary>Drops every present block overlapping the range (Refetch); true when any was dropped.</summary>
-    internal bool DropRange(CachedImage image, long offset, long length)
-    {
-        List<PendingPunch>? punches = null;
-        bool any = false;
-        lock (_lock)
-        {
-            if (_disposed)
-            {
-                return false;
-            }
-
-            long last = Math.Min(offset + length - 1, image.Length - 1) >> BlockShift;
-            for (long b = Math.Max(0, offset) >> BlockShift; b <= last; b++)
-            {
-                if (image.Present.TryGetValue(b, out var entry))
-                {
-                    Remove(entry, ref punches);
-                    Interlocked.Increment(ref _damaged);
-                    any = true;
-                }
-            }
-        }
-
-        Punch(punches);
-        return any;
     }
 
     /// <summary>Notes a read for readahead; true when blocks <paramref name="from"/>..<paramref name="to"/> should be fetched ahead.</summary>
@@ -538,38 +403,7 @@ public sealed class ImageCache : IDisposable
     }
 
     /// <summary>Queues a background fetch of blocks <paramref name="from"/>..<paramref name="to"/> for <paramref name="owner"/>.</summary>
-    internal void Enqueue(CachedImageObject owner, long from, long to)
-    {
-        int maxRun = _options.MaxRequestBytes >> BlockShift;
-        for (long b = from; b <= to; b += maxRun)
-        {
-            try
-            {
-                if (!owner.IsOpen || !_work.TryAdd(new BackgroundWork(owner, b, Math.Min(to, b + maxRun - 1))))
-                {
-                    return;
-                }
-            }
-            catch (Exception e) when (e is InvalidOperationException or ObjectDisposedException)
-            {
-                return; // the cache is being disposed
-            }
-        }
-    }
-
-    internal void CountHit(int blocks) => Interlocked.Add(ref _hits, blocks);
-
-    internal void CountMiss(int blocks) => Interlocked.Add(ref _misses, blocks);
-
-    internal void AddFetched(long bytes, bool background)
-    {
-        Interlocked.Add(ref _bytesFetched, bytes);
-        Interlocked.Increment(ref _innerRequests);
-        if (background)
-        {
-            Interlocked.Add(ref _readaheadBytes, bytes);
-        }
-    }
+    internal void Enqueue(CachedImageObject owner, long from, long to) => _background.Enqueue(owner, from, to, _options.MaxRequestBytes >> BlockShift);
 
     internal void Detach(CachedImage image)
     {
@@ -614,79 +448,6 @@ public sealed class ImageCache : IDisposable
         }
     }
 
-    // Under _lock. Makes room for `bytes` by evicting least recently used blocks; false when that is impossible.
-    private bool TryReserve(long bytes, ref List<PendingPunch>? punches)
-    {
-        while (_storedBytes + _reservedBytes + bytes > CapacityBytes)
-        {
-            var oldest = _lru.Last;
-            if (oldest == null)
-            {
-                return false;
-            }
-
-            Remove(oldest.Value, ref punches);
-            Interlocked.Increment(ref _evictions);
-        }
-
-        _reservedBytes += bytes;
-        return true;
-    }
-
-    // Under _lock. Drops a present entry; its block stays "in flight" until the punch is done.
-    private void Remove(CacheEntry entry, ref List<PendingPunch>? punches)
-    {
-        _lru.Remove(entry.Node!);
-        entry.Node = null;
-        entry.Image.Present.Remove(entry.Block);
-        _storedBytes -= entry.DiskBytes;
-        _dirty = true;
-        TryEnsureData(entry.Image);
-        var placeholder = new BlockFetch(foreground: false);
-        entry.Image.InFlight.Add(entry.Block, placeholder);
-        (punches ??= []).Add(new PendingPunch(entry.Image, entry.Block, entry.Length, placeholder));
-    }
-
-    // Outside _lock.
-    private void Punch(List<PendingPunch>? punches)
-    {
-        if (punches == null)
-        {
-            return;
-        }
-
-        foreach (var p in punches)
-        {
-            PunchRange(p.Image, (long)p.Block << BlockShift, p.Length);
-            lock (_lock)
-            {
-                if (p.Image.InFlight.TryGetValue(p.Block, out var f) && f == p.Placeholder)
-                {
-                    p.Image.InFlight.Remove(p.Block);
-                }
-            }
-
-            p.Placeholder.Done.TrySetResult();
-        }
-    }
-
-    private void PunchRange(CachedImage image, long offset, long length)
-    {
-        try
-        {
-            if (image.Data != null && !image.Data.IsClosed
-                && CacheNative.Fallocate(image.Data, CacheNative.FallocPunchHole | CacheNative.FallocKeepSize, offset, length) != 0
-                && Interlocked.Exchange(ref _warnedPunch, 1) == 0)
-            {
-                _options.Warning?.Invoke($"{_dir.Path}: cannot punch holes in cache files ({CacheNative.LastError(out _)}); the cache may use more disk than its bound");
-            }
-        }
-        catch (ObjectDisposedException)
-        {
-            // The cache is being disposed: the index will not list the block anyway.
-        }
-    }
-
     // Under _lock (or in the constructor). Opens the image's data file; false (and one warning) when it cannot be.
     private bool TryEnsureData(CachedImage image)
     {
@@ -710,174 +471,4 @@ public sealed class ImageCache : IDisposable
             return false;
         }
     }
-
-    // Under _lock (or in the constructor). Forgets every present block of the image (its file is unusable).
-    private void ForgetAll(CachedImage image)
-    {
-        foreach (var entry in image.Present.Values)
-        {
-            _lru.Remove(entry.Node!);
-            entry.Node = null;
-            _storedBytes -= entry.DiskBytes;
-            _dirty = true;
-        }
-
-        image.Present.Clear();
-    }
-
-    private void FlushQuietly()
-    {
-        try
-        {
-            Flush();
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ObjectDisposedException)
-        {
-            if (Interlocked.Exchange(ref _warnedFlush, 1) == 0)
-            {
-                _options.Warning?.Invoke($"{_dir.Path}: cannot write the cache index ({e.Message}); cached blocks will be fetched again after a restart");
-            }
-        }
-    }
-
-    private void Load()
-    {
-        List<CacheIndexFile.Record>? records = null;
-        try
-        {
-            using var index = _dir.OpenFile(CacheIndexFile.Name, create: false);
-            long length = RandomAccess.GetLength(index);
-            var bytes = new byte[length];
-            int got = 0;
-            while (got < bytes.Length)
-            {
-                int n = RandomAccess.Read(index, bytes.AsSpan(got), got);
-                if (n <= 0)
-                {
-                    break;
-                }
-
-                got += n;
-            }
-
-            records = CacheIndexFile.TryParse(bytes.AsSpan(0, got), BlockSize, out string? problem);
-            if (records == null)
-            {
-                _options.Warning?.Invoke($"{_dir.Path}/{CacheIndexFile.Name}: cache index unusable ({problem}); starting with an empty cache");
-            }
-        }
-        catch (FileNotFoundException)
-        {
-            // A new cache.
-        }
-        catch (IOException e)
-        {
-            // Not a regular file of ours (a symlink someone with access to the directory planted), or unreadable.
-            _options.Warning?.Invoke($"{e.Message}; starting with an empty cache");
-            _dir.Delete(CacheIndexFile.Name);
-        }
-
-        foreach (var r in records ?? [])
-        {
-            if (r.ObjectLength < ImageHeader.Size || r.Block < 0 || r.Block > (r.ObjectLength - 1) >> BlockShift)
-            {
-                continue;
-            }
-
-            var key = (r.Id, r.ObjectLength);
-            if (!_images.TryGetValue(key, out var image))
-            {
-                image = NewImage(r.Id, r.ObjectLength);
-                _images.Add(key, image);
-            }
-
-            int length = BlockLength(image, r.Block);
-            if (r.BlockLength != length || r.SectorCrcs.Length != (length + ImageCacheOptions.SectorSize - 1) / ImageCacheOptions.SectorSize || image.Present.ContainsKey(r.Block))
-            {
-                continue;
-            }
-
-            var entry = new CacheEntry(image, r.Block, length, r.SectorCrcs);
-            entry.Node = _lru.AddFirst(entry); // records are oldest first
-            image.Present.Add(r.Block, entry);
-            _storedBytes += entry.DiskBytes;
-        }
-
-        foreach (string name in _dir.ListNames())
-        {
-            if (name == CacheIndexFile.TempName)
-            {
-                _dir.Delete(name);
-            }
-            else if (CachedImage.TryParseDataName(name, out var id, out long length))
-            {
-                if (!_images.TryGetValue((id, length), out var image) || image.Present.Count == 0)
-                {
-                    _dir.Delete(name);
-                }
-                else if (TryEnsureData(image))
-                {
-                    PunchUnlisted(image);
-                }
-                else
-                {
-                    _dir.Delete(name); // removes a planted symlink itself, never its target
-                    ForgetAll(image);
-                }
-            }
-        }
-
-        List<PendingPunch>? punches = null;
-        if (_storedBytes > CapacityBytes)
-        {
-            TryReserve(0, ref punches); // the bound shrank since the last run
-            _dirty = true;
-        }
-
-        Punch(punches);
-    }
-
-    // Punches every allocated range of the image's data file that holds no listed block (written before a crash).
-    private void PunchUnlisted(CachedImage image)
-    {
-        long at = 0;
-        while (true)
-        {
-            long data = CacheNative.Lseek(image.Data!, at, CacheNative.SeekData);
-            if (data < 0)
-            {
-                return; // ENXIO: no data after `at`
-            }
-
-            long hole = CacheNative.Lseek(image.Data!, data, CacheNative.SeekHole);
-            if (hole <= data)
-            {
-                return;
-            }
-
-            for (long b = data >> BlockShift; b <= (hole - 1) >> BlockShift; b++)
-            {
-                if (!image.Present.ContainsKey(b))
-                {
-                    long start = Math.Max(data, b << BlockShift);
-                    long end = Math.Min(hole, (b + 1) << BlockShift);
-                    PunchRange(image, start, end - start);
-                }
-            }
-
-            at = hole;
-        }
-    }
-
-    private void RunWorker()
-    {
-        foreach (var work in _work.GetConsumingEnumerable())
-        {
-            work.Owner.RunBackground(work.From, work.To);
-        }
-    }
-
-    private readonly record struct PendingPunch(CachedImage Image, long Block, int Length, BlockFetch Placeholder);
-
-    private readonly record struct BackgroundWork(CachedImageObject Owner, long From, long To);
 }
