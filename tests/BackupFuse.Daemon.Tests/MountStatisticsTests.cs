@@ -70,8 +70,15 @@ public sealed class MountStatisticsTests : IDisposable
             }
 
             var first = MountStatistics.TryRead(mountPoint, [StatsDir])!;
-            Thread.Sleep(300);
-            var later = MountStatistics.TryRead(mountPoint, [StatsDir])!;
+
+            // Rewritten every 50 ms; a busy machine may delay a rewrite, so wait for one (up to 10 s), never a fixed time.
+            var later = first;
+            while (later.UpdatedUtc <= first.UpdatedUtc && DateTime.UtcNow < deadline.AddSeconds(10))
+            {
+                Thread.Sleep(20);
+                later = MountStatistics.TryRead(mountPoint, [StatsDir]) ?? later;
+            }
+
             Assert.True(later.UpdatedUtc > first.UpdatedUtc);
             Assert.Null(later.RemoteCache);
             Assert.Single(MountStatistics.Describe(later)); // memory cache only

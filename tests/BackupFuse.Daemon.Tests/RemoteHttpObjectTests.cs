@@ -12,7 +12,12 @@ namespace BackupFuse.Daemon.Tests;
 /// </summary>
 public sealed class RemoteHttpObjectTests : IDisposable
 {
-    private static readonly RetryPolicy Fast = new() { FirstDelay = TimeSpan.FromMilliseconds(10), MaxDelay = TimeSpan.FromMilliseconds(50), Deadline = TimeSpan.FromSeconds(3), RequestTimeout = TimeSpan.FromSeconds(1) };
+    // Quick retries, but a request timeout no loaded test machine reaches: a request counted twice must mean a retry
+    // the code chose, never a slow answer (with 1 s, a busy CI host made "exactly one request" fail now and then).
+    private static readonly RetryPolicy Fast = new() { FirstDelay = TimeSpan.FromMilliseconds(10), MaxDelay = TimeSpan.FromMilliseconds(50), Deadline = TimeSpan.FromSeconds(20), RequestTimeout = TimeSpan.FromSeconds(10) };
+
+    // For the server that never answers: the timeout itself is what is tested.
+    private static readonly RetryPolicy Impatient = new() { FirstDelay = TimeSpan.FromMilliseconds(10), MaxDelay = TimeSpan.FromMilliseconds(50), Deadline = TimeSpan.FromSeconds(3), RequestTimeout = TimeSpan.FromSeconds(1) };
     private readonly byte[] _content = new byte[100_000];
     private readonly HttpListener _listener = new();
     private readonly HttpClient _client = new(new SocketsHttpHandler { AllowAutoRedirect = false }) { Timeout = Timeout.InfiniteTimeSpan };
@@ -91,7 +96,7 @@ public sealed class RemoteHttpObjectTests : IDisposable
     [Fact]
     public void A_silent_server_times_out_within_the_deadline_with_one_message()
     {
-        using var image = HttpImageObject.Open(_client, RemoteLocation.Parse(_url), Fast);
+        using var image = HttpImageObject.Open(_client, RemoteLocation.Parse(_url), Impatient);
         _misbehave = _ => true; // never answers
         var clock = Stopwatch.StartNew();
         var e = Assert.Throws<IOException>(() => image.ReadExactly(0, new byte[10]));
