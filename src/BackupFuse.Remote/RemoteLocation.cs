@@ -193,8 +193,10 @@ public sealed partial class RemoteLocation : IEquatable<RemoteLocation>
         for (int i = 0; i < segments.Length; i++)
         {
             string s = segments[i];
-            string decoded = s.Replace("%2e", ".", StringComparison.OrdinalIgnoreCase);
-            if (decoded is "." or "..")
+            string decoded = s.Replace("%2e", ".", StringComparison.OrdinalIgnoreCase).Replace("%3b", ";", StringComparison.OrdinalIgnoreCase);
+            int parameters = decoded.IndexOf(';', StringComparison.Ordinal);
+            string name = parameters < 0 ? decoded : decoded[..parameters]; // Tomcat/Jetty read "..;x" as ".."
+            if (name is "." or "..")
             {
                 throw new FormatException($"{shown}: '.' and '..' path segments are not accepted");
             }

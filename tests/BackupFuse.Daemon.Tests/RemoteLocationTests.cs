@@ -20,6 +20,8 @@ public sealed class RemoteLocationTests
     [InlineData("https://h/a/../etc/x.bfi", "'.' and '..'")]
     [InlineData("https://h/a/%2e%2e/x.bfi", "'.' and '..'")]
     [InlineData("https://h/a/%2E./x.bfi", "'.' and '..'")]
+    [InlineData("https://h/dir/..;/other.bfi", "'.' and '..'")] // Tomcat and Jetty serve /other.bfi for it
+    [InlineData("https://h/dir/.%3bx/other.bfi", "'.' and '..'")]
     [InlineData("https://h/a%2fb/x.bfi", "encoded '/'")]
     [InlineData("https://h/a//x.bfi", "empty path segments")]
     [InlineData("https://user:pw@h/a/x.bfi", "credentials in a URL")]

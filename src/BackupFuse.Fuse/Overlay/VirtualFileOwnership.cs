@@ -10,7 +10,10 @@ namespace BackupFuse.Fuse.Overlay;
 // - Two sources, the later one winning: the mount's defaults (--owner, --mode; unset parts keep the plugin file's own
 //   values), then what a chown/chmod through the mount set on that file (libvirt's dynamic_ownership chowns a disk to
 //   its qemu user when a domain starts and back when it stops). Those are kept in memory only, per underlying file
-//   (device, inode): a replaced plugin file starts afresh, and an unmount forgets them.
+//   (device, inode) AND that file's version (its real owner, size and mtime when the chown/chmod was made): a
+//   remembered entry applies only while the file is still that version, so a plugin file deleted and replaced by
+//   another (even one that gets the freed inode back, of another user) starts afresh and never inherits what a chown
+//   or chmod of the old one set. An unmount forgets everything.
 // - Why not pass the chown through: the plugin file's real owner is the user whose read access to the backup images
 //   decides whether the plugin serves at all (the owner rule, docs/product.md Security), and the changes files belong
 //   to him. A chown to libvirt-qemu would make every root-only (0600) backup unreadable through that plugin and hand
@@ -57,7 +60,7 @@ public sealed class VirtualFileOwnership
         _set.AddOrUpdate(
             key,
             _ => With(Lookup(stat), uid, gid),
-            (_, old) => With(old, uid, gid));
+            (_, old) => With(Current(old, stat) ?? Lookup(stat), uid, gid));
     }
 
     /// <summary>A chmod through the mount of the virtual file whose underlying stat is <paramref name="underlying"/>: remembered, not applied.</summary>
@@ -66,14 +69,23 @@ public sealed class VirtualFileOwnership
         var key = (underlying.Device, underlying.Inode);
         var stat = underlying;
         uint bits = mode & 0xFFF;
-        _set.AddOrUpdate(key, _ => Lookup(stat) with { Mode = bits }, (_, old) => old with { Mode = bits });
+        _set.AddOrUpdate(key, _ => Lookup(stat) with { Mode = bits }, (_, old) => (Current(old, stat) ?? Lookup(stat)) with { Mode = bits });
     }
 
     private static Presented With(Presented old, uint uid, uint gid) =>
-        new(uid == Unchanged ? old.Uid : uid, gid == Unchanged ? old.Gid : gid, old.Mode);
+        old with { Uid = uid == Unchanged ? old.Uid : uid, Gid = gid == Unchanged ? old.Gid : gid };
+
+    private static FileVersion VersionOf(in Stat st) => new(st.Uid, st.Size, st.ModifyTime.Seconds, st.ModifyTime.Nanoseconds);
+
+    /// <summary><paramref name="set"/> if it was made for the file as it is now, else null (the file was replaced).</summary>
+    private static Presented? Current(Presented set, in Stat st) => set.Version == VersionOf(st) ? set : null;
 
     private Presented Lookup(in Stat st) =>
-        _set.TryGetValue((st.Device, st.Inode), out var set) ? set : new Presented(Uid ?? st.Uid, Gid ?? st.Gid, Mode ?? (st.Mode & 0xFFF));
+        _set.TryGetValue((st.Device, st.Inode), out var set) && Current(set, st) is { } current
+            ? current
+            : new Presented(Uid ?? st.Uid, Gid ?? st.Gid, Mode ?? (st.Mode & 0xFFF), VersionOf(st));
 
-    private sealed record Presented(uint Uid, uint Gid, uint Mode);
+    private sealed record FileVersion(uint Uid, long Size, long ModifySeconds, long ModifyNanoseconds);
+
+    private sealed record Presented(uint Uid, uint Gid, uint Mode, FileVersion Version);
 }

@@ -52,6 +52,7 @@ internal sealed class CacheDirectory : IDisposable
             Directory.CreateDirectory(parent);
         }
 
+        bool created = true;
         if (CacheNative.MkdirAt(CacheNative.AtFdCwd, path, DirectoryMode) != 0)
         {
             string message = CacheNative.LastError(out int errno);
@@ -59,19 +60,21 @@ internal sealed class CacheDirectory : IDisposable
             {
                 throw new IOException($"{path}: cannot create the cache directory: {message}");
             }
+
+            created = false;
         }
 
-        return Open(path, isPrivate: false);
+        return Open(path, isPrivate: false, created);
     }
 
     /// <summary>A fresh private directory under the system temporary directory (removed on dispose), locked.</summary>
     public static CacheDirectory CreatePrivate()
     {
         string path = Directory.CreateTempSubdirectory("backupfuse-cache-").FullName; // 0700
-        return Open(path, isPrivate: true) ?? throw new IOException($"{path}: cannot lock a fresh private cache directory");
+        return Open(path, isPrivate: true, created: true) ?? throw new IOException($"{path}: cannot lock a fresh private cache directory");
     }
 
-    private static CacheDirectory? Open(string path, bool isPrivate)
+    private static CacheDirectory? Open(string path, bool isPrivate, bool created)
     {
         int dirFd = CacheNative.OpenAt(CacheNative.AtFdCwd, path, CacheNative.ORdOnly | CacheNative.ODirectory | CacheNative.ONoFollow | CacheNative.OCloExec, 0);
         if (dirFd < 0)
@@ -88,6 +91,13 @@ internal sealed class CacheDirectory : IDisposable
             if (!CacheNative.Fstat(dirFd, out var facts) || !facts.IsDirectory || facts.Uid != CacheNative.Geteuid())
             {
                 throw new IOException($"{path}: refusing to use it as the cache directory: it must be a directory of this user (uid {CacheNative.Geteuid()})");
+            }
+
+            if ((facts.Mode & 0x3F) != 0 && !created)
+            {
+                // An existing directory others may use (/tmp, /var/cache, a shared folder) is never taken over: making
+                // it private would break them, and its files are not the cache's. Only a directory made here is fixed.
+                throw new IOException($"{path}: refusing to use it as the cache directory: others can use it (mode {Convert.ToString(facts.Mode & 0xFFF, 8)}); name a directory of its own (it is created, mode 700, when missing)");
             }
 
             if ((facts.Mode & 0x3F) != 0 && CacheNative.Fchmod(dirFd, DirectoryMode) != 0)

@@ -171,7 +171,16 @@ public sealed partial class ImageCache : IDisposable
         }
 
         var result = new CachedImageObject(this, image, inner);
-        CheckCachedHeader(image, header);
+        try
+        {
+            CheckCachedHeader(image, header);
+        }
+        catch
+        {
+            result.Dispose(); // gives the open count back (and the inner object, which the caller then must not dispose)
+            throw;
+        }
+
         return result;
     }
 
@@ -418,33 +427,45 @@ public sealed partial class ImageCache : IDisposable
 
     private CachedImage NewImage(Guid id, long length) => new(id, length, BlockShift, _options.MaxReadaheadBytes >> BlockShift);
 
+    // The cached blocks of an image are keyed by its id and length only; block 0 holds its header (with the creation
+    // time and, for an incremental, the parent binding), which another object with the same id and length does not
+    // reproduce unless it is the same image. So the entries are used only while block 0 is cached and equals the
+    // header just read from the store; without block 0 (evicted) nothing vouches for them and they are dropped.
     private void CheckCachedHeader(CachedImage image, byte[] header)
     {
         CacheEntry? entry;
+        bool vouched;
         lock (_lock)
         {
-            if (!image.Present.TryGetValue(0, out entry) || !TryEnsureData(image))
+            if (image.Present.Count == 0)
             {
                 return;
             }
+
+            vouched = image.Present.TryGetValue(0, out entry) && TryEnsureData(image);
         }
 
         // A damaged block 0 is dropped by TryReadCached itself.
         var cached = new byte[header.Length];
-        if (TryReadCached(entry, 0, cached) && !cached.AsSpan().SequenceEqual(header))
+        if (vouched && TryReadCached(entry!, 0, cached) && cached.AsSpan().SequenceEqual(header))
         {
-            // Same id and length, other header: not the image the entries came from. Forget all of them.
-            _options.Warning?.Invoke($"{_dir.Path}/{image.DataName}: the cached copy does not match the object's header; dropping it");
-            List<CacheEntry> all;
-            lock (_lock)
-            {
-                all = [.. image.Present.Values];
-            }
+            return;
+        }
 
-            foreach (var e in all)
-            {
-                Drop(e, damaged: true);
-            }
+        if (vouched)
+        {
+            _options.Warning?.Invoke($"{_dir.Path}/{image.DataName}: the cached copy does not match the object's header; dropping it");
+        }
+
+        List<CacheEntry> all;
+        lock (_lock)
+        {
+            all = [.. image.Present.Values];
+        }
+
+        foreach (var e in all)
+        {
+            Drop(e, damaged: vouched);
         }
     }
 
