@@ -238,8 +238,12 @@ public sealed class S3MultipartUploadStream : Stream
         _inFlight.Enqueue(Task.Run(() => UploadPart(number, data, length, offset)));
     }
 
-    private Task<PartETag> UploadPart(int number, byte[] data, int length, long offset) =>
-        _retry.RunAsync($"{Location}: upload of part {number} ({length} bytes at offset {offset})", async ct =>
+    private Task<PartETag> UploadPart(int number, byte[] data, int length, long offset)
+    {
+        // Content-MD5 on every part: the store refuses a part damaged on the way (a proxy, a bad NIC) instead of keeping
+        // it, since checksums are otherwise off (WHEN_REQUIRED, which small S3 servers need). Computed once per part.
+        string md5 = Convert.ToBase64String(System.Security.Cryptography.MD5.HashData(data.AsSpan(0, length)));
+        return _retry.RunAsync($"{Location}: upload of part {number} ({length} bytes at offset {offset})", async ct =>
         {
             using var body = new MemoryStream(data, 0, length, writable: false);
             var request = new UploadPartRequest
@@ -251,10 +255,12 @@ public sealed class S3MultipartUploadStream : Stream
                 PartSize = length,
                 InputStream = body,
                 UseChunkEncoding = false,
+                MD5Digest = md5,
             };
             var response = await _client.UploadPartAsync(request, ct).ConfigureAwait(false);
             return new PartETag(number, response.ETag);
         }, S3Errors.Classify, _abandon.Token);
+    }
 
     private PartETag WaitOldest()
     {
