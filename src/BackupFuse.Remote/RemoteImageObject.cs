@@ -61,7 +61,8 @@ public abstract class RemoteImageObject : IImageObject
             _retry.RunSync(
                 $"{Location}: read of {count} bytes at offset {offset}",
                 ct => HttpRange.Read(_http, ReadUrl(), offset, buffer, count, Length, ct, Failure),
-                Classify);
+                Classify,
+                attemptTimeout: _retry.TimeoutFor(count)); // time for the answer and for the bytes on a slow link
             buffer.AsSpan(0, count).CopyTo(destination);
         }
         finally

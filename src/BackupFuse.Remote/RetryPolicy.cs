@@ -35,6 +35,15 @@ public sealed class RetryPolicy
     /// <summary>No new attempt starts later than this after the first one.</summary>
     public TimeSpan Deadline { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// The slowest transfer rate (bytes per second) an attempt is given time for on top of <see cref="RequestTimeout"/>
+    /// (TimeoutFor): an 8 MiB range on a slow link must not time out for its size alone.
+    /// </summary>
+    public long MinimumBytesPerSecond { get; init; } = 512 * 1024;
+
+    /// <summary>The time one attempt that moves <paramref name="bytes"/> may take: RequestTimeout plus the bytes at MinimumBytesPerSecond.</summary>
+    public TimeSpan TimeoutFor(long bytes) => RequestTimeout + TimeSpan.FromSeconds(Math.Max(0, bytes) / (double)MinimumBytesPerSecond);
+
     /// <summary>Longest time one attempt may take (connect, answer and body).</summary>
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(15);
 
@@ -58,7 +67,7 @@ public sealed class RetryPolicy
     /// </summary>
     /// <exception cref="FileNotFoundException">The object does not exist.</exception>
     /// <exception cref="IOException">Any other failure that stands.</exception>
-    public T RunSync<T>(string what, Func<CancellationToken, T> attempt, Func<Exception, RemoteError?> classify, CancellationToken cancellationToken = default)
+    public T RunSync<T>(string what, Func<CancellationToken, T> attempt, Func<Exception, RemoteError?> classify, CancellationToken cancellationToken = default, TimeSpan? attemptTimeout = null)
     {
         ArgumentNullException.ThrowIfNull(attempt);
         ArgumentNullException.ThrowIfNull(classify);
@@ -68,7 +77,7 @@ public sealed class RetryPolicy
             RemoteError error;
             using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
             {
-                timeout.CancelAfter(RequestTimeout);
+                timeout.CancelAfter(attemptTimeout ?? RequestTimeout);
                 try
                 {
                     return attempt(timeout.Token);

@@ -105,6 +105,33 @@ public sealed class RemoteHttpObjectTests : IDisposable
     }
 
     [Fact]
+    public void A_long_transfer_on_a_slow_link_gets_time_for_its_bytes()
+    {
+        // 4 KiB at about 2 KiB/s: 2 s, twice the 1 s request timeout. Before, the timeout covered the whole transfer
+        // whatever its size, so every attempt was cut off and the read failed at the deadline.
+        var slowLink = new RetryPolicy { FirstDelay = TimeSpan.FromMilliseconds(10), MaxDelay = TimeSpan.FromMilliseconds(50), Deadline = TimeSpan.FromSeconds(20), RequestTimeout = TimeSpan.FromSeconds(1), MinimumBytesPerSecond = 1024 };
+        using var image = HttpImageObject.Open(_client, RemoteLocation.Parse(_url), slowLink);
+        _misbehave = ctx =>
+        {
+            ctx.Response.StatusCode = 206;
+            ctx.Response.Headers["Content-Range"] = $"bytes 0-4095/{_content.Length}";
+            ctx.Response.ContentLength64 = 4096;
+            for (int at = 0; at < 4096; at += 512)
+            {
+                ctx.Response.OutputStream.Write(_content, at, 512);
+                ctx.Response.OutputStream.Flush();
+                Thread.Sleep(250);
+            }
+
+            ctx.Response.Close();
+            return true;
+        };
+        var buffer = new byte[4096];
+        image.ReadExactly(0, buffer);
+        Assert.Equal(_content.AsSpan(0, 4096).ToArray(), buffer);
+    }
+
+    [Fact]
     public void A_missing_object_is_final()
     {
         int before = _requests;
