@@ -272,7 +272,7 @@ if [[ $only != local ]]; then
 say "Remote (S3 on loopback): upload, reads through a 20 ms-per-request proxy, VM boot"
 delay_ms=20
 s3port=$(( 20000 + RANDOM % 20000 )); s3proxy=$(( s3port + 1 )); webport=$(( s3port + 2 )); webproxy=$(( s3port + 3 ))
-mkdir -p "$W/s3data" "$W/www" "$W/nginx/tmp" "$W/rvms" "$W/lvms" "$W/cache-cold"
+mkdir -p "$W/s3data" "$W/www" "$W/nginx/tmp" "$W/rvms" "$W/lvms" # the cache dirs are made by backupfuse (private)
 /opt/backupfuse-test/node_modules/.bin/s3rver -d "$W/s3data" -a 127.0.0.1 -p "$s3port" --configure-bucket bench --silent > "$W/s3rver.log" 2>&1 &
 pids+=($!)
 cat > "$W/nginx/nginx.conf" <<NGINX
@@ -311,7 +311,8 @@ local_mibs=$(fio_seq "$W/lvms/local.vhdx")
 drop_caches
 "$bf" mount "$W/rvms" --images s3://bench/img/ "${s3slow[@]}" --cache-dir "$W/cache-cold" --read-only 2>/dev/null; mounts+=("$W/rvms")
 remote_mibs=$(fio_seq "$W/rvms/remote.vhdx")
-sleep 6; "$bf" status 2>/dev/null | grep -A1 "^$W/rvms" | sed -n 2p | sed 's/^ */remote mount: /' >&2 || true
+sleep 6; "$bf" status 2>/dev/null | grep -A2 "^$W/rvms" | grep "remote cache:" | sed 's/^ */remote mount: /' >&2 \
+  || { echo "bench.sh: the remote mount shows no remote cache figures (cache not in use?)" >&2; exit 1; }
 "$bf" unmount "$W/rvms" >/dev/null
 cp "$W/disk.qcow2" "$W/www/disk.qcow2"
 drop_caches
@@ -331,7 +332,7 @@ record "seq read MiB/s, S3 +${delay_ms}ms/request, cold" "$remote_mibs" "qsd htt
 # behind the proxy with an empty cache dir (cold), then again after a remount with that cache (warm).
 gdisk="$W/guest.raw"
 scripts/guest/make-boot-disk.sh "$gdisk" 128 >/dev/null 2>&1
-mkdir -p "$W/gimg" "$W/gvms-local" "$W/gvms-s3" "$W/cache-boot"
+mkdir -p "$W/gimg" "$W/gvms-local" "$W/gvms-s3"
 "$bf" backup "$gdisk" "$W/gimg/guest.bfi" 2>/dev/null
 "$bf" backup "$gdisk" s3://bench/guest/guest.bfi "${s3direct[@]}" 2>/dev/null
 "$bf" plugin create "$W/gimg/guest.bfi" "$W/gvms-local/guest.vhdx" >/dev/null

@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using BackupFuse.Testing;
 
 namespace BackupFuse.IntegrationTests;
@@ -12,7 +11,7 @@ namespace BackupFuse.IntegrationTests;
 [Collection("mounts")]
 public sealed class BootTests : IDisposable
 {
-    private static readonly string Repo = FindRepo();
+    private static readonly string Repo = GuestBoot.Repo;
     private readonly TempDirectory _dir = new("bfboot");
 
     public void Dispose() => _dir.Dispose();
@@ -32,7 +31,7 @@ public sealed class BootTests : IDisposable
         Cli.Ok("backup", disk, Path.Combine(images, "guest-inc.bfi"), "--parent", Path.Combine(images, "guest-full.bfi"));
         string plugin = Path.Combine(vms, "guest.vhdx");
         Cli.Ok("plugin", "create", Path.Combine(images, "guest-inc.bfi"), plugin);
-        string hashes = HashDir(images);
+        string hashes = GuestBoot.HashDir(images);
 
         using (var daemon = DaemonProcess.Start(vms, vms, "--images", images))
         {
@@ -52,7 +51,7 @@ public sealed class BootTests : IDisposable
             Assert.Equal("written-by-the-guest", File.ReadAllText(_dir["recovered.txt"]).Trim());
         }
 
-        Assert.Equal(hashes, HashDir(images));
+        Assert.Equal(hashes, GuestBoot.HashDir(images));
 
         // The flattened export (backup + the guest's changes) holds the file too; debugfs reads it without mounting.
         Cli.Ok("export", plugin, _dir["flat.raw"]);
@@ -85,21 +84,5 @@ public sealed class BootTests : IDisposable
         return name.StartsWith("guest/make", StringComparison.Ordinal) || name.StartsWith("guest/set", StringComparison.Ordinal)
             ? (r.ExitCode == 0 ? r : throw new InvalidOperationException($"{name} exited {r.ExitCode}: {r.Output}"))
             : r;
-    }
-
-    private static string HashDir(string dir) =>
-        string.Join(",", Directory.GetFiles(dir).Order(StringComparer.Ordinal).Select(f => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(f)))));
-
-    private static string FindRepo()
-    {
-        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d != null; d = d.Parent)
-        {
-            if (File.Exists(Path.Combine(d.FullName, "BackupFuse.sln")))
-            {
-                return d.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("cannot find the repository root above " + AppContext.BaseDirectory);
     }
 }

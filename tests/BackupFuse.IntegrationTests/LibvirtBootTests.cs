@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Security.Cryptography;
 using BackupFuse.Daemon.Mounting;
 using BackupFuse.Testing;
 using Xunit.Abstractions;
@@ -19,7 +18,7 @@ namespace BackupFuse.IntegrationTests;
 [Collection("mounts")]
 public sealed class LibvirtBootTests : IClassFixture<LibvirtDaemon>, IDisposable
 {
-    private static readonly string Repo = FindRepo();
+    private static readonly string Repo = GuestBoot.Repo;
     private readonly LibvirtDaemon _libvirt;
     private readonly ITestOutputHelper _output;
     private readonly TempDirectory _dir = new("bfvirtboot");
@@ -58,7 +57,7 @@ public sealed class LibvirtBootTests : IClassFixture<LibvirtDaemon>, IDisposable
         ExternalTool.Check("chmod", "0600", Path.Combine(images, "guest.bfi"));
         string plugin = Path.Combine(vms, "guest.vhdx");
         Cli.Ok("plugin", "create", Path.Combine(images, "guest.bfi"), plugin);
-        string hashes = HashDir(images);
+        string hashes = GuestBoot.HashDir(images);
 
         // The serial log and the fw_cfg file live where libvirt-qemu may reach them (QEMU opens the fw_cfg file itself).
         string shared = _dir["shared"];
@@ -81,7 +80,7 @@ public sealed class LibvirtBootTests : IClassFixture<LibvirtDaemon>, IDisposable
             Assert.Contains("BFGUEST-SEEN:written-under-libvirt", log, StringComparison.Ordinal);
         }
 
-        Assert.Equal(hashes, HashDir(images));
+        Assert.Equal(hashes, GuestBoot.HashDir(images));
         Assert.Equal("0:0:644", ExternalTool.Check("stat", "-c", "%u:%g:%a", plugin).StdOut.Trim());
     }
 
@@ -121,21 +120,5 @@ public sealed class LibvirtBootTests : IClassFixture<LibvirtDaemon>, IDisposable
     {
         var r = ExternalTool.Run(Path.Combine(Repo, "scripts", name), args, TimeSpan.FromMinutes(8), env.ToDictionary(e => e.Key, e => e.Value));
         Assert.True(r.ExitCode == 0, $"{name} exited {r.ExitCode}: {r.Output}");
-    }
-
-    private static string HashDir(string dir) =>
-        string.Join(",", Directory.GetFiles(dir).Order(StringComparer.Ordinal).Select(f => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(f)))));
-
-    private static string FindRepo()
-    {
-        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d != null; d = d.Parent)
-        {
-            if (File.Exists(Path.Combine(d.FullName, "BackupFuse.sln")))
-            {
-                return d.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("cannot find the repository root above " + AppContext.BaseDirectory);
     }
 }

@@ -21,9 +21,30 @@ public sealed class CacheDirectoryTests : IDisposable
         File.SetUnixFileMode(shared, mode);
 
         var e = Assert.Throws<IOException>(() => ImageCache.Open(shared).Dispose());
-        Assert.Contains("others can use it", e.Message, StringComparison.Ordinal);
+        Assert.Contains("others use it", e.Message, StringComparison.Ordinal);
         Assert.Equal(mode, File.GetUnixFileMode(shared));
         Assert.Empty(Directory.GetFileSystemEntries(shared));
+    }
+
+    [Fact]
+    public void AnEmptyDirectoryMadeBeforehandIsTakenAndMadePrivateButNotOneWithOtherFiles()
+    {
+        // `mkdir /srv/cache` (0755) then --cache-dir /srv/cache: taken; /var/cache-like (0755, other files): refused.
+        var open = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute |
+            UnixFileMode.OtherRead | UnixFileMode.OtherExecute;
+        string empty = Directory.CreateDirectory(_dir["empty"]).FullName;
+        File.SetUnixFileMode(empty, open);
+        using (ImageCache.Open(empty))
+        {
+        }
+
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(empty));
+
+        string busy = Directory.CreateDirectory(_dir["busy"]).FullName;
+        File.WriteAllText(Path.Combine(busy, "someone-elses"), "x");
+        File.SetUnixFileMode(busy, open);
+        Assert.Throws<IOException>(() => ImageCache.Open(busy).Dispose());
+        Assert.Equal(open, File.GetUnixFileMode(busy));
     }
 
     [Fact]

@@ -74,6 +74,19 @@ internal sealed class CacheDirectory : IDisposable
         return Open(path, isPrivate: true, created: true) ?? throw new IOException($"{path}: cannot lock a fresh private cache directory");
     }
 
+    /// <summary>Whether an existing directory with group/other bits may be made private: nobody else may write to it, and it is empty or already a cache (it holds the lock file).</summary>
+    private static bool MayMakePrivate(string path, uint mode)
+    {
+        const uint groupOrOtherWriteOrSticky = 0x12 | 0x200; // g+w, o+w, sticky
+        if ((mode & groupOrOtherWriteOrSticky) != 0)
+        {
+            return false;
+        }
+
+        var entries = Directory.EnumerateFileSystemEntries(path).Select(System.IO.Path.GetFileName).ToList();
+        return entries.Count == 0 || entries.Contains(LockName);
+    }
+
     private static CacheDirectory? Open(string path, bool isPrivate, bool created)
     {
         int dirFd = CacheNative.OpenAt(CacheNative.AtFdCwd, path, CacheNative.ORdOnly | CacheNative.ODirectory | CacheNative.ONoFollow | CacheNative.OCloExec, 0);
@@ -93,11 +106,12 @@ internal sealed class CacheDirectory : IDisposable
                 throw new IOException($"{path}: refusing to use it as the cache directory: it must be a directory of this user (uid {CacheNative.Geteuid()})");
             }
 
-            if ((facts.Mode & 0x3F) != 0 && !created)
+            if ((facts.Mode & 0x3F) != 0 && !created && !MayMakePrivate(path, facts.Mode))
             {
-                // An existing directory others may use (/tmp, /var/cache, a shared folder) is never taken over: making
-                // it private would break them, and its files are not the cache's. Only a directory made here is fixed.
-                throw new IOException($"{path}: refusing to use it as the cache directory: others can use it (mode {Convert.ToString(facts.Mode & 0xFFF, 8)}); name a directory of its own (it is created, mode 700, when missing)");
+                // An existing directory others use (/tmp, /var/cache, a shared folder) is never taken over: making it
+                // private would break them, and its files are not the cache's. Only a directory made here, or an empty
+                // one (`mkdir cache`) or one that is already a cache, others cannot write to, is made private.
+                throw new IOException($"{path}: refusing to use it as the cache directory: others use it (mode {Convert.ToString(facts.Mode & 0xFFF, 8)}, not empty); name a directory of its own (it is created, mode 700, when missing)");
             }
 
             if ((facts.Mode & 0x3F) != 0 && CacheNative.Fchmod(dirFd, DirectoryMode) != 0)
