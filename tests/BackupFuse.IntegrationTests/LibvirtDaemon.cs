@@ -7,7 +7,8 @@ namespace BackupFuse.IntegrationTests;
 // Design notes:
 // - One libvirt for the test classes that use it (an xunit class fixture): the system libvirt that already answers on
 //   qemu:///system (under systemd, socket-activated), or else a libvirtd this fixture starts itself, with virtlogd
-//   (QEMU's output goes through it) when its socket is missing. Only what the fixture started is stopped again, by pid.
+//   (QEMU's output goes through it) when nothing accepts on its socket. A socket file alone proves nothing: a killed
+//   virtlogd leaves it behind ("Connection refused" at domain start), so the stale files are removed first. Only what the fixture started is stopped again, by pid.
 // - libvirt runs as root with its packaged configuration (Debian: QEMU as libvirt-qemu, dynamic_ownership on), which
 //   is what users have; nothing is reconfigured. TCG domains (type='qemu') need no KVM.
 // - Without libvirt the tests report Skipped with the reason (Problem), and fail under BACKUPFUSE_REQUIRE_FUSE=1.
@@ -29,16 +30,32 @@ public sealed class LibvirtDaemon : IDisposable
             return;
         }
 
+        string logDir = Path.Combine(Path.GetTempPath(), "backupfuse-test-libvirt");
+        Directory.CreateDirectory(logDir);
+        if (!Accepts(VirtlogdSocket))
+        {
+            foreach (string stale in new[] { VirtlogdSocket, "/run/libvirt/virtlogd-admin-sock" }.Where(File.Exists))
+            {
+                File.Delete(stale);
+            }
+
+            _started.Add(StartInBackground("/usr/sbin/virtlogd", Path.Combine(logDir, "virtlogd.log")));
+            var wait = Stopwatch.StartNew();
+            while (!Accepts(VirtlogdSocket))
+            {
+                if (wait.Elapsed > TimeSpan.FromSeconds(30) || !Alive(_started[^1]))
+                {
+                    Problem = $"virtlogd did not accept on {VirtlogdSocket} within {wait.Elapsed.TotalSeconds:F0} s";
+                    return;
+                }
+
+                Thread.Sleep(100);
+            }
+        }
+
         if (Answers())
         {
             return;
-        }
-
-        string logDir = Path.Combine(Path.GetTempPath(), "backupfuse-test-libvirt");
-        Directory.CreateDirectory(logDir);
-        if (!File.Exists("/run/libvirt/virtlogd-sock"))
-        {
-            _started.Add(StartInBackground("/usr/sbin/virtlogd", Path.Combine(logDir, "virtlogd.log")));
         }
 
         _started.Add(StartInBackground("/usr/sbin/libvirtd", Path.Combine(logDir, "libvirtd.log")));
@@ -93,7 +110,24 @@ public sealed class LibvirtDaemon : IDisposable
         }
     }
 
+    private const string VirtlogdSocket = "/run/libvirt/virtlogd-sock";
+
     private static bool Answers() => Virsh("version").ExitCode == 0;
+
+    private static bool Accepts(string unixSocket)
+    {
+        try
+        {
+            using var socket = new System.Net.Sockets.Socket(
+                System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+            socket.Connect(new System.Net.Sockets.UnixDomainSocketEndPoint(unixSocket));
+            return true;
+        }
+        catch (System.Net.Sockets.SocketException)
+        {
+            return false;
+        }
+    }
 
     private static int StartInBackground(string program, string log)
     {
