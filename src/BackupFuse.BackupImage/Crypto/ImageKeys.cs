@@ -10,6 +10,7 @@ namespace BackupFuse.BackupImage.Crypto;
 //   dataKey  = HKDF-Expand-SHA256(master, "BackupFuse v1 data key" || imageId, 32)
 //   checkKey = HKDF-Expand-SHA256(master, "BackupFuse v1 key check" || imageId, 32)
 //   keyCheck = HMAC-SHA256(checkKey, "BackupFuse v1 key check value"), stored in the header.
+//   In a derived image (merge, format 1.2) its own random file id takes the place of imageId here and in the AADs.
 // - Chunk payload: nonce = 'C',0,0,0 || payloadOffset (u64 LE); AAD = imageId || payloadOffset || flags || 'C'.
 //   Index page:    nonce = 'P',0,0,0 || pageNumber (u64 LE);    AAD = imageId || pageNumber    || 'P'.
 //   A payload's offset is unique in its file and the key is unique per image, so a nonce is never reused. Binding
@@ -53,16 +54,22 @@ internal sealed class ImageKeys : IDisposable
             throw new PassphraseException($"{path} is encrypted: a passphrase is needed, but the {e.Message}");
         }
 
-        var (dataKey, check) = Derive(master, header.ImageId);
+        // The key id is the image id, except in a derived image (merge): it holds the same identity as another file, so
+        // its keys come from its own file id, else two files would use one (key, nonce) pair for different payloads.
+        Guid keyId = DerivedImage.KeyId(header);
+        var (dataKey, check) = Derive(master, keyId);
         if (!CryptographicOperations.FixedTimeEquals(check, header.KeyCheck))
         {
             throw new PassphraseException($"wrong passphrase for {path} (from {passphrase.Description})");
         }
 
-        return new ImageKeys(dataKey, header.ImageId);
+        return new ImageKeys(dataKey, keyId);
     }
 
-    /// <summary>Creates the keys for a new image and returns the key-check value for its header.</summary>
+    /// <summary>
+    /// Creates the keys for a new image and returns the key-check value for its header; <paramref name="imageId"/> is the
+    /// image's key id (its identity, or a derived image's file id: <see cref="DerivedImage.KeyId"/>).
+    /// </summary>
     public static ImageKeys Create(PassphraseSource passphrase, ReadOnlySpan<byte> salt, int iterations, Guid imageId, out byte[] keyCheck)
     {
         byte[] master = passphrase.DeriveMasterKey(salt, iterations);

@@ -9,4 +9,10 @@ public enum ImageHeaderFlags : ushort
 
     /// <summary>The header carries a <see cref="ParentBinding"/> to its parent's content (format 1.1 and later).</summary>
     ParentBound = 1,
+
+    /// <summary>
+    /// Written by merge/prune (format 1.2): the image reproduces the disk state of an existing point under its identity
+    /// and carries that point's state binding and its own file id (<see cref="DerivedImage"/>).
+    /// </summary>
+    Derived = 2,
 }

@@ -38,10 +38,17 @@ public static class ParentBinding
         return SHA256.HashData(bytes);
     }
 
-    /// <summary>Whether <paramref name="child"/> (which must be bound) was made from the image with this header and trailer.</summary>
+    /// <summary>
+    /// The binding that children of this image store: <see cref="Compute"/> for an image written by a backup, the state
+    /// binding it carries for an image written by merge (<see cref="DerivedImage"/>), so that every file holding one
+    /// disk state serves the children of that state.
+    /// </summary>
+    public static byte[] ForChildren(ImageHeader header, ImageTrailer trailer) => DerivedImage.StateBinding(header, trailer);
+
+    /// <summary>Whether <paramref name="child"/> (which must be bound) was made from the disk state of the image with this header and trailer.</summary>
     public static bool Matches(ImageHeader child, ImageHeader parentHeader, ImageTrailer parentTrailer)
     {
         ArgumentNullException.ThrowIfNull(child);
-        return CryptographicOperations.FixedTimeEquals(child.ParentBinding, Compute(parentHeader, parentTrailer));
+        return CryptographicOperations.FixedTimeEquals(child.ParentBinding, ForChildren(parentHeader, parentTrailer));
     }
 }

@@ -11,6 +11,8 @@ namespace BackupFuse.BackupImage.Reading;
 //   (the catalog may be stale), same disk size, same chunk size, then (format 1.1) the child's parent binding against
 //   the parent's header and trailer: a file that only carries the expected id, not the content the child was made
 //   from, is refused. An older child without a binding is accepted on its parent's id alone (ImageInfo.ParentBound).
+// - An id may have several files (ImageCatalog.FindAll: a synthetic full beside the incremental it reproduces); the
+//   preferred one that passes those checks serves. There is no backtracking further down the chain.
 // - Without a catalog, the image's own directory is searched. Every image (the one named and each parent) is opened
 //   through the catalog's repository that holds it, so a chain may mix local and remote images.
 // - The chain owns the opened files. CreateSource returns a ChainSource over BackupImageSources that do not own the
@@ -76,30 +78,39 @@ public sealed class BackupChain : IDisposable
                     throw new InvalidDataException($"backup chain of {imagePath} is longer than {MaxDepth} images");
                 }
 
-                var found = catalog.Find(parentId)
-                    ?? throw new FileNotFoundException($"parent image {parentId} of {current.Path} was not found in the search directories: {string.Join(", ", catalog.SearchDirectories)}");
-                var parent = OpenLayer(catalog, found.Path, passphrase, pageCacheCapacity);
+                var candidates = catalog.FindAll(parentId);
+                if (candidates.Count == 0)
+                {
+                    throw new FileNotFoundException($"parent image {parentId} of {current.Path} was not found in the search directories: {string.Join(", ", catalog.SearchDirectories)}");
+                }
+
+                // Several files may hold the parent's state (a synthetic full next to the incremental it reproduces):
+                // the preferred one serves, and when it does not fit, the next; the first error stands if none does.
+                BackupImageFile? parent = null;
+                Exception? firstError = null;
+                foreach (var found in candidates)
+                {
+                    BackupImageFile? candidate = null;
+                    try
+                    {
+                        candidate = OpenLayer(catalog, found.Path, passphrase, pageCacheCapacity);
+                        CheckParent(current, candidate, parentId);
+                        parent = candidate;
+                        break;
+                    }
+                    catch (Exception e) when (e is InvalidDataException or IOException or PassphraseException)
+                    {
+                        candidate?.Dispose();
+                        firstError ??= e;
+                    }
+                }
+
+                if (parent == null)
+                {
+                    System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(firstError!);
+                }
+
                 layers.Add(parent);
-                if (parent.Id != parentId)
-                {
-                    throw new InvalidDataException($"{parent.Path} was expected to be image {parentId} (the parent of {current.Path}) but is image {parent.Id}");
-                }
-
-                if (parent.DiskSize != current.DiskSize)
-                {
-                    throw new InvalidDataException($"{current.Path} has disk size {current.DiskSize} but its parent {parent.Path} has {parent.DiskSize}");
-                }
-
-                if (parent.ChunkSize != current.ChunkSize)
-                {
-                    throw new InvalidDataException($"{current.Path} has chunk size {current.ChunkSize} but its parent {parent.Path} has {parent.ChunkSize}");
-                }
-
-                if (current.Header.IsParentBound && !ParentBinding.Matches(current.Header, parent.Header, parent.Trailer))
-                {
-                    throw new InvalidDataException($"{current.Path}'s parent {parent.Path} is not the image {current.Path} was made from (content differs)");
-                }
-
                 seen.Add(parentId);
                 current = parent;
             }
@@ -114,6 +125,29 @@ public sealed class BackupChain : IDisposable
             }
 
             throw;
+        }
+    }
+
+    private static void CheckParent(BackupImageFile current, BackupImageFile parent, Guid parentId)
+    {
+        if (parent.Id != parentId)
+        {
+            throw new InvalidDataException($"{parent.Path} was expected to be image {parentId} (the parent of {current.Path}) but is image {parent.Id}");
+        }
+
+        if (parent.DiskSize != current.DiskSize)
+        {
+            throw new InvalidDataException($"{current.Path} has disk size {current.DiskSize} but its parent {parent.Path} has {parent.DiskSize}");
+        }
+
+        if (parent.ChunkSize != current.ChunkSize)
+        {
+            throw new InvalidDataException($"{current.Path} has chunk size {current.ChunkSize} but its parent {parent.Path} has {parent.ChunkSize}");
+        }
+
+        if (current.Header.IsParentBound && !ParentBinding.Matches(current.Header, parent.Header, parent.Trailer))
+        {
+            throw new InvalidDataException($"{current.Path}'s parent {parent.Path} is not the image {current.Path} was made from (content differs)");
         }
     }
 

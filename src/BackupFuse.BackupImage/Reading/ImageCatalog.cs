@@ -25,8 +25,10 @@ namespace BackupFuse.BackupImage.Reading;
 // - Files that are not valid images are skipped and listed in Problems, so one bad file does not hide the others.
 //   A missing search directory is a problem, not an error: the error comes later, naming the image that could not
 //   be found and the directories searched.
-// - The same id in two files (a copy on other media) resolves to the first one found, in search-directory order,
-//   then by file name.
+// - The same id in two files (a copy on other media, or a synthetic full written by merge next to the incremental it
+//   reproduces: an identity names a disk state, docs/lifecycle.md) resolves to the preferred one: a full image before
+//   a derived incremental before an incremental (the shorter chain), then the first one found, in search-directory
+//   order, then by file name. FindAll lists every file of an id in that order so a chain can fall back to another.
 // - Thread-safe: the scan result is an immutable snapshot swapped in under a lock; the scan itself (I/O on every
 //   image) runs outside the lock, so a slow file never blocks a lookup that has a snapshot. A scan that raced with a
 //   Refresh is used by its caller but not cached.
@@ -120,6 +122,23 @@ public sealed class ImageCatalog
         Refresh();
         return Scan().ById.GetValueOrDefault(id);
     }
+
+    /// <summary>
+    /// Every file with identity <paramref name="id"/> (each holds the same disk state), preferred first: the one
+    /// <see cref="Find"/> returns, then the others by preference and search order. Rescans like <see cref="Find"/>.
+    /// </summary>
+    public IReadOnlyList<CatalogEntry> FindAll(Guid id)
+    {
+        if (Find(id) == null)
+        {
+            return [];
+        }
+
+        return [.. Scan().Entries.Where(e => e.Id == id).OrderBy(e => Preference(e.Header))];
+    }
+
+    /// <summary>Which of several files of one identity serves first: full, then derived incremental, then incremental.</summary>
+    private static int Preference(ImageHeader header) => header.IsFull ? 0 : DerivedImage.IsDerived(header) ? 1 : 2;
 
     /// <summary>
     /// Opens the image at <paramref name="address"/> through the repository that holds it; a local path outside
@@ -245,7 +264,10 @@ public sealed class ImageCatalog
                 if (entry != null)
                 {
                     entries.Add(entry);
-                    byId.TryAdd(entry.Id, entry);
+                    if (!byId.TryGetValue(entry.Id, out var other) || Preference(entry.Header) < Preference(other.Header))
+                    {
+                        byId[entry.Id] = entry;
+                    }
                 }
             }
         }

@@ -273,7 +273,7 @@ public static partial class BackupWriter
             KdfSalt = salt,
             KeyCheck = check,
             Flags = parent == null ? ImageHeaderFlags.None : ImageHeaderFlags.ParentBound,
-            ParentBinding = parent == null ? new byte[ParentBinding.Size] : ParentBinding.Compute(parent.Top.Header, parent.Top.Trailer),
+            ParentBinding = parent == null ? new byte[ParentBinding.Size] : ParentBinding.ForChildren(parent.Top.Header, parent.Top.Trailer),
         };
     }
 
