@@ -40,6 +40,9 @@ public static class CommandLineTree
         yield return ExportCommand.Create();
         yield return PluginCommand.Create();
         yield return ResetCommand.Create();
+        yield return CommitCommand.Create();
+        yield return MergeCommand.Create();
+        yield return PruneCommand.Create();
         yield return MountCommand.Create();
         yield return StatusCommand.CreateStatus();
         yield return StatusCommand.CreateUnmount();
