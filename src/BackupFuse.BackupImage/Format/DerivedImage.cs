@@ -7,6 +7,9 @@ namespace BackupFuse.BackupImage.Format;
 //   prune (folding forgotten points into a later one) write other files of the same state, under the same image id.
 //   Such a file is "derived": header flag bit 1 (ImageHeaderFlags.Derived), minor version 2, and two fields at the END
 //   of the header's reserved area (so fields other minor versions add from its start are not in the way):
+//       bytes 444..459  lineage id     the identity of the first full backup the state descends from (copied from the
+//                                      chain's bottom: its lineage id when that is derived too), so that retention can
+//                                      still tell which points belong to one disk after a synthetic full cut the chain
 //       bytes 460..475  file id        random, distinct for every derived file; keys of an encrypted derived image
 //                                      are derived from it instead of the image id (ImageKeys), so two files of one
 //                                      identity never share a (key, nonce) pair
@@ -28,8 +31,8 @@ public static class DerivedImage
     /// <summary>Minor format version of a derived image.</summary>
     public const ushort MinorVersion = 2;
 
-    /// <summary>Bytes the derived fields take at the end of the reserved area (file id 16 + state binding 32).</summary>
-    public const int FieldsLength = 16 + ParentBinding.Size;
+    /// <summary>Bytes the derived fields take at the end of the reserved area (lineage id 16 + file id 16 + state binding 32).</summary>
+    public const int FieldsLength = 16 + 16 + ParentBinding.Size;
 
     /// <summary>Whether the header is that of a derived image.</summary>
     public static bool IsDerived(ImageHeader header)
@@ -43,7 +46,14 @@ public static class DerivedImage
 
     /// <summary>The file id of a derived image (<see cref="Guid.Empty"/> otherwise).</summary>
     public static Guid FileId(ImageHeader header) =>
-        IsDerived(header) ? new Guid(header.Reserved.AsSpan(header.Reserved.Length - FieldsLength, 16)) : Guid.Empty;
+        IsDerived(header) ? new Guid(header.Reserved.AsSpan(header.Reserved.Length - FieldsLength + 16, 16)) : Guid.Empty;
+
+    /// <summary>
+    /// The lineage of a derived image: the identity of the first full backup its state descends from (null when not
+    /// derived: follow the parents to the full backup).
+    /// </summary>
+    public static Guid? LineageId(ImageHeader header) =>
+        IsDerived(header) ? new Guid(header.Reserved.AsSpan(header.Reserved.Length - FieldsLength, 16)) : null;
 
     /// <summary>The binding children of this image's disk state carry (see the design notes).</summary>
     public static byte[] StateBinding(ImageHeader header, ImageTrailer trailer)
@@ -57,15 +67,17 @@ public static class DerivedImage
     /// <summary>
     /// The header of a new derived file of the state of <paramref name="source"/>: a copy of its header (every field,
     /// known or not) with a new parent, a new file id, the state binding, and the derived flag and minor version.
-    /// Encryption fields are left to the writer (the key check depends on the file id).
+    /// Encryption fields are left to the writer (the key check depends on the file id). <paramref name="lineageId"/> is
+    /// the lineage of the chain (<see cref="LineageId"/> of its full backup, or that backup's identity).
     /// </summary>
-    public static ImageHeader Derive(ImageHeader source, ImageTrailer sourceTrailer, ImageHeader? newParent, ImageTrailer? newParentTrailer, out Guid fileId)
+    public static ImageHeader Derive(ImageHeader source, ImageTrailer sourceTrailer, ImageHeader? newParent, ImageTrailer? newParentTrailer, Guid lineageId, out Guid fileId)
     {
         ArgumentNullException.ThrowIfNull(source);
         byte[] state = StateBinding(source, sourceTrailer);
         fileId = Guid.NewGuid();
         byte[] reserved = (byte[])source.Reserved.Clone();
-        fileId.TryWriteBytes(reserved.AsSpan(reserved.Length - FieldsLength, 16));
+        lineageId.TryWriteBytes(reserved.AsSpan(reserved.Length - FieldsLength, 16));
+        fileId.TryWriteBytes(reserved.AsSpan(reserved.Length - FieldsLength + 16, 16));
         state.CopyTo(reserved.AsSpan(reserved.Length - ParentBinding.Size));
         var flags = (source.Flags | ImageHeaderFlags.Derived) & ~ImageHeaderFlags.ParentBound;
         if (newParent != null)

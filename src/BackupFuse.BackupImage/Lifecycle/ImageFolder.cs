@@ -63,7 +63,8 @@ public static class ImageFolder
             throw new IOException($"{dest} already exists: an image is never overwritten");
         }
 
-        var header = DerivedImage.Derive(top.Header, top.Trailer, parent?.Header, parent?.Trailer, out Guid fileId);
+        var bottom = chain.Layers[^1];
+        var header = DerivedImage.Derive(top.Header, top.Trailer, parent?.Header, parent?.Trailer, DerivedImage.LineageId(bottom.Header) ?? bottom.Id, out Guid fileId);
         if (folded.Any(l => l.Header.Codec != ChunkCodec.None))
         {
             header = header with { Codec = folded.First(l => l.Header.Codec != ChunkCodec.None).Header.Codec };

@@ -1,3 +1,4 @@
+using BackupFuse.BackupImage.Format;
 using BackupFuse.BackupImage.Reading;
 
 namespace BackupFuse.BackupImage.Lifecycle;
@@ -7,8 +8,9 @@ namespace BackupFuse.BackupImage.Lifecycle;
 //   the policy says (named by a plugin, or with a file open in some process: a mount). Output: which points stay, which
 //   kept points must be folded (their file rewritten so that their chain only runs through kept points), and which
 //   files go. The plan is computed from headers alone; nothing is written here.
-// - Lineages: points linked by parent ids (over every file of an id) form one lineage (one disk's chain tree); the
-//   policy applies per lineage, so two disks backed up into one directory keep N points each.
+// - Lineages: points descending from one full backup form one lineage (one disk's chain tree; a synthetic full carries
+//   the lineage it was cut from, DerivedImage.LineageId); the policy applies per lineage, so two disks backed up into
+//   one directory keep N points each.
 // - A kept point whose parent is forgotten is folded down to its nearest kept ancestor (an incremental of it), or into
 //   a synthetic full when no ancestor is kept. Files of forgotten points are deleted; so are extra files of a kept point
 //   whose own parent is forgotten (another file, the one the fold writes, serves that point).
@@ -55,25 +57,20 @@ public sealed class PrunePlan
         var serving = byId.Keys.ToDictionary(id => id, id => preferred(id) ?? byId[id][0]);
         var warnings = new List<string>();
 
-        // Lineages: union-find over parent links of every file.
-        var root = byId.Keys.ToDictionary(id => id, id => id);
-        Guid Find(Guid id)
+        // Lineages: the full backup a point descends from (a synthetic full names it: DerivedImage.LineageId).
+        Guid Lineage(Guid id)
         {
-            while (root[id] != id)
+            var e = serving[id];
+            for (int d = 0; !e.Header.IsFull && byId.ContainsKey(e.ParentId) && d < BackupChain.MaxDepth; d++)
             {
-                id = root[id] = root[root[id]];
+                e = serving[e.ParentId];
             }
 
-            return id;
-        }
-
-        foreach (var e in entries.Where(e => !e.Header.IsFull && byId.ContainsKey(e.ParentId)))
-        {
-            root[Find(e.Id)] = Find(e.ParentId);
+            return e.Header.IsFull ? DerivedImage.LineageId(e.Header) ?? e.Id : e.ParentId;
         }
 
         var reasons = new Dictionary<Guid, List<string>>();
-        foreach (var lineage in byId.Keys.GroupBy(Find))
+        foreach (var lineage in byId.Keys.GroupBy(Lineage))
         {
             var kept = policy.Apply(lineage.Select(id => (id, serving[id].Header.CreatedUtc)));
             foreach (var (id, why) in kept)
