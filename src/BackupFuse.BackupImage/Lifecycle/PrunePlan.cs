@@ -17,7 +17,8 @@ namespace BackupFuse.BackupImage.Lifecycle;
 // - A kept point whose chain has a hole (a parent not in the directory) is left as it is and reported; nothing below
 //   the hole can be reasoned about, so the whole lineage is kept.
 // - Order of execution (the command): folds first, oldest first, each made visible atomically; deletions last. A crash
-//   anywhere leaves every kept point readable, and every forgotten one either readable or gone.
+//   anywhere leaves every kept point readable, and every forgotten one either readable or gone: deletions go children
+//   first (the reverse of the chain order), never a parent before its child.
 
 /// <summary>What prune will do in one directory.</summary>
 public sealed class PrunePlan
@@ -36,7 +37,7 @@ public sealed class PrunePlan
     /// <summary>Points that go.</summary>
     public IReadOnlyList<PlannedPoint> Forgotten { get; }
 
-    /// <summary>Files deleted once the folds are done.</summary>
+    /// <summary>Files deleted once the folds are done, in this order (children before their parents).</summary>
     public IReadOnlyList<string> Deletions { get; }
 
     /// <summary>Things the plan could not do, for the user.</summary>
@@ -156,6 +157,9 @@ public sealed class PrunePlan
             deletions.AddRange(byId[id].Where(e => e.Path != top.Path && !e.Header.IsFull && !reasons.ContainsKey(e.ParentId)).Select(e => e.Path));
         }
 
+        // Newest first: a forgotten point is deleted before its parent, so that a crash between two deletions never
+        // leaves an image whose parent is gone.
+        deletions.Reverse();
         return new PrunePlan(keptPoints, forgotten, deletions, warnings);
     }
 }

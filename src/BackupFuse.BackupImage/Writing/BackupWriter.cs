@@ -93,6 +93,7 @@ public static partial class BackupWriter
             fs.Flush(flushToDisk: true);
             fs.Dispose();
             fs = null;
+            Lifecycle.CrashPoint.Hit("backup: written and fsynced");
             File.Move(partial, dest, overwrite: false);
             FsyncDirectory(Path.GetDirectoryName(dest)!);
             return result;
