@@ -51,6 +51,11 @@ public static class CommitCommand
             string pluginPath = Path.GetFullPath(parse.GetValue(plugin)!);
             string destPath = Path.GetFullPath(parse.GetValue(dest)!);
             var point = BackupPointResolver.Resolve(pluginPath);
+            if (point.Plugin == null && (point.IsVhdx || PluginFormats.FromPath(pluginPath) != null) && MountTable.List().Any(m => (ImageRoots.RealPath(pluginPath) ?? pluginPath).StartsWith(m.MountPoint.TrimEnd('/') + "/", StringComparison.Ordinal)))
+            {
+                throw new CliError($"{pluginPath} is in use by a mount (it reads as its disk there); stop the VM and unmount first");
+            }
+
             if (point.Plugin == null)
             {
                 throw new CliError($"{pluginPath}: not a plugin file (use it outside the mount); nothing to commit");
