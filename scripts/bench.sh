@@ -16,6 +16,7 @@
 #   scripts/bench.sh                 1 GiB disk (about 5 minutes on 2 cores)
 #   scripts/bench.sh --size-mib 256  smaller and quicker (the targets are meant for the default 1 GiB)
 #   scripts/bench.sh --only remote   only the remote figures (--only local: all but those)
+#   scripts/bench.sh --only lifecycle  only merge of a full + incremental vs qemu-img commit / convert -c (issue 15)
 #   BF_BENCH_KEEP=1 scripts/bench.sh keep the work directory
 # Needs root (mounts, drop_caches). Installs fio, bindfs, xmount, qemu-utils, qemu-system-common (for
 # qemu-storage-daemon) and libvhdi-utils when missing. Do not run it beside other heavy work: the ratios are only
@@ -36,7 +37,7 @@ while [[ $# -gt 0 ]]; do
     *) echo "bench.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
 done
-[[ $only == all || $only == local || $only == remote ]] || { echo "bench.sh: --only takes local or remote" >&2; exit 2; }
+[[ $only == all || $only == local || $only == remote || $only == lifecycle ]] || { echo "bench.sh: --only takes local, remote or lifecycle" >&2; exit 2; }
 (( size_mib >= 128 && size_mib % 64 == 0 )) || { echo "bench.sh: --size-mib must be a multiple of 64, at least 128" >&2; exit 2; }
 [[ $(id -u) == 0 ]] || { echo "bench.sh: run as root (FUSE mounts of other tools, drop_caches)" >&2; exit 1; }
 
@@ -52,7 +53,7 @@ if [[ ${#need[@]} -gt 0 ]]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 scripts/install-deps.sh >/dev/null
-[[ $only == local ]] || scripts/install-deps.sh --test >/dev/null # s3rver (npm), the guest-disk tools
+[[ $only == local || $only == lifecycle ]] || scripts/install-deps.sh --test >/dev/null # s3rver (npm), the guest-disk tools
 
 say "Building backupfuse (Release)"
 dotnet build -c Release src/BackupFuse.Daemon --nologo -v q -clp:NoSummary >&2
@@ -106,6 +107,7 @@ exec 3<&- 4<&-
 bytes=$(( size_mib << 20 ))
 echo "disk: $(du -h --apparent-size "$disk" | cut -f1) apparent, $(du -h "$disk" | cut -f1) allocated" >&2
 
+if [[ $only != lifecycle ]]; then
 # ---------------------------------------------------------------------------------------------------------------
 say "Backup creation: backupfuse backup vs qemu-img convert -c -O qcow2 (source in the page cache)"
 warm "$disk"
@@ -360,6 +362,33 @@ echo "boot: local ${boot_local} s, S3 cold ${boot_cold} s, S3 warm ${boot_warm} 
 record "VM boot (s) from S3 +${delay_ms}ms, cold cache" "$boot_cold" "boot from the local backup" "$boot_local" s "$(ratio "$boot_local" "$boot_cold")" 0.5
 record "VM boot (s) from S3 +${delay_ms}ms, warm cache" "$boot_warm" "boot from the local backup" "$boot_local" s "$(ratio "$boot_local" "$boot_warm")" 0.91
 fi # $only != local
+fi # $only != lifecycle
+
+# ---------------------------------------------------------------------------------------------------------------
+if [[ $only == all || $only == local || $only == lifecycle ]]; then
+say "Merge of a full + incremental: backupfuse merge vs qemu-img commit into a compressed base and convert -c"
+# The incremental: 12.5 % of the disk rewritten with other real data (64 runs of 2 MiB moved from elsewhere).
+mkdir -p "$W/life"
+cp --sparse=always "$disk" "$W/life/disk2.raw"
+for (( k = 0; k < size_mib / 16; k++ )); do
+  dd if="$disk" of="$W/life/disk2.raw" bs=1M count=2 skip=$(( (k * 37 + 5) % (size_mib - 2) )) seek=$(( (k * 16 + 3) % (size_mib - 2) )) conv=notrunc status=none
+done
+"$bf" backup "$disk" "$W/life/full.bfi" 2>/dev/null
+"$bf" backup "$W/life/disk2.raw" "$W/life/inc.bfi" --parent "$W/life/full.bfi" 2>/dev/null
+qemu-img convert -c -O qcow2 "$disk" "$W/life/base.qcow2"
+qemu-img convert -c -O qcow2 -B "$W/life/base.qcow2" -F qcow2 "$W/life/disk2.raw" "$W/life/overlay.qcow2"
+cp "$W/life/base.qcow2" "$W/life/cbase.qcow2"; cp "$W/life/overlay.qcow2" "$W/life/coverlay.qcow2"
+qemu-img rebase -u -b "$W/life/cbase.qcow2" -F qcow2 "$W/life/coverlay.qcow2"
+sync; warm "$W"/life/*.bfi "$W"/life/*.qcow2
+t=$(now); "$bf" merge "$W/life/inc.bfi" 2>/dev/null; ours_s=$(elapsed "$t")
+t=$(now); qemu-img commit -q "$W/life/coverlay.qcow2"; commit_s=$(elapsed "$t")
+t=$(now); qemu-img convert -c -O qcow2 "$W/life/overlay.qcow2" "$W/life/flat.qcow2"; convert_s=$(elapsed "$t")
+"$bf" export "$W/life/inc.bfi" "$W/life/merged.raw" 2>/dev/null
+cmp -s "$W/life/merged.raw" "$W/life/disk2.raw" || { echo "bench.sh: the merged image does not read as the incremental's disk" >&2; exit 1; }
+echo "incremental $(( $(stat -c %s "$W/life/inc.bfi") >> 20 )) MiB merged: ours ${ours_s} s ($(( $(stat -c %s "$W/life/inc.bfi") >> 20 )) MiB), qemu-img commit ${commit_s} s, convert -c ${convert_s} s ($(( $(stat -c %s "$W/life/flat.qcow2") >> 20 )) MiB)" >&2
+record "merge full+incremental (s), lower is better" "$ours_s" "qemu-img commit (comp. base)" "$commit_s" s "$(ratio "$commit_s" "$ours_s")" 1
+record "merge full+incremental (s), lower is better" "$ours_s" "qemu-img convert -c overlay" "$convert_s" s "$(ratio "$convert_s" "$ours_s")" 1
+fi # lifecycle
 
 # ---------------------------------------------------------------------------------------------------------------
 echo
