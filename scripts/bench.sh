@@ -380,12 +380,13 @@ qemu-img convert -c -O qcow2 -B "$W/life/base.qcow2" -F qcow2 "$W/life/disk2.raw
 cp "$W/life/base.qcow2" "$W/life/cbase.qcow2"; cp "$W/life/overlay.qcow2" "$W/life/coverlay.qcow2"
 qemu-img rebase -u -b "$W/life/cbase.qcow2" -F qcow2 "$W/life/coverlay.qcow2"
 sync; warm "$W"/life/*.bfi "$W"/life/*.qcow2
+inc_mib=$(( $(stat -c %s "$W/life/inc.bfi") >> 20 )); overlay_mib=$(( $(stat -c %s "$W/life/overlay.qcow2") >> 20 ))
 t=$(now); "$bf" merge "$W/life/inc.bfi" 2>/dev/null; ours_s=$(elapsed "$t")
 t=$(now); qemu-img commit -q "$W/life/coverlay.qcow2"; commit_s=$(elapsed "$t")
 t=$(now); qemu-img convert -c -O qcow2 "$W/life/overlay.qcow2" "$W/life/flat.qcow2"; convert_s=$(elapsed "$t")
 "$bf" export "$W/life/inc.bfi" "$W/life/merged.raw" 2>/dev/null
 cmp -s "$W/life/merged.raw" "$W/life/disk2.raw" || { echo "bench.sh: the merged image does not read as the incremental's disk" >&2; exit 1; }
-echo "incremental $(( $(stat -c %s "$W/life/inc.bfi") >> 20 )) MiB merged: ours ${ours_s} s ($(( $(stat -c %s "$W/life/inc.bfi") >> 20 )) MiB), qemu-img commit ${commit_s} s, convert -c ${convert_s} s ($(( $(stat -c %s "$W/life/flat.qcow2") >> 20 )) MiB)" >&2
+echo "incremental ${inc_mib} MiB (qcow2 overlay ${overlay_mib} MiB) merged: ours ${ours_s} s ($(( $(stat -c %s "$W/life/inc.bfi") >> 20 )) MiB), qemu-img commit ${commit_s} s, convert -c ${convert_s} s ($(( $(stat -c %s "$W/life/flat.qcow2") >> 20 )) MiB)" >&2
 record "merge full+incremental (s), lower is better" "$ours_s" "qemu-img commit (comp. base)" "$commit_s" s "$(ratio "$commit_s" "$ours_s")" 1
 record "merge full+incremental (s), lower is better" "$ours_s" "qemu-img convert -c overlay" "$convert_s" s "$(ratio "$convert_s" "$ours_s")" 1
 fi # lifecycle

@@ -112,6 +112,7 @@ public sealed class LifecycleTests : IDisposable
     {
         var chain = LifecycleChain.Create(_dir["images"], _dir["disk.raw"], DiskSize, incrementals: 4, seed: 6, passphrase: "lifecycle secret");
         var salt = BackupImageFile.ReadHeader(chain.PathOf(0)).KdfSalt;
+        var keyCheck4 = BackupImageFile.ReadHeader(chain.PathOf(4)).KeyCheck;
         var noPass = Cli.Run("merge", chain.PathOf(3));
         Assert.Equal(1, noPass.ExitCode);
         Assert.Contains("passphrase", noPass.StdErr, StringComparison.Ordinal);
@@ -119,6 +120,12 @@ public sealed class LifecycleTests : IDisposable
 
         Assert.Equal(0, Cli.RunWithEnv(chain.Env, "merge", chain.PathOf(3), "--into-parent").ExitCode);
         Assert.Equal(0, Cli.RunWithEnv(chain.Env, "merge", chain.PathOf(4)).ExitCode);
+
+        // Same identity, other keys: the synthetic full's keys come from its own file id (no (key, nonce) reuse).
+        var merged4 = BackupImageFile.ReadHeader(chain.PathOf(4));
+        Assert.NotEqual(Guid.Empty, DerivedImage.FileId(merged4));
+        Assert.NotEqual(merged4.ImageId, DerivedImage.KeyId(merged4));
+        Assert.NotEqual(keyCheck4, merged4.KeyCheck);
         Assert.Equal(0, Cli.RunWithEnv(chain.Env, "prune", "--images", chain.Directory, "--keep-last", "2").ExitCode);
         foreach (var file in Directory.GetFiles(chain.Directory, "*.bfi"))
         {
