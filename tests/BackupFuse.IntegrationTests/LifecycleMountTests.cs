@@ -64,8 +64,14 @@ public sealed class LifecycleMountTests : IDisposable
         Cli.Ok("export", committed, _dir["committed.raw"]);
         Assert.True(TestDisks.SameContent(_dir["before.raw"], _dir["committed.raw"]), "export of the committed point differs from the plugin's disk");
 
-        // --reset: the plugin names the new point and has no changes; it still reads the same disk.
+        // --reset: the plugin names the new point and has no changes; it still reads the same disk. The plugin keeps
+        // its owner and mode (a plugin may belong to the user whose VM uses it).
+        ExternalTool.Check("chown", "65534:65534", plugin);
+        ExternalTool.Check("chmod", "0640", plugin);
         Cli.Ok("commit", plugin, _dir["images/committed2.bfi"], "--reset");
+        Assert.Equal("65534:65534 640", ExternalTool.Check("stat", "-c", "%u:%g %a", plugin).StdOut.Trim());
+        ExternalTool.Check("chown", "0:0", plugin); // nobody may not read the images: the mount would refuse him the plugin
+        ExternalTool.Check("chmod", "0644", plugin);
         Assert.Contains("committed2.bfi", File.ReadAllText(plugin), StringComparison.Ordinal);
         Assert.False(File.Exists(Path.Combine(_vms, ".backupfuse", "web.changes.vhdx")));
         Assert.Contains("none (reads as the backup point)", Cli.Ok("info", plugin).StdOut, StringComparison.Ordinal);

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using BackupFuse.BackupImage.Lifecycle;
@@ -24,7 +25,7 @@ namespace BackupFuse.Daemon.Commands;
 //   nothing is lost, the new image holds them.
 
 /// <summary><c>backupfuse commit</c>: a plugin's changes become a new incremental of its backup point.</summary>
-public static class CommitCommand
+public static partial class CommitCommand
 {
     /// <summary>Builds the command.</summary>
     public static Command Create()
@@ -118,15 +119,28 @@ public static class CommitCommand
         return command;
     }
 
-    /// <summary>Writes the plugin durably: temporary file, fsync, rename over the plugin, fsync of the directory.</summary>
+    /// <summary>
+    /// Writes the plugin durably: temporary file (with the old plugin's owner and mode: a plugin may belong to the user
+    /// whose VM uses it), fsync, rename over the plugin, fsync of the directory.
+    /// </summary>
     private static void SavePlugin(string path, PluginFile plugin)
     {
         string tmp = path + ".commit-" + Environment.ProcessId.ToString(CultureInfo.InvariantCulture) + ".tmp";
+        var old = BackupFuse.BackupImage.Reading.UnixFile.TryStat(path);
         try
         {
             using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write))
             {
                 fs.Write(new UTF8Encoding(false).GetBytes(plugin.ToText()));
+                if (old is { } stat)
+                {
+                    int fd = (int)fs.SafeFileHandle.DangerousGetHandle();
+                    if (fchown(fd, stat.Uid, stat.Gid) != 0 || fchmod(fd, stat.Mode & 0xFFF) != 0)
+                    {
+                        throw new IOException($"{tmp}: cannot give the new plugin file the owner and mode of {path} (errno {Marshal.GetLastPInvokeError()})");
+                    }
+                }
+
                 fs.Flush(flushToDisk: true);
             }
 
@@ -138,6 +152,12 @@ public static class CommitCommand
             throw;
         }
     }
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int fchown(int fd, uint owner, uint group);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int fchmod(int fd, uint mode);
 
     // Synchronous progress: System.Progress<T> would post to the thread pool and report out of order.
     private sealed class Progress(ProgressBar bar) : IProgress<BackupProgress>
