@@ -26,7 +26,8 @@ namespace BackupFuse.BackupImage.Lifecycle;
 //   file open keep reading it) and the directory fsynced. A crash at any point leaves the old file or the new one,
 //   both valid, plus perhaps a .partial file. Any failure deletes the .partial file.
 // - CrashPoint marks each phase for the crash-injection tests.
-// - Single-threaded writer; verification reads in parallel (one task per core).
+// - Single-threaded writer; verification reads in parallel (one task per core). Progress counts the disk twice over
+//   one disk size: the first half while writing, the second while verifying.
 
 /// <summary>Writes a synthetic full or a merged incremental of a chain's top image, verified before it is visible.</summary>
 public static class ImageFolder
@@ -160,7 +161,7 @@ public static class ImageFolder
 
                 if ((c & 1023) == 0)
                 {
-                    progress?.Report(new BackupProgress(c * header.ChunkSize, header.DiskSize * 2, writer.Position));
+                    progress?.Report(new BackupProgress(c * header.ChunkSize / 2, header.DiskSize, writer.Position));
                 }
             }
 
@@ -239,14 +240,14 @@ public static class ImageFolder
                 }
 
                 long now = Interlocked.Add(ref done, (range.Item2 - range.Item1) * (long)result.ChunkSize);
-                progress?.Report(new BackupProgress(result.DiskSize + (total == 0 ? 0 : now * result.DiskSize / total), result.DiskSize * 2, 0));
+                progress?.Report(new BackupProgress((result.DiskSize / 2) + (total == 0 ? 0 : now * (result.DiskSize / 2) / total), result.DiskSize, 0));
             }
             finally
             {
                 ArrayPool<byte>.Shared.Return(scratch, clearArray: true);
             }
         });
-        progress?.Report(new BackupProgress(result.DiskSize * 2, result.DiskSize * 2, 0));
+        progress?.Report(new BackupProgress(result.DiskSize, result.DiskSize, 0));
     }
 
     private static long Next(BackupImageFile[] folded, long chunk)
