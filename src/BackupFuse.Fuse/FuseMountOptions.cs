@@ -15,7 +15,7 @@ public sealed record FuseMountOptions
     /// <summary>Let other users see the mount (-o allow_other; non-root needs user_allow_other in /etc/fuse.conf).</summary>
     public bool AllowOther { get; init; }
 
-    /// <summary>Let fusermount3 remove the mount if the process dies (-o auto_unmount).</summary>
+    /// <summary>Let fusermount3 remove the mount if the process dies (-o auto_unmount; ignored where the platform has none: macOS).</summary>
     public bool AutoUnmount { get; init; } = true;
 
     /// <summary>Shown as the source in /proc/mounts.</summary>
@@ -51,7 +51,7 @@ public sealed record FuseMountOptions
         }
 
         var o = new List<string> { "default_permissions", $"fsname={FileSystemName}", $"subtype={Subtype}", $"max_read={MaxRequestBytes}" };
-        if (AutoUnmount)
+        if (AutoUnmount && (Interop.Abi.NativeAbi.Current?.SupportsAutoUnmount ?? true))
         {
             o.Add("auto_unmount");
         }

@@ -11,6 +11,10 @@ namespace BackupFuse.Fuse.Interop;
 //   code would terminate the process, and every request must get an answer. Fail = Errno.From (one log line).
 // - The instance is found through fuse_get_context()->private_data (FuseSession GCHandle).
 // - read/write wrap libfuse's buffer in a Span (no copy, no allocation) and pass only the handle.
+// - Platform: the file system works in canonical forms (Stat, StatVfs, Linux errno and O_* numbers). Where
+//   NativeAbi.Current differs, getattr/statfs fill a canonical struct and copy it into the native one, open/create
+//   show the file system canonical fi->flags, and Fail returns the native errno. On linux-x64 every one of these
+//   is the identity and the native struct is filled in place, exactly as before.
 // - Members left null (xattrs, access, lock, flock, bmap, ioctl, poll, read_buf/write_buf, copy_file_range) make
 //   libfuse answer ENOSYS, and the kernel falls back or stops asking (access: default_permissions is used).
 
@@ -51,17 +55,49 @@ internal static unsafe class FuseCallbacks
 
     private static ulong? Handle(FuseFileInfo* fi) => fi == null ? null : fi->Fh;
 
+    private static readonly Abi.NativeAbi Native = Abi.NativeAbi.Current ?? Abi.NativeAbi.LinuxX64;
+
     private static int Fail(Exception e, FuseSession? session, string operation, byte* path)
     {
+        int canonical;
         try
         {
-            return Errno.From(e, session?.Log, operation, path == null ? null : Encoding.UTF8.GetString(MemoryMarshal.CreateReadOnlySpanFromNullTerminated(path)));
+            canonical = Errno.From(e, session?.Log, operation, path == null ? null : Encoding.UTF8.GetString(MemoryMarshal.CreateReadOnlySpanFromNullTerminated(path)));
         }
         catch
         {
-            return -Errno.EIO; // logging itself failed: still answer the request
+            canonical = -Errno.EIO; // logging itself failed: still answer the request
+        }
+
+        return -Native.Errno.ToNative(-canonical);
+    }
+
+    /// <summary>Calls <paramref name="open"/> with fi->flags in canonical numbers, restoring the native word afterwards.</summary>
+    private static void WithCanonicalFlags(FuseFileInfo* fi, FuseSession s, FusePath path, uint mode, delegate*<IFuseFileSystem, FusePath, uint, ref FuseFileInfo, void> open)
+    {
+        if (Native.OpenFlags.IsIdentity)
+        {
+            open(s.FileSystem, path, mode, ref *fi);
+            return;
+        }
+
+        int native = fi->Flags;
+        fi->Flags = Native.OpenFlags.ToCanonical(native);
+        try
+        {
+            open(s.FileSystem, path, mode, ref *fi);
+        }
+        finally
+        {
+            fi->Flags = native;
         }
     }
+
+    private static void CallOpen(IFuseFileSystem fs, FusePath path, uint mode, ref FuseFileInfo fi) => fs.Open(path, ref fi);
+
+    private static void CallCreate(IFuseFileSystem fs, FusePath path, uint mode, ref FuseFileInfo fi) => fs.Create(path, mode, ref fi);
+
+    private static void CallOpenDirectory(IFuseFileSystem fs, FusePath path, uint mode, ref FuseFileInfo fi) => fs.OpenDirectory(path, ref fi);
 
     [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
     private static int GetAttr(byte* path, Stat* st, FuseFileInfo* fi)
@@ -70,7 +106,15 @@ internal static unsafe class FuseCallbacks
         try
         {
             s = FuseSession.Current;
-            s.FileSystem.GetAttributes(new FusePath(path), Handle(fi), ref *st);
+            if (Native.Stat.IsCanonical)
+            {
+                s.FileSystem.GetAttributes(new FusePath(path), Handle(fi), ref *st);
+                return 0;
+            }
+
+            Stat canonical = default;
+            s.FileSystem.GetAttributes(new FusePath(path), Handle(fi), ref canonical);
+            Native.Stat.Write(canonical, (byte*)st);
             return 0;
         }
         catch (Exception e)
@@ -262,7 +306,7 @@ internal static unsafe class FuseCallbacks
         try
         {
             s = FuseSession.Current;
-            s.FileSystem.Open(new FusePath(path), ref *fi);
+            WithCanonicalFlags(fi, s, new FusePath(path), 0, &CallOpen);
             return 0;
         }
         catch (Exception e)
@@ -278,7 +322,7 @@ internal static unsafe class FuseCallbacks
         try
         {
             s = FuseSession.Current;
-            s.FileSystem.Create(new FusePath(path), mode, ref *fi);
+            WithCanonicalFlags(fi, s, new FusePath(path), mode, &CallCreate);
             return 0;
         }
         catch (Exception e)
@@ -325,7 +369,15 @@ internal static unsafe class FuseCallbacks
         try
         {
             s = FuseSession.Current;
-            s.FileSystem.StatFs(new FusePath(path), ref *st);
+            if (Native.StatVfs.IsCanonical)
+            {
+                s.FileSystem.StatFs(new FusePath(path), ref *st);
+                return 0;
+            }
+
+            StatVfs canonical = default;
+            s.FileSystem.StatFs(new FusePath(path), ref canonical);
+            Native.StatVfs.Write(canonical, (byte*)st);
             return 0;
         }
         catch (Exception e)
@@ -389,7 +441,7 @@ internal static unsafe class FuseCallbacks
         try
         {
             s = FuseSession.Current;
-            s.FileSystem.OpenDirectory(new FusePath(path), ref *fi);
+            WithCanonicalFlags(fi, s, new FusePath(path), 0, &CallOpenDirectory);
             return 0;
         }
         catch (Exception e)
@@ -405,7 +457,7 @@ internal static unsafe class FuseCallbacks
         try
         {
             s = FuseSession.Current;
-            s.FileSystem.ReadDirectory(fi->Fh, new DirectoryFiller(buf, filler));
+            s.FileSystem.ReadDirectory(fi->Fh, new DirectoryFiller(buf, filler, Native.Stat));
             return 0;
         }
         catch (Exception e)

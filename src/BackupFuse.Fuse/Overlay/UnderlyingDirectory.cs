@@ -46,6 +46,11 @@ public sealed unsafe partial class UnderlyingDirectory : IDisposable
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         string full = System.IO.Path.GetFullPath(path);
+        if (Interop.Abi.NativeAbi.Current is { HasLinuxFileCalls: false } abi)
+        {
+            throw new PlatformNotSupportedException($"{full}: serving a directory through FUSE is not implemented on {abi.Name} yet (the pass-through overlay uses openat2, O_PATH and renameat2, which exist on Linux only)");
+        }
+
         fixed (byte* p = Utf8Z(full))
         {
             int fd = LibC.openat(LibC.AT_FDCWD, p, LibC.O_RDONLY | LibC.O_DIRECTORY | LibC.O_CLOEXEC, 0);
@@ -186,7 +191,7 @@ public sealed unsafe partial class UnderlyingDirectory : IDisposable
         fixed (byte* p = Utf8Z(name))
         {
             created = LibC.mkdirat(Descriptor, p, (uint)mode) == 0;
-            if (!created && Marshal.GetLastPInvokeError() != Errno.EEXIST)
+            if (!created && LibC.LastError() != Errno.EEXIST)
             {
                 throw Failure("create directory", System.IO.Path.Combine(Path, name));
             }
@@ -260,7 +265,7 @@ public sealed unsafe partial class UnderlyingDirectory : IDisposable
                 return true;
             }
 
-            if (Marshal.GetLastPInvokeError() == Errno.ENOENT)
+            if (LibC.LastError() == Errno.ENOENT)
             {
                 return false;
             }
