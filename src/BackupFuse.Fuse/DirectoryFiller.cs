@@ -1,5 +1,5 @@
 using BackupFuse.Fuse.Interop;
-using BackupFuse.Fuse.Interop.Abi;
+using BackupFuse.Core.Native;
 
 namespace BackupFuse.Fuse;
 
@@ -33,7 +33,7 @@ public readonly unsafe ref struct DirectoryFiller
         }
 
         byte* native = stackalloc byte[_layout.StructSize];
-        _layout.Write(st, native);
+        StatLayout.Copy(NativeAbi.LinuxX64.Stat, (byte*)&st, _layout, native);
         return _fill(_buffer, name, (Stat*)native, 0, 0) == 0;
     }
 }

@@ -48,10 +48,10 @@ public static unsafe class FuseLibrary
 
     private static string? FindProblem()
     {
-        var abi = Interop.Abi.NativeAbi.Current;
+        var abi = BackupFuse.Core.Native.NativeAbi.Current;
         if (abi == null)
         {
-            return Interop.Abi.NativeAbi.UnsupportedReason;
+            return BackupFuse.Core.Native.NativeAbi.UnsupportedReason;
         }
 
         NativeLibraries.EnsureRegistered();

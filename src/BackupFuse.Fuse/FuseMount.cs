@@ -279,7 +279,7 @@ public sealed unsafe class FuseMount : IDisposable
     {
         try
         {
-            if (Interop.Abi.NativeAbi.Current is { IsMacOS: true })
+            if (BackupFuse.Core.Native.NativeAbi.Current is { IsMacOS: true })
             {
                 return RunUnmountTool("/sbin/umount", [MountPoint]); // macOS has no lazy unmount; open files keep the mount busy
             }

@@ -40,7 +40,10 @@ public sealed record FuseMountOptions
     public bool Debug { get; init; }
 
     /// <summary>The argv handed to fuse_new.</summary>
-    public IReadOnlyList<string> BuildArguments()
+    public IReadOnlyList<string> BuildArguments() => BuildArguments(BackupFuse.Core.Native.NativeAbi.Current);
+
+    /// <summary>The argv for a platform's libfuse (auto_unmount only where it exists).</summary>
+    internal IReadOnlyList<string> BuildArguments(BackupFuse.Core.Native.NativeAbi? abi)
     {
         foreach (var value in new[] { FileSystemName, Subtype })
         {
@@ -51,7 +54,7 @@ public sealed record FuseMountOptions
         }
 
         var o = new List<string> { "default_permissions", $"fsname={FileSystemName}", $"subtype={Subtype}", $"max_read={MaxRequestBytes}" };
-        if (AutoUnmount && (Interop.Abi.NativeAbi.Current?.SupportsAutoUnmount ?? true))
+        if (AutoUnmount && (abi?.SupportsAutoUnmount ?? true))
         {
             o.Add("auto_unmount");
         }

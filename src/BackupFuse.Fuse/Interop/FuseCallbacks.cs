@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text;
+using BackupFuse.Core.Native;
 
 namespace BackupFuse.Fuse.Interop;
 
@@ -55,7 +56,7 @@ internal static unsafe class FuseCallbacks
 
     private static ulong? Handle(FuseFileInfo* fi) => fi == null ? null : fi->Fh;
 
-    private static readonly Abi.NativeAbi Native = Abi.NativeAbi.Current ?? Abi.NativeAbi.LinuxX64;
+    private static readonly NativeAbi Native = NativeAbi.Current ?? NativeAbi.LinuxX64;
 
     private static int Fail(Exception e, FuseSession? session, string operation, byte* path)
     {
@@ -114,7 +115,7 @@ internal static unsafe class FuseCallbacks
 
             Stat canonical = default;
             s.FileSystem.GetAttributes(new FusePath(path), Handle(fi), ref canonical);
-            Native.Stat.Write(canonical, (byte*)st);
+            StatLayout.Copy(NativeAbi.LinuxX64.Stat, (byte*)&canonical, Native.Stat, (byte*)st);
             return 0;
         }
         catch (Exception e)
@@ -377,7 +378,7 @@ internal static unsafe class FuseCallbacks
 
             StatVfs canonical = default;
             s.FileSystem.StatFs(new FusePath(path), ref canonical);
-            Native.StatVfs.Write(canonical, (byte*)st);
+            StatVfsLayout.Copy(NativeAbi.LinuxX64.StatVfs, (byte*)&canonical, Native.StatVfs, (byte*)st);
             return 0;
         }
         catch (Exception e)

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using BackupFuse.Core.Native;
 
 namespace BackupFuse.Fuse.Interop;
 
@@ -63,7 +64,7 @@ internal static unsafe partial class LibC
     /// <summary>openat(2) with canonical flags.</summary>
     public static int openat(int dirfd, byte* path, int flags, uint mode)
     {
-        var abi = Abi.NativeAbi.Current;
+        var abi = NativeAbi.Current;
         return abi == null || abi.OpenFlags.IsIdentity
             ? openat_native(dirfd, path, flags, mode)
             : openat_native(dirfd == AT_FDCWD ? abi.AtFdCwd : dirfd, path, abi.OpenFlags.ToNative(flags), mode);
@@ -72,7 +73,7 @@ internal static unsafe partial class LibC
     /// <summary>fcntl(2); F_GETFL results and F_SETFL arguments are canonical open flags.</summary>
     public static int fcntl(int fd, int cmd, int arg)
     {
-        var abi = Abi.NativeAbi.Current;
+        var abi = NativeAbi.Current;
         if (abi == null || abi.OpenFlags.IsIdentity || (cmd != F_GETFL && cmd != F_SETFL))
         {
             return fcntl_native(fd, cmd, arg);
@@ -90,18 +91,18 @@ internal static unsafe partial class LibC
     /// <summary>fstatat(2) into the canonical <see cref="Stat"/>.</summary>
     public static int fstatat(int dirfd, byte* path, Stat* buf, int flags)
     {
-        var layout = Abi.NativeAbi.Current?.Stat;
+        var layout = NativeAbi.Current?.Stat;
         if (layout == null || layout.IsCanonical)
         {
             return fstatat_native(dirfd, path, buf, flags);
         }
 
-        var abi = Abi.NativeAbi.Current!;
+        var abi = NativeAbi.Current!;
         byte* native = stackalloc byte[layout.StructSize];
         int rc = fstatat_native(dirfd == AT_FDCWD ? abi.AtFdCwd : dirfd, path, (Stat*)native, abi.AtFlags.ToNative(flags));
         if (rc == 0)
         {
-            *buf = layout.Read(native);
+            StatLayout.Copy(layout, native, NativeAbi.LinuxX64.Stat, (byte*)buf);
         }
 
         return rc;
@@ -110,7 +111,7 @@ internal static unsafe partial class LibC
     /// <summary>fstat(2) into the canonical <see cref="Stat"/>.</summary>
     public static int fstat(int fd, Stat* buf)
     {
-        var layout = Abi.NativeAbi.Current?.Stat;
+        var layout = NativeAbi.Current?.Stat;
         if (layout == null || layout.IsCanonical)
         {
             return fstat_native(fd, buf);
@@ -120,7 +121,7 @@ internal static unsafe partial class LibC
         int rc = fstat_native(fd, (Stat*)native);
         if (rc == 0)
         {
-            *buf = layout.Read(native);
+            StatLayout.Copy(layout, native, NativeAbi.LinuxX64.Stat, (byte*)buf);
         }
 
         return rc;
@@ -129,7 +130,7 @@ internal static unsafe partial class LibC
     /// <summary>fstatvfs(3) into the canonical <see cref="StatVfs"/>.</summary>
     public static int fstatvfs(int fd, StatVfs* buf)
     {
-        var layout = Abi.NativeAbi.Current?.StatVfs;
+        var layout = NativeAbi.Current?.StatVfs;
         if (layout == null || layout.IsCanonical)
         {
             return fstatvfs_native(fd, buf);
@@ -139,7 +140,7 @@ internal static unsafe partial class LibC
         int rc = fstatvfs_native(fd, (StatVfs*)native);
         if (rc == 0)
         {
-            *buf = layout.Read(native);
+            StatVfsLayout.Copy(layout, native, NativeAbi.LinuxX64.StatVfs, (byte*)buf);
         }
 
         return rc;
@@ -149,11 +150,11 @@ internal static unsafe partial class LibC
     public static int LastError()
     {
         int native = Marshal.GetLastPInvokeError();
-        return Abi.NativeAbi.Current?.Errno.ToCanonical(native) ?? native;
+        return NativeAbi.Current?.Errno.ToCanonical(native) ?? native;
     }
 
     /// <summary>Canonical open flags as the native word for openat2's open_how.flags.</summary>
-    public static ulong NativeOpenFlags(int flags) => (ulong)(uint)(Abi.NativeAbi.Current?.OpenFlags.ToNative(flags) ?? flags);
+    public static ulong NativeOpenFlags(int flags) => (ulong)(uint)(NativeAbi.Current?.OpenFlags.ToNative(flags) ?? flags);
 
     [LibraryImport(NativeLibraries.LibC, EntryPoint = "openat", SetLastError = true)]
     private static partial int openat_native(int dirfd, byte* path, int flags, uint mode);

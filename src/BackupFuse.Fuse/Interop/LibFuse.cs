@@ -19,7 +19,7 @@ internal static unsafe partial class LibFuse
     /// <summary>fuse_new through the platform's entry point (NativeAbi.FuseNewEntryPoint).</summary>
     public static nint fuse_new(FuseArgs* args, FuseOperations* op, nuint opSize, nint userData)
     {
-        if (Abi.NativeAbi.Current is { FuseNewEntryPoint: "_fuse_new_31" })
+        if (BackupFuse.Core.Native.NativeAbi.Current is { FuseNewEntryPoint: "_fuse_new_31" })
         {
             var version = LibfuseVersion.WithoutDarwinExtensions;
             return _fuse_new_31(args, op, opSize, &version, userData);

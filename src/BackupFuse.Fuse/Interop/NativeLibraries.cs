@@ -1,7 +1,7 @@
 using System.Reflection;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
-using BackupFuse.Fuse.Interop.Abi;
+using BackupFuse.Core.Native;
 
 [assembly: DisableRuntimeMarshalling]
 
@@ -56,6 +56,23 @@ internal static class NativeLibraries
             return true;
         }
 
+        if (!TryLoadFuse(abi, out handle, out problem))
+        {
+            return false;
+        }
+
+        if (Interlocked.CompareExchange(ref _fuse, handle, 0) != 0)
+        {
+            NativeLibrary.Free(handle); // another thread won; keep one handle
+        }
+
+        handle = Volatile.Read(ref _fuse);
+        return true;
+    }
+
+    /// <summary>The lookup itself for <paramref name="abi"/> (no caching): the first file that loads and exports the entry point.</summary>
+    internal static bool TryLoadFuse(NativeAbi abi, out nint handle, out string? problem)
+    {
         string? unusable = null;
         foreach (var name in abi.FuseLibraryNames)
         {
@@ -66,13 +83,12 @@ internal static class NativeLibraries
 
             if (NativeLibrary.TryGetExport(handle, abi.FuseNewEntryPoint, out _))
             {
-                Interlocked.CompareExchange(ref _fuse, handle, 0);
-                (handle, problem) = (Volatile.Read(ref _fuse), null);
+                problem = null;
                 return true;
             }
 
             NativeLibrary.Free(handle);
-            unusable ??= name.Contains("fuse-t", StringComparison.Ordinal)
+            unusable ??= Path.GetFileName(name).StartsWith("libfuse-t", StringComparison.Ordinal)
                 ? $"{name} (FUSE-T) offers the libfuse 2 API only; BackupFuse needs libfuse 3: install macFUSE 4.10 or newer (FUSE-T may stay installed)"
                 : $"{name} has no {abi.FuseNewEntryPoint}: libfuse 3.1 or newer is needed";
         }

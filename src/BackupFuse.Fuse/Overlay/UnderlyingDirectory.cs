@@ -46,7 +46,7 @@ public sealed unsafe partial class UnderlyingDirectory : IDisposable
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         string full = System.IO.Path.GetFullPath(path);
-        if (Interop.Abi.NativeAbi.Current is { HasLinuxFileCalls: false } abi)
+        if (BackupFuse.Core.Native.NativeAbi.Current is { HasLinuxFileCalls: false } abi)
         {
             throw new PlatformNotSupportedException($"{full}: serving a directory through FUSE is not implemented on {abi.Name} yet (the pass-through overlay uses openat2, O_PATH and renameat2, which exist on Linux only)");
         }

@@ -1,4 +1,4 @@
-namespace BackupFuse.Fuse.Interop.Abi;
+namespace BackupFuse.Core.Native;
 
 /// <summary>One integer member of a native struct: where it is and how wide (1, 2, 4 or 8 bytes, little-endian).</summary>
 /// <param name="Offset">Byte offset from the start of the struct (offsetof).</param>

@@ -1,13 +1,14 @@
 using System.Runtime.InteropServices;
 
-namespace BackupFuse.Fuse.Interop.Abi;
+namespace BackupFuse.Core.Native;
 
 // Design notes:
 // - The ONE place that knows which platform the process runs on. Current is chosen once, from
 //   RuntimeInformation (OS + process architecture), and everything platform-dependent in the binding goes through
 //   it: struct stat / statvfs layouts, errno numbers, open(2) flag bits, the libfuse file names and entry point,
-//   whether -o auto_unmount exists, whether O_DIRECT exists. The rest of the product sees only the canonical
-//   forms (Stat, StatVfs, Errno.*, LibC.O_*), which are the linux-x64 numbers.
+//   whether -o auto_unmount exists, whether O_DIRECT exists, how variadic libc calls are passed. The rest of the
+//   product sees only the canonical forms (the FUSE binding's Stat/StatVfs/Errno/LibC.O_*, the image readers'
+//   constants), which are the linux-x64 numbers. It lives in Core so every native-call site can use it.
 // - Three tables: LinuxX64 (identity: the canonical forms ARE its native forms, so that path is byte-for-byte what
 //   it always was), LinuxArm64 (glibc asm-generic struct stat, arm64 O_* bits), MacOS (Darwin 64-bit-inode
 //   struct stat, 32-bit statvfs counters, BSD errno and O_* numbers; the same for arm64 and x86_64 Macs).
@@ -22,11 +23,14 @@ namespace BackupFuse.Fuse.Interop.Abi;
 //   a libfuse 2 fuse_operations table (getdir, utime, no fi arguments, different fuse_file_info bits) is not
 //   written. The lookup finds libfuse-t.dylib and reports that precisely instead of binding it wrongly; a
 //   libfuse-t.dylib that exports _fuse_new_31 (a future libfuse3 FUSE-T) is accepted.
+// - Variadic calls: Apple's arm64 ABI puts every variadic argument on the stack ("Writing ARM64 code for Apple
+//   platforms", developer.apple.com), while a P/Invoke passes it in the next register. openat's mode and fcntl's
+//   argument would be garbage there; VariadicArgumentsOnStack tells the wrappers to pad the registers first.
 // - Deliberately not done: the macOS pass-through overlay calls (openat2, O_PATH, renameat2, fallocate, umount2
 //   are Linux-only); see docs/operations.md "macOS".
 
 /// <summary>The native ABI of the platform the process runs on (see design notes).</summary>
-public sealed partial class NativeAbi
+public sealed partial record NativeAbi
 {
     private static readonly Lazy<NativeAbi?> CurrentAbi = new(() => For(CurrentOs(), RuntimeInformation.ProcessArchitecture));
 
@@ -77,7 +81,16 @@ public sealed partial class NativeAbi
     public required bool SupportsAutoUnmount { get; init; }
 
     /// <summary>O_DIRECT in native bits, or 0 where the platform has none (macOS: use fcntl F_NOCACHE).</summary>
-    public int ODirect => OpenFlags.ToNative(LibC.O_DIRECT) & ~0x3;
+    public int ODirect => OpenFlags.ToNative(CanonicalODirect) & ~0x3;
+
+    /// <summary>
+    /// True where variadic arguments go on the stack even when registers are free (Apple arm64): the optional
+    /// argument of open/openat/fcntl must then be passed after padding the eight argument registers.
+    /// </summary>
+    public required bool VariadicArgumentsOnStack { get; init; }
+
+    /// <summary>The canonical (linux-x64) O_DIRECT bit.</summary>
+    public const int CanonicalODirect = 0x4000;
 
     /// <summary>fcntl(F_NOCACHE) command (macOS 48), or 0 where there is none.</summary>
     public required int FNoCache { get; init; }

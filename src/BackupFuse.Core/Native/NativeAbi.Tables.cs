@@ -1,4 +1,4 @@
-namespace BackupFuse.Fuse.Interop.Abi;
+namespace BackupFuse.Core.Native;
 
 // The tables. Every number below is taken from the header named next to it (repository @ commit, path):
 //
@@ -38,7 +38,7 @@ namespace BackupFuse.Fuse.Interop.Abi;
 //               (setattr, chflags, setvolname, …) come after the upstream ones (macFUSE lib/modules/iconv.c,
 //               subdir.c; macfuse/macfuse#1064, #1065). macFUSE's include/fuse.h itself is not in the sources
 //               available here: the slot offsets are upstream's and are NOT verified on a Mac.
-public sealed partial class NativeAbi
+public sealed partial record NativeAbi
 {
     /// <summary>linux-x64 (glibc; musl agrees): the canonical forms themselves.</summary>
     public static NativeAbi LinuxX64 { get; } = new()
@@ -74,6 +74,7 @@ public sealed partial class NativeAbi
         SupportsAutoUnmount = true,
         FNoCache = 0,
         HasLinuxFileCalls = true,
+        VariadicArgumentsOnStack = false,
     };
 
     /// <summary>linux-arm64 (glibc, asm-generic struct stat).</summary>
@@ -118,13 +119,14 @@ public sealed partial class NativeAbi
         SupportsAutoUnmount = true,
         FNoCache = 0,
         HasLinuxFileCalls = true,
+        VariadicArgumentsOnStack = false,
     };
 
     /// <summary>macOS on Apple silicon (macFUSE libfuse3).</summary>
-    public static NativeAbi MacOSArm64 { get; } = MacOS("osx-arm64");
+    public static NativeAbi MacOSArm64 { get; } = MacOS("osx-arm64", variadicOnStack: true);
 
-    /// <summary>macOS on Intel (macFUSE libfuse3; the Darwin structs are the same as on arm64).</summary>
-    public static NativeAbi MacOSX64 { get; } = MacOS("osx-x64");
+    /// <summary>macOS on Intel (macFUSE libfuse3; the Darwin structs are the same as on arm64; SysV variadics).</summary>
+    public static NativeAbi MacOSX64 { get; } = MacOS("osx-x64", variadicOnStack: false);
 
     private const string LinuxInstallHint = "libfuse3.so.3 was not found: install the package 'fuse3' (Debian/Ubuntu: 'fuse3' and 'libfuse3-3'; Fedora: 'fuse3-libs')";
 
@@ -145,7 +147,7 @@ public sealed partial class NativeAbi
         IsCanonical = canonical,
     };
 
-    private static NativeAbi MacOS(string name) => new()
+    private static NativeAbi MacOS(string name, bool variadicOnStack) => new()
     {
         Name = name,
         IsMacOS = true,
@@ -235,5 +237,6 @@ public sealed partial class NativeAbi
         SupportsAutoUnmount = false,
         FNoCache = 48,
         HasLinuxFileCalls = false,
+        VariadicArgumentsOnStack = variadicOnStack,
     };
 }

@@ -1,4 +1,4 @@
-namespace BackupFuse.Fuse.Interop.Abi;
+namespace BackupFuse.Core.Native;
 
 // Design notes:
 // - Translates between the canonical numbers the code is written with (Linux x86_64: Errno's constants, LibC's
