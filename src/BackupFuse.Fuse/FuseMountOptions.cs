@@ -42,7 +42,11 @@ public sealed record FuseMountOptions
     /// <summary>The argv handed to fuse_new.</summary>
     public IReadOnlyList<string> BuildArguments() => BuildArguments(BackupFuse.Core.Native.NativeAbi.Current);
 
-    /// <summary>The argv for a platform's libfuse (auto_unmount only where it exists).</summary>
+    /// <summary>
+    /// The argv for a platform's libfuse. Linux: fusermount3/kernel options (subtype, max_read, auto_unmount).
+    /// macOS (macFUSE): none of those three (macFUSE's mount has no such options), plus noappledouble so Finder
+    /// does not store ._* AppleDouble files for the xattrs the file system does not serve.
+    /// </summary>
     internal IReadOnlyList<string> BuildArguments(BackupFuse.Core.Native.NativeAbi? abi)
     {
         foreach (var value in new[] { FileSystemName, Subtype })
@@ -53,7 +57,10 @@ public sealed record FuseMountOptions
             }
         }
 
-        var o = new List<string> { "default_permissions", $"fsname={FileSystemName}", $"subtype={Subtype}", $"max_read={MaxRequestBytes}" };
+        bool mac = abi?.IsMacOS ?? false;
+        var o = mac
+            ? new List<string> { "default_permissions", $"fsname={FileSystemName}", "noappledouble" }
+            : new List<string> { "default_permissions", $"fsname={FileSystemName}", $"subtype={Subtype}", $"max_read={MaxRequestBytes}" };
         if (AutoUnmount && (abi?.SupportsAutoUnmount ?? true))
         {
             o.Add("auto_unmount");

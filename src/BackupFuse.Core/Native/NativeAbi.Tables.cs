@@ -23,6 +23,7 @@ namespace BackupFuse.Core.Native;
 //               f_bfree, f_bavail; fsfilcnt_t f_files, f_ffree, f_favail; unsigned long f_fsid, f_flag,
 //               f_namemax) with __darwin_fsblkcnt_t = __darwin_fsfilcnt_t = unsigned int (xnu bsd/sys/_types.h)
 //               = 64 bytes.
+// [xnu-seek]    xnu bsd/sys/_types/_seek_set.h: SEEK_HOLE 3, SEEK_DATA 4 (Linux: SEEK_DATA 3, SEEK_HOLE 4).
 // [xnu-errno]   apple-oss-distributions/xnu @94d3b452 bsd/sys/errno.h.
 // [xnu-fcntl]   apple-oss-distributions/xnu @1031c584 bsd/sys/fcntl.h: O_NONBLOCK 0x4, O_APPEND 0x8, O_ASYNC 0x40,
 //               O_SYNC 0x80 (_o_sync.h), O_NOFOLLOW 0x100, O_CREAT 0x200, O_TRUNC 0x400, O_EXCL 0x800,
@@ -66,6 +67,7 @@ public sealed partial record NativeAbi
         StatVfs = LinuxStatVfs(canonical: true),
         Errno = CodeMap.Identity(bitwise: false),
         OpenFlags = CodeMap.Identity(bitwise: true),
+        Whence = CodeMap.Identity(bitwise: false),
         AtFdCwd = -100,
         AtFlags = CodeMap.Identity(bitwise: true),
         FuseLibraryNames = ["libfuse3.so.3", "libfuse3.so"],
@@ -111,6 +113,7 @@ public sealed partial record NativeAbi
             (0x20000, 0x8000),  // O_NOFOLLOW
             (0x40000, 0x40000), (0x80000, 0x80000), (0x100000, 0x100000), (0x200000, 0x200000), (0x400000, 0x400000),
         ]),
+        Whence = CodeMap.Identity(bitwise: false),
         AtFdCwd = -100,
         AtFlags = CodeMap.Identity(bitwise: true),
         FuseLibraryNames = ["libfuse3.so.3", "libfuse3.so"],
@@ -229,6 +232,7 @@ public sealed partial record NativeAbi
             (0x200000, 0),        // O_PATH: none
             (0x400000, 0),        // __O_TMPFILE: none
         ]),
+        Whence = CodeMap.Values([(0, 0), (1, 1), (2, 2), (3, 4), (4, 3)], fallback: -1), // [xnu-seek] SEEK_HOLE 3, SEEK_DATA 4
         AtFdCwd = -2,
         AtFlags = CodeMap.Bits([(0x100, 0x20), (0x200, 0x80), (0x400, 0x40), (0x1000, 0)]),
         FuseLibraryNames = ["/usr/local/lib/libfuse3.4.dylib", "libfuse3.4.dylib", "/usr/local/lib/libfuse-t.dylib", "libfuse-t.dylib"],

@@ -59,6 +59,9 @@ public sealed partial record NativeAbi
     /// <summary>open(2) flag bits (canonical = linux-x64).</summary>
     public required CodeMap OpenFlags { get; init; }
 
+    /// <summary>lseek whence values (canonical = linux: SEEK_DATA 3, SEEK_HOLE 4; macOS has them the other way round).</summary>
+    public required CodeMap Whence { get; init; }
+
     /// <summary>AT_FDCWD.</summary>
     public required int AtFdCwd { get; init; }
 

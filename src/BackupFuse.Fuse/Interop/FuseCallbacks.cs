@@ -532,7 +532,7 @@ internal static unsafe class FuseCallbacks
                 throw new ErrnoException(Errno.EBADF, "lseek without an open file");
             }
 
-            return s.FileSystem.Seek(fi->Fh, offset, whence);
+            return s.FileSystem.Seek(fi->Fh, offset, Native.Whence.ToCanonical(whence));
         }
         catch (Exception e)
         {
@@ -561,7 +561,10 @@ internal static unsafe class FuseCallbacks
             cfg->KernelCache = 0;
             cfg->AutoCache = 0;
             conn->MaxWrite = (uint)FuseMountOptions.MaxRequestBytes; // libfuse >= 3.6 caps it at its buffer (1 MiB)
-            conn->MaxRead = (uint)FuseMountOptions.MaxRequestBytes;  // must equal the -o max_read we pass (else EPROTO)
+            if (!Native.IsMacOS)
+            {
+                conn->MaxRead = (uint)FuseMountOptions.MaxRequestBytes;  // must equal the -o max_read we pass (else EPROTO); none on macOS
+            }
 
             s.Initialized(*conn);
         }
