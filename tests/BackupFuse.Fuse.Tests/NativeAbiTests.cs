@@ -219,6 +219,13 @@ public sealed unsafe partial class NativeAbiTests(ITestOutputHelper output)
         Assert.False(abi.SupportsAutoUnmount);
         Assert.False(abi.HasLinuxFileCalls);
         Assert.Equal(rid == "osx-arm64", abi.VariadicArgumentsOnStack);
+
+        // xnu bsd/sys/_types/_seek_set.h: SEEK_HOLE 3, SEEK_DATA 4, the other way round from Linux.
+        Assert.Equal(4, abi.Whence.ToNative(3 /* Linux SEEK_DATA */));
+        Assert.Equal(3, abi.Whence.ToNative(4 /* Linux SEEK_HOLE */));
+        Assert.Equal(2, abi.Whence.ToNative(2));
+        Assert.Equal(3, abi.Whence.ToCanonical(4));
+        Assert.True(NativeAbi.LinuxArm64.Whence.IsIdentity);
     }
 
     [Theory]
