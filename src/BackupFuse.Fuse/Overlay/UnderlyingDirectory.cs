@@ -41,14 +41,19 @@ public sealed unsafe partial class UnderlyingDirectory : IDisposable
     /// <summary>The directory descriptor.</summary>
     internal int Descriptor => _fd >= 0 ? _fd : throw new ObjectDisposedException(nameof(UnderlyingDirectory));
 
+    /// <summary>Why a directory cannot be served on this platform (null on Linux), for early refusals.</summary>
+    public static string? UnsupportedReason => BackupFuse.Core.Native.NativeAbi.Current is { HasLinuxFileCalls: false } abi
+        ? $"serving a directory through FUSE is not implemented on {abi.Name} yet (the pass-through overlay uses openat2, O_PATH and renameat2, which exist on Linux only)"
+        : null;
+
     /// <summary>Opens <paramref name="path"/> (must be a directory). Do this before mounting over it.</summary>
     public static UnderlyingDirectory Open(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         string full = System.IO.Path.GetFullPath(path);
-        if (BackupFuse.Core.Native.NativeAbi.Current is { HasLinuxFileCalls: false } abi)
+        if (UnsupportedReason is { } reason)
         {
-            throw new PlatformNotSupportedException($"{full}: serving a directory through FUSE is not implemented on {abi.Name} yet (the pass-through overlay uses openat2, O_PATH and renameat2, which exist on Linux only)");
+            throw new PlatformNotSupportedException($"{full}: {reason}");
         }
 
         fixed (byte* p = Utf8Z(full))
