@@ -226,6 +226,12 @@ public sealed unsafe partial class NativeAbiTests(ITestOutputHelper output)
         Assert.Equal(2, abi.Whence.ToNative(2));
         Assert.Equal(3, abi.Whence.ToCanonical(4));
         Assert.True(NativeAbi.LinuxArm64.Whence.IsIdentity);
+
+        // bsd/sys/stat.h: UTIME_NOW -1, UTIME_OMIT -2 (Linux: (1 << 30) - 1 and - 2).
+        Assert.Equal(0x3FFFFFFF, abi.ToCanonicalNanoseconds(-1));
+        Assert.Equal(0x3FFFFFFE, abi.ToCanonicalNanoseconds(-2));
+        Assert.Equal(123_456_789, abi.ToCanonicalNanoseconds(123_456_789));
+        Assert.Equal(0x3FFFFFFF, NativeAbi.LinuxArm64.ToCanonicalNanoseconds(0x3FFFFFFF));
     }
 
     [Theory]

@@ -18,7 +18,10 @@ namespace BackupFuse.Core.Native;
 //               st_dev(dev_t = __int32_t) st_mode(mode_t = __uint16_t) st_nlink(nlink_t = __uint16_t)
 //               st_ino(__uint64_t) st_uid st_gid st_rdev(__int32_t) st_atimespec st_mtimespec st_ctimespec
 //               st_birthtimespec st_size(i64) st_blocks(i64) st_blksize(__int32_t) st_flags st_gen st_lspare
-//               st_qspare[2] = 144 bytes; types from xnu bsd/sys/_types.h.
+//               st_qspare[2] = 144 bytes; types from xnu bsd/sys/_types.h. Same header: UTIME_NOW -1, UTIME_OMIT -2,
+//               and fstat/stat/fstatat declared __DARWIN_INODE64(...) (the "$INODE64" symbols on x86_64).
+// [linux-utime] glibc io/sys/stat.h / Linux include/uapi/linux/stat.h: UTIME_NOW ((1l << 30) - 1l),
+//               UTIME_OMIT ((1l << 30) - 2l), on every architecture.
 // [xnu-svfs]    macOS SDK sys/statvfs.h (POSIX order: unsigned long f_bsize, f_frsize; fsblkcnt_t f_blocks,
 //               f_bfree, f_bavail; fsfilcnt_t f_files, f_ffree, f_favail; unsigned long f_fsid, f_flag,
 //               f_namemax) with __darwin_fsblkcnt_t = __darwin_fsfilcnt_t = unsigned int (xnu bsd/sys/_types.h)
@@ -68,6 +71,8 @@ public sealed partial record NativeAbi
         Errno = CodeMap.Identity(bitwise: false),
         OpenFlags = CodeMap.Identity(bitwise: true),
         Whence = CodeMap.Identity(bitwise: false),
+        UtimeNow = (1L << 30) - 1, // [linux-utime]
+        UtimeOmit = (1L << 30) - 2,
         AtFdCwd = -100,
         AtFlags = CodeMap.Identity(bitwise: true),
         FuseLibraryNames = ["libfuse3.so.3", "libfuse3.so"],
@@ -114,6 +119,8 @@ public sealed partial record NativeAbi
             (0x40000, 0x40000), (0x80000, 0x80000), (0x100000, 0x100000), (0x200000, 0x200000), (0x400000, 0x400000),
         ]),
         Whence = CodeMap.Identity(bitwise: false),
+        UtimeNow = (1L << 30) - 1, // [linux-utime]
+        UtimeOmit = (1L << 30) - 2,
         AtFdCwd = -100,
         AtFlags = CodeMap.Identity(bitwise: true),
         FuseLibraryNames = ["libfuse3.so.3", "libfuse3.so"],
@@ -233,6 +240,8 @@ public sealed partial record NativeAbi
             (0x400000, 0),        // __O_TMPFILE: none
         ]),
         Whence = CodeMap.Values([(0, 0), (1, 1), (2, 2), (3, 4), (4, 3)], fallback: -1), // [xnu-seek] SEEK_HOLE 3, SEEK_DATA 4
+        UtimeNow = -1, // [xnu-stat] UTIME_NOW
+        UtimeOmit = -2, // [xnu-stat] UTIME_OMIT
         AtFdCwd = -2,
         AtFlags = CodeMap.Bits([(0x100, 0x20), (0x200, 0x80), (0x400, 0x40), (0x1000, 0)]),
         FuseLibraryNames = ["/usr/local/lib/libfuse3.4.dylib", "libfuse3.4.dylib", "/usr/local/lib/libfuse-t.dylib", "libfuse-t.dylib"],

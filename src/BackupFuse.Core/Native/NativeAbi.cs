@@ -62,6 +62,16 @@ public sealed partial record NativeAbi
     /// <summary>lseek whence values (canonical = linux: SEEK_DATA 3, SEEK_HOLE 4; macOS has them the other way round).</summary>
     public required CodeMap Whence { get; init; }
 
+    /// <summary>UTIME_NOW: the tv_nsec value of utimensat/futimens/FUSE utimens meaning "now" (Linux (1 &lt;&lt; 30) - 1).</summary>
+    public required long UtimeNow { get; init; }
+
+    /// <summary>UTIME_OMIT: the tv_nsec value meaning "leave unchanged" (Linux (1 &lt;&lt; 30) - 2).</summary>
+    public required long UtimeOmit { get; init; }
+
+    /// <summary>A native tv_nsec as the canonical one (UTIME_NOW/UTIME_OMIT sentinels translated, times unchanged).</summary>
+    public long ToCanonicalNanoseconds(long native) =>
+        native == UtimeNow ? LinuxX64.UtimeNow : native == UtimeOmit ? LinuxX64.UtimeOmit : native;
+
     /// <summary>AT_FDCWD.</summary>
     public required int AtFdCwd { get; init; }
 

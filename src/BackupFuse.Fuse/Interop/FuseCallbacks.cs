@@ -490,7 +490,15 @@ internal static unsafe class FuseCallbacks
         try
         {
             s = FuseSession.Current;
-            s.FileSystem.SetTimes(new FusePath(path), tv[0], tv[1], Handle(fi));
+            if (Native.UtimeNow == NativeAbi.LinuxX64.UtimeNow)
+            {
+                s.FileSystem.SetTimes(new FusePath(path), tv[0], tv[1], Handle(fi));
+                return 0;
+            }
+
+            var access = new Timespec { Seconds = tv[0].Seconds, Nanoseconds = Native.ToCanonicalNanoseconds(tv[0].Nanoseconds) };
+            var modify = new Timespec { Seconds = tv[1].Seconds, Nanoseconds = Native.ToCanonicalNanoseconds(tv[1].Nanoseconds) };
+            s.FileSystem.SetTimes(new FusePath(path), access, modify, Handle(fi));
             return 0;
         }
         catch (Exception e)
