@@ -12,7 +12,10 @@ namespace BackupFuse.Fuse.Interop;
 //   fstat, fstatat and fstatvfs translate flags and structs through NativeAbi.Current, so callers stay in canonical
 //   numbers on linux-arm64 too (its O_DIRECTORY is x86_64's O_DIRECT, its struct stat is 128 bytes). On linux-x64
 //   the translation is the identity and the native struct is used in place. LastError() is errno, canonical.
-// - openat2, renameat2, fallocate, umount2 and O_PATH are Linux-only (NativeAbi.HasLinuxFileCalls).
+// - openat2, renameat2, fallocate, umount2 and O_PATH are Linux-only (NativeAbi.HasLinuxFileCalls), which is why
+//   the overlay refuses macOS. Porting it also needs: the "$INODE64" fstat/fstatat/readdir/fdopendir symbols and
+//   Darwin's struct dirent on osx-x64/arm64, and register padding for the variadic openat mode / fcntl argument
+//   on osx-arm64 (as Core.Native.PosixCalls does).
 
 /// <summary>glibc entry points used by the pass-through file system (linux-x64).</summary>
 internal static unsafe partial class LibC
