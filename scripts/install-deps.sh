@@ -8,6 +8,7 @@
 #                                    docker.io + debootstrap for DockerTests (a local engine, a Debian base image);
 #                                    libvirt-daemon-system + libvirt-clients + virtinst for LibvirtTests (libvirtd, virsh, virt-install)
 #                                    libvmdk-utils (vmdkinfo) for the .vmdk plugin format's oracle
+#                                    gcc-aarch64-linux-gnu + libc6-dev-arm64-cross: the linux-arm64 struct/flag oracle (NativeAbiTests)
 #                                    nginx-light + openssl and s3rver (npm, into /opt/backupfuse-test) for the remote
 #                                    repository tests (RemoteHttpTests, RemoteS3Tests)
 # Packages already present are not reinstalled; apt-get runs only when something is missing.
@@ -15,7 +16,7 @@ set -euo pipefail
 
 packages=(fuse3 libfuse3-3 libdeflate0 qemu-utils libvhdi-utils 7zip)
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(libfuse3-dev gcc libc6-dev systemd e2fsprogs fdisk qemu-system-x86 linux-image-amd64 busybox-static extlinux syslinux-common cpio docker.io debootstrap libvirt-daemon-system libvirt-clients virtinst libvmdk-utils nginx-light openssl)
+  packages+=(libfuse3-dev gcc libc6-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross systemd e2fsprogs fdisk qemu-system-x86 linux-image-amd64 busybox-static extlinux syslinux-common cpio docker.io debootstrap libvirt-daemon-system libvirt-clients virtinst libvmdk-utils nginx-light openssl)
 fi
 
 missing=()

@@ -1,4 +1,5 @@
 using BackupFuse.Fuse.Interop;
+using BackupFuse.Core.Native;
 
 namespace BackupFuse.Fuse;
 
@@ -7,11 +8,13 @@ public readonly unsafe ref struct DirectoryFiller
 {
     private readonly void* _buffer;
     private readonly delegate* unmanaged[Cdecl]<void*, byte*, Stat*, long, int, int> _fill;
+    private readonly StatLayout _layout;
 
-    internal DirectoryFiller(void* buffer, delegate* unmanaged[Cdecl]<void*, byte*, Stat*, long, int, int> fill)
+    internal DirectoryFiller(void* buffer, delegate* unmanaged[Cdecl]<void*, byte*, Stat*, long, int, int> fill, StatLayout layout)
     {
         _buffer = buffer;
         _fill = fill;
+        _layout = layout;
     }
 
     /// <summary>
@@ -24,6 +27,13 @@ public readonly unsafe ref struct DirectoryFiller
         Stat st = default;
         st.Inode = inode;
         st.Mode = typeBits;
-        return _fill(_buffer, name, &st, 0, 0) == 0;
+        if (_layout.IsCanonical)
+        {
+            return _fill(_buffer, name, &st, 0, 0) == 0;
+        }
+
+        byte* native = stackalloc byte[_layout.StructSize];
+        StatLayout.Copy(NativeAbi.LinuxX64.Stat, (byte*)&st, _layout, native);
+        return _fill(_buffer, name, (Stat*)native, 0, 0) == 0;
     }
 }

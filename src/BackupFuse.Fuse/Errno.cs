@@ -1,8 +1,10 @@
 namespace BackupFuse.Fuse;
 
 // Design notes:
-// - This is the ONE place in the code base that knows errno numbers (linux values). Layers below throw the
-//   standard exceptions; libc failures inside this project throw ErrnoException carrying the exact errno.
+// - This is the ONE place in the code base that knows errno numbers (linux values, the canonical ones on every
+//   platform). Layers below throw the standard exceptions; libc failures inside this project throw ErrnoException
+//   carrying the exact errno, read back canonically (LibC.LastError); FuseCallbacks turns From's result into the
+//   platform's number (NativeAbi.Errno) at the libfuse boundary.
 // - From() is what every [UnmanagedCallersOnly] callback returns from its catch block, so every request gets an
 //   answer: an exception never escapes into libfuse (that would terminate the process).
 // - The mapping is an ordered table of (exception type, errno, log level); the first type that matches wins, so

@@ -37,7 +37,7 @@ public sealed class ErrnoException : IOException
     /// <summary>The exception for the errno the last P/Invoke (declared with SetLastError) left behind.</summary>
     public static ErrnoException FromLastError(string operation, string? path = null)
     {
-        int errno = Marshal.GetLastPInvokeError();
+        int errno = Interop.LibC.LastError();
         return new ErrnoException(errno == 0 ? Fuse.Errno.EIO : errno, path == null ? operation : $"{operation} {path}");
     }
 }

@@ -11,7 +11,7 @@ public static unsafe class FuseLibrary
 
     private static readonly Lazy<string?> Problem = new(FindProblem);
 
-    /// <summary>True when libfuse3 loads, /dev/fuse exists and the platform is linux-x64.</summary>
+    /// <summary>True when the platform has an ABI table (linux-x64/arm64, macOS), libfuse3 loads and (Linux) /dev/fuse exists.</summary>
     public static bool IsAvailable => Problem.Value == null;
 
     /// <summary>Why FUSE is unavailable (names the package to install), or null.</summary>
@@ -48,18 +48,19 @@ public static unsafe class FuseLibrary
 
     private static string? FindProblem()
     {
-        if (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture != Architecture.X64)
+        var abi = BackupFuse.Core.Native.NativeAbi.Current;
+        if (abi == null)
         {
-            return $"FUSE support is implemented for linux-x64 only (this is {RuntimeInformation.OSDescription} {RuntimeInformation.ProcessArchitecture}); the struct tables for other platforms (linux-arm64, macOS macFUSE/FUSE-T) are not written yet";
+            return BackupFuse.Core.Native.NativeAbi.UnsupportedReason;
         }
 
         NativeLibraries.EnsureRegistered();
-        if (!NativeLibraries.TryLoadFuse(out _))
+        if (!NativeLibraries.TryLoadFuse(out _, out var problem))
         {
-            return "libfuse3.so.3 was not found: install the package 'fuse3' (Debian/Ubuntu: 'fuse3' and 'libfuse3-3'; Fedora: 'fuse3-libs')";
+            return problem;
         }
 
-        if (!File.Exists("/dev/fuse"))
+        if (!abi.IsMacOS && !File.Exists("/dev/fuse"))
         {
             return "/dev/fuse is missing: load the kernel module (modprobe fuse), or in a container pass --device /dev/fuse --cap-add SYS_ADMIN";
         }

@@ -17,6 +17,7 @@ namespace BackupFuse.Fuse;
 //   loop stops at the next request and open files would get ENOTCONN (verified). fuse_exit is used only to
 //   force (second signal, Dispose after 10 s, or a failed lazy unmount). `fusermount3 -u` ends the loop the same way.
 //   With auto_unmount, fusermount3 stays as a watchdog and removes the mount if this process is killed.
+//   macOS (macFUSE): no lazy unmount and no auto_unmount; Unmount runs umount(8), which fails while files are open.
 // - fuse_exit is only ever called under _lock while the fuse handle is alive; the loop thread clears the handle
 //   under the same lock before destroying it.
 // - With auto_unmount, libfuse does not waitpid() the fusermount3 watchdog it forked, so each ended mount leaves
@@ -257,11 +258,32 @@ public sealed unsafe class FuseMount : IDisposable
         _mounted.TrySetResult();
     }
 
+    private static bool RunUnmountTool(string tool, string[] arguments)
+    {
+        using var process = Process.Start(new ProcessStartInfo(tool, arguments)
+        {
+            UseShellExecute = false,
+            RedirectStandardError = true,
+        });
+        if (process == null || !process.WaitForExit(TimeSpan.FromSeconds(10)))
+        {
+            process?.Kill();
+            return false;
+        }
+
+        return process.ExitCode == 0;
+    }
+
     /// <summary>Lazy unmount: the mount disappears from the namespace now; open files keep being served. False on failure.</summary>
     private bool DetachMount()
     {
         try
         {
+            if (BackupFuse.Core.Native.NativeAbi.Current is { IsMacOS: true })
+            {
+                return RunUnmountTool("/sbin/umount", [MountPoint]); // macOS has no lazy unmount; open files keep the mount busy
+            }
+
             if (LibC.geteuid() == 0)
             {
                 var path = Encoding.UTF8.GetBytes(MountPoint + "\0");
@@ -278,18 +300,7 @@ public sealed unsafe class FuseMount : IDisposable
                 return false;
             }
 
-            using var fusermount = Process.Start(new ProcessStartInfo("fusermount3", ["-u", "-q", "-z", MountPoint])
-            {
-                UseShellExecute = false,
-                RedirectStandardError = true,
-            });
-            if (fusermount == null || !fusermount.WaitForExit(TimeSpan.FromSeconds(10)))
-            {
-                fusermount?.Kill();
-                return false;
-            }
-
-            return fusermount.ExitCode == 0;
+            return RunUnmountTool("fusermount3", ["-u", "-q", "-z", MountPoint]);
         }
         catch (Exception e)
         {

@@ -15,7 +15,7 @@ public sealed record FuseMountOptions
     /// <summary>Let other users see the mount (-o allow_other; non-root needs user_allow_other in /etc/fuse.conf).</summary>
     public bool AllowOther { get; init; }
 
-    /// <summary>Let fusermount3 remove the mount if the process dies (-o auto_unmount).</summary>
+    /// <summary>Let fusermount3 remove the mount if the process dies (-o auto_unmount; ignored where the platform has none: macOS).</summary>
     public bool AutoUnmount { get; init; } = true;
 
     /// <summary>Shown as the source in /proc/mounts.</summary>
@@ -40,7 +40,14 @@ public sealed record FuseMountOptions
     public bool Debug { get; init; }
 
     /// <summary>The argv handed to fuse_new.</summary>
-    public IReadOnlyList<string> BuildArguments()
+    public IReadOnlyList<string> BuildArguments() => BuildArguments(BackupFuse.Core.Native.NativeAbi.Current);
+
+    /// <summary>
+    /// The argv for a platform's libfuse. Linux: fusermount3/kernel options (subtype, max_read, auto_unmount).
+    /// macOS (macFUSE): none of those three (macFUSE's mount has no such options), plus noappledouble so Finder
+    /// does not store ._* AppleDouble files for the xattrs the file system does not serve.
+    /// </summary>
+    internal IReadOnlyList<string> BuildArguments(BackupFuse.Core.Native.NativeAbi? abi)
     {
         foreach (var value in new[] { FileSystemName, Subtype })
         {
@@ -50,8 +57,11 @@ public sealed record FuseMountOptions
             }
         }
 
-        var o = new List<string> { "default_permissions", $"fsname={FileSystemName}", $"subtype={Subtype}", $"max_read={MaxRequestBytes}" };
-        if (AutoUnmount)
+        bool mac = abi?.IsMacOS ?? false;
+        var o = mac
+            ? new List<string> { "default_permissions", $"fsname={FileSystemName}", "noappledouble" }
+            : new List<string> { "default_permissions", $"fsname={FileSystemName}", $"subtype={Subtype}", $"max_read={MaxRequestBytes}" };
+        if (AutoUnmount && (abi?.SupportsAutoUnmount ?? true))
         {
             o.Add("auto_unmount");
         }

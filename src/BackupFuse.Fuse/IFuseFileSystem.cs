@@ -4,8 +4,8 @@ namespace BackupFuse.Fuse;
 
 // Design notes:
 // - The contract between the libfuse callbacks (FuseCallbacks) and a file system: Linux semantics, linux-x64
-//   structs, paths as FusePath (no allocation), open files as the 64-bit handle the file system put into
-//   fi->fh. Errors are exceptions; FuseCallbacks maps them through Errno.From, so implementations never return
+//   structs and numbers on every platform (FuseCallbacks translates where the platform differs), paths as
+//   FusePath (no allocation), open files as the 64-bit handle the file system put into fi->fh. Errors are exceptions; FuseCallbacks maps them through Errno.From, so implementations never return
 //   errno codes.
 // - Every member has a default that throws ENOSYS, so an implementation states only what it serves (libfuse and
 //   the kernel then fall back where they can, e.g. copy_file_range → read/write).

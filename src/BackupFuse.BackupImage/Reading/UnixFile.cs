@@ -1,5 +1,4 @@
-using System.Globalization;
-using System.Runtime.InteropServices;
+using BackupFuse.Core.Native;
 using Microsoft.Win32.SafeHandles;
 
 namespace BackupFuse.BackupImage.Reading;
@@ -10,20 +9,15 @@ namespace BackupFuse.BackupImage.Reading;
 //   can never block the caller (File.OpenHandle would wait for a writer forever, in an unkillable sleep), fstat the
 //   descriptor and refuse again if it is not a regular file, then clear O_NONBLOCK (it has no meaning for regular
 //   files, but a network or FUSE file system might pass it on).
-// - What was opened is reported from the descriptor itself (fstat, readlink of /proc/self/fd/N), so access rules
-//   check the very file that is read, never a path that may have changed since.
-// - linux-x64 struct stat layout (like the FUSE interop of this project); glibc >= 2.33 exports stat and fstat.
+// - What was opened is reported from the descriptor itself (fstat, and its path: /proc/self/fd/N on Linux,
+//   F_GETPATH on macOS), so access rules check the very file that is read, never a path that may have changed since.
+// - The calls go through Core.Native.PosixCalls (canonical flags, struct stat and errno on every platform).
 // - Errors become the usual .NET exceptions with one clear message naming the path: FileNotFoundException (ENOENT,
 //   ENOTDIR), UnauthorizedAccessException (EACCES, EPERM), IOException (anything else, "not a regular file").
 
 /// <summary>Safe opening and stat of image files (never blocks on a FIFO; regular files only).</summary>
-public static partial class UnixFile
+public static class UnixFile
 {
-    private const int ORdOnly = 0x0;
-    private const int ONonBlock = 0x800;
-    private const int ONoCtty = 0x100;
-    private const int OCloExec = 0x80000;
-    private const int FSetFl = 4;
     private const int ENoEnt = 2;
     private const int EPerm = 1;
     private const int EAcces = 13;
@@ -33,7 +27,7 @@ public static partial class UnixFile
     public static UnixFileStat? TryStat(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
-        return stat(path, out var st) == 0 ? Convert(st) : null;
+        return PosixCalls.Stat(path, out var st) ? Convert(st) : null;
     }
 
     /// <summary>
@@ -46,34 +40,34 @@ public static partial class UnixFile
     public static SafeFileHandle OpenRegular(string path, out ImageFileStatus status)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        if (stat(path, out var before) != 0)
+        if (!PosixCalls.Stat(path, out var before))
         {
-            throw Error(path, Marshal.GetLastPInvokeError());
+            throw Error(path, PosixCalls.LastErrno());
         }
 
         RequireRegular(path, Convert(before));
-        int fd = open(path, ORdOnly | ONonBlock | ONoCtty | OCloExec);
+        int fd = PosixCalls.Open(path, PosixCalls.ORdOnly | PosixCalls.ONonBlock | PosixCalls.ONoCtty | PosixCalls.OCloExec);
         if (fd < 0)
         {
-            throw Error(path, Marshal.GetLastPInvokeError());
+            throw Error(path, PosixCalls.LastErrno());
         }
 
         var handle = new SafeFileHandle(fd, ownsHandle: true);
         try
         {
-            if (fstat(fd, out var after) != 0)
+            if (!PosixCalls.Fstat(fd, out var after))
             {
-                throw Error(path, Marshal.GetLastPInvokeError());
+                throw Error(path, PosixCalls.LastErrno());
             }
 
             var st = Convert(after);
             RequireRegular(path, st);
-            if (fcntl(fd, FSetFl, 0) != 0)
+            if (PosixCalls.SetStatusFlags(fd, 0) != 0)
             {
-                throw Error(path, Marshal.GetLastPInvokeError());
+                throw Error(path, PosixCalls.LastErrno());
             }
 
-            string real = new FileInfo("/proc/self/fd/" + fd.ToString(CultureInfo.InvariantCulture)).LinkTarget
+            string real = PosixCalls.DescriptorPath(fd)
                 ?? throw new IOException($"{path}: cannot tell the real path of the opened file");
             status = new ImageFileStatus(real, st);
             return handle;
@@ -97,35 +91,9 @@ public static partial class UnixFile
     {
         ENoEnt or ENotDir => new FileNotFoundException($"{path}: no such file", path),
         EAcces or EPerm => new UnauthorizedAccessException($"{path}: permission denied"),
-        _ => new IOException($"{path}: {Marshal.GetPInvokeErrorMessage(errno)}"),
+        _ => new IOException($"{path}: {PosixCalls.Describe(errno)}"),
     };
 
-    private static UnixFileStat Convert(in NativeStat st) =>
+    private static UnixFileStat Convert(in CanonicalStat st) =>
         new(new FileIdentity(st.Device, st.Inode, st.Size, st.ModifySeconds, st.ModifyNanoseconds), st.Uid, st.Gid, st.Mode);
-
-    [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static partial int open(string path, int flags);
-
-    [LibraryImport("libc", EntryPoint = "stat", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static partial int stat(string path, out NativeStat buf);
-
-    [LibraryImport("libc", EntryPoint = "fstat", SetLastError = true)]
-    private static partial int fstat(int fd, out NativeStat buf);
-
-    [LibraryImport("libc", EntryPoint = "fcntl", SetLastError = true)]
-    private static partial int fcntl(int fd, int cmd, int arg);
-
-    /// <summary>struct stat on linux-x64 (144 bytes).</summary>
-    [StructLayout(LayoutKind.Explicit, Size = 144)]
-    private struct NativeStat
-    {
-        [FieldOffset(0)] public ulong Device;
-        [FieldOffset(8)] public ulong Inode;
-        [FieldOffset(24)] public uint Mode;
-        [FieldOffset(28)] public uint Uid;
-        [FieldOffset(32)] public uint Gid;
-        [FieldOffset(48)] public long Size;
-        [FieldOffset(88)] public long ModifySeconds;
-        [FieldOffset(96)] public long ModifyNanoseconds;
-    }
 }

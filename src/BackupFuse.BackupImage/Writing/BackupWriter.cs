@@ -280,16 +280,13 @@ public static partial class BackupWriter
 
     private static void FsyncDirectory(string dir)
     {
-        int fd = open(dir, 0x10000 /* O_RDONLY | O_DIRECTORY */);
+        int fd = BackupFuse.Core.Native.PosixCalls.Open(dir, BackupFuse.Core.Native.PosixCalls.ORdOnly | BackupFuse.Core.Native.PosixCalls.ODirectory);
         if (fd >= 0)
         {
             _ = fsync(fd);
             _ = close(fd);
         }
     }
-
-    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static partial int open(string path, int flags);
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int fsync(int fd);

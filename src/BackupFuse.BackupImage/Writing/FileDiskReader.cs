@@ -64,13 +64,13 @@ internal sealed partial class FileDiskReader : IDiskReader
             return whence == SeekData ? offset : Length;
         }
 
-        long r = lseek(Fd, offset, whence);
+        long r = lseek(Fd, offset, (BackupFuse.Core.Native.NativeAbi.Current ?? BackupFuse.Core.Native.NativeAbi.LinuxX64).Whence.ToNative(whence)); // macOS swaps SEEK_DATA/SEEK_HOLE
         if (r >= 0)
         {
             return Math.Min(r, Length);
         }
 
-        int errno = Marshal.GetLastPInvokeError();
+        int errno = BackupFuse.Core.Native.PosixCalls.LastErrno();
         if (errno == ENXIO)
         {
             return Length; // no data after offset (SEEK_DATA) / offset past the end

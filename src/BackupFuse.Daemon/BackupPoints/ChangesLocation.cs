@@ -296,10 +296,10 @@ public sealed partial class ChangesLocation
     {
         if (flock((int)handle.DangerousGetHandle(), LockExclusiveNonBlocking) != 0)
         {
-            int errno = Marshal.GetLastPInvokeError();
+            int errno = BackupFuse.Core.Native.PosixCalls.LastErrno(); // canonical: EWOULDBLOCK is 35 on macOS
             throw new IOException(errno == EWOULDBLOCK
                 ? $"{path}: already open in this daemon for another version of the plugin file (was the plugin replaced while a VM had the disk open?); close the disk and open it again"
-                : $"{path}: cannot lock the changes file: {Marshal.GetPInvokeErrorMessage(errno)}");
+                : $"{path}: cannot lock the changes file: {BackupFuse.Core.Native.PosixCalls.Describe(errno)}");
         }
     }
 

@@ -128,8 +128,12 @@ internal static unsafe partial class UserDatabase
     [LibraryImport("libc")]
     private static partial int getgrouplist(byte* user, uint group, uint* groups, int* count);
 
-    /// <summary>struct passwd on linux-x64.</summary>
-    [StructLayout(LayoutKind.Sequential)]
+    /// <summary>
+    /// struct passwd on linux-x64 (48 bytes). pw_name, pw_uid and pw_gid (the only members read) sit at the same
+    /// offsets on macOS, whose struct is 72 bytes (pw_change, pw_class, pw_expire added): Size reserves that much so
+    /// getpwnam_r never writes past this struct there.
+    /// </summary>
+    [StructLayout(LayoutKind.Sequential, Size = 72)]
     private struct Passwd
     {
         public IntPtr Name;

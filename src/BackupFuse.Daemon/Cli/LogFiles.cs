@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
+using BackupFuse.Core.Native;
 using BackupFuse.Fuse;
 using BackupFuse.Fuse.Overlay;
 using Microsoft.Win32.SafeHandles;
@@ -23,19 +24,19 @@ namespace BackupFuse.Daemon.Cli;
 //   The directory of a user-chosen --log-file is the user's choice and is not checked.
 // - Serilog's own File sink opens its path with FileStream (following symlinks) and names rolled files itself,
 //   so it is not used; BoundedLogFileSink writes to the handle opened here and rolls over through this class.
-// - Stat and the user id come from the FUSE binding's typed interop (UnderlyingDirectory), linux-x64 like it.
+// - Stat and the user id come from the FUSE binding's typed interop (UnderlyingDirectory); opens go through
+//   Core.Native.PosixCalls (canonical flags and errno on every platform).
 
 /// <summary>Finds the default log file of a mount and opens log files without following symbolic links.</summary>
 public static partial class LogFiles
 {
-    private const int O_WRONLY = 0x1;
-    private const int O_CREAT = 0x40;
-    private const int O_EXCL = 0x80;
-    private const int O_APPEND = 0x400;
-    private const int O_DIRECTORY = 0x10000;
-    private const int O_NOFOLLOW = 0x20000;
-    private const int O_CLOEXEC = 0x80000;
-    private const int AT_FDCWD = -100;
+    private const int O_WRONLY = PosixCalls.OWrOnly;
+    private const int O_CREAT = PosixCalls.OCreat;
+    private const int O_EXCL = PosixCalls.OExcl;
+    private const int O_APPEND = PosixCalls.OAppend;
+    private const int O_DIRECTORY = PosixCalls.ODirectory;
+    private const int O_NOFOLLOW = PosixCalls.ONoFollow;
+    private const int O_CLOEXEC = PosixCalls.OCloExec;
 
     /// <summary>Whether this process runs under systemd, whose journal then keeps standard error.</summary>
     public static bool UnderSystemd =>
@@ -160,20 +161,20 @@ public static partial class LogFiles
         if (privateDirectory)
         {
             using var dir = OpenPrivateDirectory(Path.GetDirectoryName(path)!);
-            file = openat(dir, Path.GetFileName(path), flags, 0x180);
+            file = PosixCalls.OpenAt(dir, Path.GetFileName(path), flags, 0x180);
         }
         else
         {
-            file = openat(AT_FDCWD, path, flags, 0x180);
+            file = PosixCalls.OpenAt(null, path, flags, 0x180);
         }
 
         if (file.IsInvalid)
         {
-            int errno = Marshal.GetLastPInvokeError();
+            int errno = PosixCalls.LastErrno();
             file.Dispose();
             throw new CliError(errno == Errno.ELOOP
                 ? $"{path}: refusing to log to a symbolic link (remove it, or pass another --log-file)"
-                : $"{path}: cannot open the log file: {Marshal.GetPInvokeErrorMessage(errno)}");
+                : $"{path}: cannot open the log file: {PosixCalls.Describe(errno)}");
         }
 
         var stat = Stat(file, path);
@@ -188,14 +189,14 @@ public static partial class LogFiles
 
     private static SafeFileHandle OpenPrivateDirectory(string directory)
     {
-        var fd = openat(AT_FDCWD, directory, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+        var fd = PosixCalls.OpenAt(null, directory, O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
         if (fd.IsInvalid)
         {
-            int errno = Marshal.GetLastPInvokeError();
+            int errno = PosixCalls.LastErrno();
             fd.Dispose();
             throw new CliError(errno is Errno.ELOOP or Errno.ENOTDIR
                 ? $"{directory}: refusing to keep logs there: not a real directory (a symbolic link or a file)"
-                : $"{directory}: cannot open the log directory: {Marshal.GetPInvokeErrorMessage(errno)}");
+                : $"{directory}: cannot open the log directory: {PosixCalls.Describe(errno)}");
         }
 
         var stat = Stat(fd, directory);
@@ -220,10 +221,5 @@ public static partial class LogFiles
         }
     }
 
-    [LibraryImport("libc.so.6", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial SafeFileHandle openat(int dirfd, string path, int flags, uint mode);
-
-    [LibraryImport("libc.so.6", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial SafeFileHandle openat(SafeFileHandle dirfd, string path, int flags, uint mode);
 
 }

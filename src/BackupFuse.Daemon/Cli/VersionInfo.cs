@@ -17,6 +17,7 @@ namespace BackupFuse.Daemon.Cli;
 // - The probe loads libfuse3 itself (dlopen + fuse_pkgversion) instead of going through FuseLibrary, because
 //   FuseLibrary refuses to report a version while /dev/fuse is missing and we want both facts separately.
 //   FuseLibrary.UnavailableReason stays the last word for what it alone checks (platform, minimum version).
+// - macOS: libfuse is macFUSE's libfuse3 (FuseLibrary finds it); fusermount3 and /dev/fuse do not exist there.
 
 /// <summary>The text of <c>backupfuse --version</c> and the FUSE preflight check of <c>mount</c>.</summary>
 public static unsafe class VersionInfo
@@ -61,9 +62,13 @@ public static unsafe class VersionInfo
             probe.DeviceLine,
             $"deflate: {BackupFuse.BackupImage.Format.ChunkCompressor.Implementation}",
         };
-        if (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture != Architecture.X64)
+        if (BackupFuse.Core.Native.NativeAbi.Current == null)
         {
-            lines.Add($"platform: {RuntimeInformation.OSDescription} {RuntimeInformation.ProcessArchitecture} is not supported for mounting (linux-x64 only); backup, info, verify and export work");
+            lines.Add($"platform: {RuntimeInformation.OSDescription} {RuntimeInformation.ProcessArchitecture} is not supported for mounting (linux-x64, linux-arm64, macOS); backup, info, verify and export work");
+        }
+        else if (BackupFuse.Fuse.Overlay.UnderlyingDirectory.UnsupportedReason is { } overlay)
+        {
+            lines.Add($"platform: {RuntimeInformation.OSDescription}: {overlay}; not yet tested on a Mac");
         }
 
         return string.Join(Environment.NewLine, lines);
@@ -73,14 +78,22 @@ public static unsafe class VersionInfo
     public static string? MountProblem()
     {
         var probe = Probe();
-        return probe.LibFuseProblem ?? probe.DeviceProblem ?? probe.FusermountProblem ?? FuseLibrary.UnavailableReason;
+        return probe.LibFuseProblem ?? probe.DeviceProblem ?? probe.FusermountProblem ?? FuseLibrary.UnavailableReason ?? BackupFuse.Fuse.Overlay.UnderlyingDirectory.UnsupportedReason;
     }
 
     private static HostProbe Probe()
     {
+        if (OperatingSystem.IsMacOS())
+        {
+            // macFUSE mounts through its own helper; there is no fusermount3 and no /dev/fuse to check.
+            string? problem = FuseLibrary.UnavailableReason;
+            string line = problem ?? $"libfuse {FuseLibrary.PackageVersion} (macFUSE)";
+            return new HostProbe(problem == null ? line : $"libfuse: {problem}", problem, "fusermount3: not used on macOS", null, "/dev/fuse: not used on macOS", null);
+        }
+
         if (!OperatingSystem.IsLinux())
         {
-            const string notLinux = "FUSE mounting is implemented for Linux only";
+            const string notLinux = "FUSE mounting is implemented for Linux and macOS only";
             return new HostProbe($"libfuse: {notLinux}", notLinux, "fusermount3: not applicable", null, "/dev/fuse: not applicable", null);
         }
 

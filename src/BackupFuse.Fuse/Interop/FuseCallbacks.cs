@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text;
+using BackupFuse.Core.Native;
 
 namespace BackupFuse.Fuse.Interop;
 
@@ -11,6 +12,10 @@ namespace BackupFuse.Fuse.Interop;
 //   code would terminate the process, and every request must get an answer. Fail = Errno.From (one log line).
 // - The instance is found through fuse_get_context()->private_data (FuseSession GCHandle).
 // - read/write wrap libfuse's buffer in a Span (no copy, no allocation) and pass only the handle.
+// - Platform: the file system works in canonical forms (Stat, StatVfs, Linux errno and O_* numbers). Where
+//   NativeAbi.Current differs, getattr/statfs fill a canonical struct and copy it into the native one, open/create
+//   show the file system canonical fi->flags, and Fail returns the native errno. On linux-x64 every one of these
+//   is the identity and the native struct is filled in place, exactly as before.
 // - Members left null (xattrs, access, lock, flock, bmap, ioctl, poll, read_buf/write_buf, copy_file_range) make
 //   libfuse answer ENOSYS, and the kernel falls back or stops asking (access: default_permissions is used).
 
@@ -51,17 +56,49 @@ internal static unsafe class FuseCallbacks
 
     private static ulong? Handle(FuseFileInfo* fi) => fi == null ? null : fi->Fh;
 
+    private static readonly NativeAbi Native = NativeAbi.Current ?? NativeAbi.LinuxX64;
+
     private static int Fail(Exception e, FuseSession? session, string operation, byte* path)
     {
+        int canonical;
         try
         {
-            return Errno.From(e, session?.Log, operation, path == null ? null : Encoding.UTF8.GetString(MemoryMarshal.CreateReadOnlySpanFromNullTerminated(path)));
+            canonical = Errno.From(e, session?.Log, operation, path == null ? null : Encoding.UTF8.GetString(MemoryMarshal.CreateReadOnlySpanFromNullTerminated(path)));
         }
         catch
         {
-            return -Errno.EIO; // logging itself failed: still answer the request
+            canonical = -Errno.EIO; // logging itself failed: still answer the request
+        }
+
+        return -Native.Errno.ToNative(-canonical);
+    }
+
+    /// <summary>Calls <paramref name="open"/> with fi->flags in canonical numbers, restoring the native word afterwards.</summary>
+    private static void WithCanonicalFlags(FuseFileInfo* fi, FuseSession s, FusePath path, uint mode, delegate*<IFuseFileSystem, FusePath, uint, ref FuseFileInfo, void> open)
+    {
+        if (Native.OpenFlags.IsIdentity)
+        {
+            open(s.FileSystem, path, mode, ref *fi);
+            return;
+        }
+
+        int native = fi->Flags;
+        fi->Flags = Native.OpenFlags.ToCanonical(native);
+        try
+        {
+            open(s.FileSystem, path, mode, ref *fi);
+        }
+        finally
+        {
+            fi->Flags = native;
         }
     }
+
+    private static void CallOpen(IFuseFileSystem fs, FusePath path, uint mode, ref FuseFileInfo fi) => fs.Open(path, ref fi);
+
+    private static void CallCreate(IFuseFileSystem fs, FusePath path, uint mode, ref FuseFileInfo fi) => fs.Create(path, mode, ref fi);
+
+    private static void CallOpenDirectory(IFuseFileSystem fs, FusePath path, uint mode, ref FuseFileInfo fi) => fs.OpenDirectory(path, ref fi);
 
     [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
     private static int GetAttr(byte* path, Stat* st, FuseFileInfo* fi)
@@ -70,7 +107,15 @@ internal static unsafe class FuseCallbacks
         try
         {
             s = FuseSession.Current;
-            s.FileSystem.GetAttributes(new FusePath(path), Handle(fi), ref *st);
+            if (Native.Stat.IsCanonical)
+            {
+                s.FileSystem.GetAttributes(new FusePath(path), Handle(fi), ref *st);
+                return 0;
+            }
+
+            Stat canonical = default;
+            s.FileSystem.GetAttributes(new FusePath(path), Handle(fi), ref canonical);
+            StatLayout.Copy(NativeAbi.LinuxX64.Stat, (byte*)&canonical, Native.Stat, (byte*)st);
             return 0;
         }
         catch (Exception e)
@@ -262,7 +307,7 @@ internal static unsafe class FuseCallbacks
         try
         {
             s = FuseSession.Current;
-            s.FileSystem.Open(new FusePath(path), ref *fi);
+            WithCanonicalFlags(fi, s, new FusePath(path), 0, &CallOpen);
             return 0;
         }
         catch (Exception e)
@@ -278,7 +323,7 @@ internal static unsafe class FuseCallbacks
         try
         {
             s = FuseSession.Current;
-            s.FileSystem.Create(new FusePath(path), mode, ref *fi);
+            WithCanonicalFlags(fi, s, new FusePath(path), mode, &CallCreate);
             return 0;
         }
         catch (Exception e)
@@ -325,7 +370,15 @@ internal static unsafe class FuseCallbacks
         try
         {
             s = FuseSession.Current;
-            s.FileSystem.StatFs(new FusePath(path), ref *st);
+            if (Native.StatVfs.IsCanonical)
+            {
+                s.FileSystem.StatFs(new FusePath(path), ref *st);
+                return 0;
+            }
+
+            StatVfs canonical = default;
+            s.FileSystem.StatFs(new FusePath(path), ref canonical);
+            StatVfsLayout.Copy(NativeAbi.LinuxX64.StatVfs, (byte*)&canonical, Native.StatVfs, (byte*)st);
             return 0;
         }
         catch (Exception e)
@@ -389,7 +442,7 @@ internal static unsafe class FuseCallbacks
         try
         {
             s = FuseSession.Current;
-            s.FileSystem.OpenDirectory(new FusePath(path), ref *fi);
+            WithCanonicalFlags(fi, s, new FusePath(path), 0, &CallOpenDirectory);
             return 0;
         }
         catch (Exception e)
@@ -405,7 +458,7 @@ internal static unsafe class FuseCallbacks
         try
         {
             s = FuseSession.Current;
-            s.FileSystem.ReadDirectory(fi->Fh, new DirectoryFiller(buf, filler));
+            s.FileSystem.ReadDirectory(fi->Fh, new DirectoryFiller(buf, filler, Native.Stat));
             return 0;
         }
         catch (Exception e)
@@ -437,7 +490,15 @@ internal static unsafe class FuseCallbacks
         try
         {
             s = FuseSession.Current;
-            s.FileSystem.SetTimes(new FusePath(path), tv[0], tv[1], Handle(fi));
+            if (Native.UtimeNow == NativeAbi.LinuxX64.UtimeNow)
+            {
+                s.FileSystem.SetTimes(new FusePath(path), tv[0], tv[1], Handle(fi));
+                return 0;
+            }
+
+            var access = new Timespec { Seconds = tv[0].Seconds, Nanoseconds = Native.ToCanonicalNanoseconds(tv[0].Nanoseconds) };
+            var modify = new Timespec { Seconds = tv[1].Seconds, Nanoseconds = Native.ToCanonicalNanoseconds(tv[1].Nanoseconds) };
+            s.FileSystem.SetTimes(new FusePath(path), access, modify, Handle(fi));
             return 0;
         }
         catch (Exception e)
@@ -479,7 +540,7 @@ internal static unsafe class FuseCallbacks
                 throw new ErrnoException(Errno.EBADF, "lseek without an open file");
             }
 
-            return s.FileSystem.Seek(fi->Fh, offset, whence);
+            return s.FileSystem.Seek(fi->Fh, offset, Native.Whence.ToCanonical(whence));
         }
         catch (Exception e)
         {
@@ -508,7 +569,10 @@ internal static unsafe class FuseCallbacks
             cfg->KernelCache = 0;
             cfg->AutoCache = 0;
             conn->MaxWrite = (uint)FuseMountOptions.MaxRequestBytes; // libfuse >= 3.6 caps it at its buffer (1 MiB)
-            conn->MaxRead = (uint)FuseMountOptions.MaxRequestBytes;  // must equal the -o max_read we pass (else EPROTO)
+            if (!Native.IsMacOS)
+            {
+                conn->MaxRead = (uint)FuseMountOptions.MaxRequestBytes;  // must equal the -o max_read we pass (else EPROTO); none on macOS
+            }
 
             s.Initialized(*conn);
         }

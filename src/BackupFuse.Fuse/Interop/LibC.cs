@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using BackupFuse.Core.Native;
 
 namespace BackupFuse.Fuse.Interop;
 
@@ -7,7 +8,14 @@ namespace BackupFuse.Fuse.Interop;
 //   covered by our own mount, and going through a path would re-enter the mount (recursion, deadlock).
 // - SetLastError=true makes the generated stub capture errno right after the call; read it with
 //   Marshal.GetLastPInvokeError() (ErrnoException.FromLastError does).
-// - Constants are the linux-x64 (generic Linux) values.
+// - Constants are the linux-x64 values (the canonical numbers). The wrappers for openat, fcntl(F_GETFL/F_SETFL),
+//   fstat, fstatat and fstatvfs translate flags and structs through NativeAbi.Current, so callers stay in canonical
+//   numbers on linux-arm64 too (its O_DIRECTORY is x86_64's O_DIRECT, its struct stat is 128 bytes). On linux-x64
+//   the translation is the identity and the native struct is used in place. LastError() is errno, canonical.
+// - openat2, renameat2, fallocate, umount2 and O_PATH are Linux-only (NativeAbi.HasLinuxFileCalls), which is why
+//   the overlay refuses macOS. Porting it also needs: the "$INODE64" fstat/fstatat/readdir/fdopendir symbols and
+//   Darwin's struct dirent on osx-x64/arm64, and register padding for the variadic openat mode / fcntl argument
+//   on osx-arm64 (as Core.Native.PosixCalls does).
 
 /// <summary>glibc entry points used by the pass-through file system (linux-x64).</summary>
 internal static unsafe partial class LibC
@@ -56,15 +64,110 @@ internal static unsafe partial class LibC
 
     static LibC() => NativeLibraries.EnsureRegistered();
 
-    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
-    public static partial int openat(int dirfd, byte* path, int flags, uint mode);
+    /// <summary>openat(2) with canonical flags.</summary>
+    public static int openat(int dirfd, byte* path, int flags, uint mode)
+    {
+        var abi = NativeAbi.Current;
+        return abi == null || abi.OpenFlags.IsIdentity
+            ? openat_native(dirfd, path, flags, mode)
+            : openat_native(dirfd == AT_FDCWD ? abi.AtFdCwd : dirfd, path, abi.OpenFlags.ToNative(flags), mode);
+    }
+
+    /// <summary>fcntl(2); F_GETFL results and F_SETFL arguments are canonical open flags.</summary>
+    public static int fcntl(int fd, int cmd, int arg)
+    {
+        var abi = NativeAbi.Current;
+        if (abi == null || abi.OpenFlags.IsIdentity || (cmd != F_GETFL && cmd != F_SETFL))
+        {
+            return fcntl_native(fd, cmd, arg);
+        }
+
+        if (cmd == F_SETFL)
+        {
+            return fcntl_native(fd, cmd, abi.OpenFlags.ToNative(arg));
+        }
+
+        int result = fcntl_native(fd, cmd, arg);
+        return result < 0 ? result : abi.OpenFlags.ToCanonical(result);
+    }
+
+    /// <summary>fstatat(2) into the canonical <see cref="Stat"/>.</summary>
+    public static int fstatat(int dirfd, byte* path, Stat* buf, int flags)
+    {
+        var layout = NativeAbi.Current?.Stat;
+        if (layout == null || layout.IsCanonical)
+        {
+            return fstatat_native(dirfd, path, buf, flags);
+        }
+
+        var abi = NativeAbi.Current!;
+        byte* native = stackalloc byte[layout.StructSize];
+        int rc = fstatat_native(dirfd == AT_FDCWD ? abi.AtFdCwd : dirfd, path, (Stat*)native, abi.AtFlags.ToNative(flags));
+        if (rc == 0)
+        {
+            StatLayout.Copy(layout, native, NativeAbi.LinuxX64.Stat, (byte*)buf);
+        }
+
+        return rc;
+    }
+
+    /// <summary>fstat(2) into the canonical <see cref="Stat"/>.</summary>
+    public static int fstat(int fd, Stat* buf)
+    {
+        var layout = NativeAbi.Current?.Stat;
+        if (layout == null || layout.IsCanonical)
+        {
+            return fstat_native(fd, buf);
+        }
+
+        byte* native = stackalloc byte[layout.StructSize];
+        int rc = fstat_native(fd, (Stat*)native);
+        if (rc == 0)
+        {
+            StatLayout.Copy(layout, native, NativeAbi.LinuxX64.Stat, (byte*)buf);
+        }
+
+        return rc;
+    }
+
+    /// <summary>fstatvfs(3) into the canonical <see cref="StatVfs"/>.</summary>
+    public static int fstatvfs(int fd, StatVfs* buf)
+    {
+        var layout = NativeAbi.Current?.StatVfs;
+        if (layout == null || layout.IsCanonical)
+        {
+            return fstatvfs_native(fd, buf);
+        }
+
+        byte* native = stackalloc byte[layout.StructSize];
+        int rc = fstatvfs_native(fd, (StatVfs*)native);
+        if (rc == 0)
+        {
+            StatVfsLayout.Copy(layout, native, NativeAbi.LinuxX64.StatVfs, (byte*)buf);
+        }
+
+        return rc;
+    }
+
+    /// <summary>The errno the last P/Invoke with SetLastError left, as a canonical (Linux) number.</summary>
+    public static int LastError()
+    {
+        int native = Marshal.GetLastPInvokeError();
+        return NativeAbi.Current?.Errno.ToCanonical(native) ?? native;
+    }
+
+    /// <summary>Canonical open flags as the native word for openat2's open_how.flags.</summary>
+    public static ulong NativeOpenFlags(int flags) => (ulong)(uint)(NativeAbi.Current?.OpenFlags.ToNative(flags) ?? flags);
+
+    [LibraryImport(NativeLibraries.LibC, EntryPoint = "openat", SetLastError = true)]
+    private static partial int openat_native(int dirfd, byte* path, int flags, uint mode);
 
     /// <summary>openat2(2) through syscall(2) (glibc has no wrapper): the descriptor, or -1 and errno.</summary>
     [LibraryImport(NativeLibraries.LibC, EntryPoint = "syscall", SetLastError = true)]
     public static partial long syscall_openat2(long number, long dirfd, byte* path, OpenHow* how, nuint size);
 
-    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
-    public static partial int fcntl(int fd, int cmd, int arg);
+    [LibraryImport(NativeLibraries.LibC, EntryPoint = "fcntl", SetLastError = true)]
+    private static partial int fcntl_native(int fd, int cmd, int arg);
 
     [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
     public static partial int close(int fd);
@@ -72,11 +175,11 @@ internal static unsafe partial class LibC
     [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
     public static partial int dup(int fd);
 
-    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
-    public static partial int fstatat(int dirfd, byte* path, Stat* buf, int flags);
+    [LibraryImport(NativeLibraries.LibC, EntryPoint = "fstatat", SetLastError = true)]
+    private static partial int fstatat_native(int dirfd, byte* path, Stat* buf, int flags);
 
-    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
-    public static partial int fstat(int fd, Stat* buf);
+    [LibraryImport(NativeLibraries.LibC, EntryPoint = "fstat", SetLastError = true)]
+    private static partial int fstat_native(int fd, Stat* buf);
 
     [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
     public static partial int mkdirat(int dirfd, byte* path, uint mode);
@@ -138,8 +241,8 @@ internal static unsafe partial class LibC
     [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
     public static partial long lseek(int fd, long offset, int whence);
 
-    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
-    public static partial int fstatvfs(int fd, StatVfs* buf);
+    [LibraryImport(NativeLibraries.LibC, EntryPoint = "fstatvfs", SetLastError = true)]
+    private static partial int fstatvfs_native(int fd, StatVfs* buf);
 
     [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
     public static partial nint fdopendir(int fd);

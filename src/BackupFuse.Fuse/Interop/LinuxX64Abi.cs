@@ -6,9 +6,12 @@ namespace BackupFuse.Fuse.Interop;
 // - This file is the ONE table of native struct layouts for linux-x64 (glibc; musl agrees) with libfuse 3.x
 //   (FUSE_USE_VERSION 31..314). Offsets were verified with offsetof on Debian 12 / libfuse 3.14 and are checked
 //   again by StructLayoutTests (a gcc-compiled program prints the C numbers).
-// - linux-arm64 has a different struct stat (128 bytes) and macOS (libfuse 2 API, macFUSE/FUSE-T) differs in
-//   stat, statvfs, fuse_file_info bit positions and the fuse_operations order: those need their own table and
-//   their own callback set. Nothing here pretends to support them; FuseLibrary refuses other platforms.
+// - Stat, StatVfs and Timespec are also the canonical forms the file systems fill on every platform: where the
+//   native struct stat/statvfs differ (linux-arm64's 128-byte asm-generic stat, macOS's Darwin stat and 32-bit
+//   statvfs counters) FuseCallbacks copies through BackupFuse.Core.Native.NativeAbi. The libfuse structs below
+//   (fuse_file_info, fuse_config, fuse_conn_info, fuse_args, fuse_context, fuse_operations) contain only
+//   fixed-width and pointer members and are the same on every LP64 libfuse 3 (checked for arm64 by
+//   NativeAbiTests; macFUSE's libfuse3 is assumed to keep upstream's prefix, not verified on a Mac).
 // - Every struct is blittable with explicit offsets so it can be used through pointers handed to us by libfuse.
 //   Structs that libfuse owns and that grow in newer releases (fuse_file_info, fuse_config, fuse_conn_info) are
 //   only ever accessed through pointers, so a longer native struct is harmless.
@@ -24,7 +27,7 @@ public struct Timespec
     [FieldOffset(8)] public long Nanoseconds;
 }
 
-/// <summary>struct stat (glibc x86_64, 144 bytes; st_nlink is 64-bit and precedes st_mode).</summary>
+/// <summary>struct stat (glibc x86_64, 144 bytes; st_nlink is 64-bit and precedes st_mode); the canonical form on every platform.</summary>
 [StructLayout(LayoutKind.Explicit, Size = 144)]
 public struct Stat
 {

@@ -262,7 +262,7 @@ public sealed unsafe partial class DirectoryOverlayFileSystem : IFuseFileSystem,
             Dirent* d = LibC.readdir(dir);
             if (d == null)
             {
-                if (System.Runtime.InteropServices.Marshal.GetLastPInvokeError() != 0)
+                if (LibC.LastError() != 0)
                 {
                     throw ErrnoException.FromLastError("readdir", _directory.Path);
                 }

@@ -129,7 +129,7 @@ public sealed unsafe partial class UnderlyingDirectory
     /// <summary>Closes <paramref name="fd"/> and returns <paramref name="rc"/> with the errno of the call before.</summary>
     internal static int CloseKeepingErrno(int fd, int rc)
     {
-        int errno = Marshal.GetLastPInvokeError();
+        int errno = LibC.LastError();
         LibC.close(fd);
         Marshal.SetLastPInvokeError(errno);
         return rc;
@@ -142,12 +142,12 @@ public sealed unsafe partial class UnderlyingDirectory
         {
             var how = new OpenHow
             {
-                Flags = (ulong)(flags & LibC.ValidOpenFlags),
+                Flags = LibC.NativeOpenFlags(flags & LibC.ValidOpenFlags),
                 Mode = (flags & LibC.O_CREAT) != 0 ? mode & 0xFFF : 0,
                 Resolve = BeneathResolve,
             };
             long fd = LibC.syscall_openat2(LibC.SYS_openat2, Descriptor, relative, &how, (nuint)sizeof(OpenHow));
-            return fd >= 0 ? (int)fd : -Marshal.GetLastPInvokeError();
+            return fd >= 0 ? (int)fd : -LibC.LastError();
         }
 
         return Walk(relative, flags, mode);
@@ -195,7 +195,7 @@ public sealed unsafe partial class UnderlyingDirectory
                 int opened = last
                     ? LibC.openat(fd, name, flags | LibC.O_NOFOLLOW, mode)
                     : LibC.openat(fd, name, ParentFlags | LibC.O_NOFOLLOW, 0);
-                int result = opened >= 0 ? opened : -SymlinkAsLoop(fd, name, Marshal.GetLastPInvokeError());
+                int result = opened >= 0 ? opened : -SymlinkAsLoop(fd, name, LibC.LastError());
                 if (fd != Descriptor)
                 {
                     LibC.close(fd);
@@ -231,7 +231,7 @@ public sealed unsafe partial class UnderlyingDirectory
                 return false;
             }
 
-            var how = new OpenHow { Flags = ParentFlags, Resolve = BeneathResolve };
+            var how = new OpenHow { Flags = LibC.NativeOpenFlags(ParentFlags), Resolve = BeneathResolve };
             long fd = LibC.syscall_openat2(LibC.SYS_openat2, rootFd, dot, &how, (nuint)sizeof(OpenHow));
             LibC.close(rootFd);
             if (fd < 0)

@@ -41,11 +41,21 @@ public sealed unsafe partial class UnderlyingDirectory : IDisposable
     /// <summary>The directory descriptor.</summary>
     internal int Descriptor => _fd >= 0 ? _fd : throw new ObjectDisposedException(nameof(UnderlyingDirectory));
 
+    /// <summary>Why a directory cannot be served on this platform (null on Linux), for early refusals.</summary>
+    public static string? UnsupportedReason => BackupFuse.Core.Native.NativeAbi.Current is { HasLinuxFileCalls: false } abi
+        ? $"serving a directory through FUSE is not implemented on {abi.Name} yet (the pass-through overlay uses openat2, O_PATH and renameat2, which exist on Linux only)"
+        : null;
+
     /// <summary>Opens <paramref name="path"/> (must be a directory). Do this before mounting over it.</summary>
     public static UnderlyingDirectory Open(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         string full = System.IO.Path.GetFullPath(path);
+        if (UnsupportedReason is { } reason)
+        {
+            throw new PlatformNotSupportedException($"{full}: {reason}");
+        }
+
         fixed (byte* p = Utf8Z(full))
         {
             int fd = LibC.openat(LibC.AT_FDCWD, p, LibC.O_RDONLY | LibC.O_DIRECTORY | LibC.O_CLOEXEC, 0);
@@ -186,7 +196,7 @@ public sealed unsafe partial class UnderlyingDirectory : IDisposable
         fixed (byte* p = Utf8Z(name))
         {
             created = LibC.mkdirat(Descriptor, p, (uint)mode) == 0;
-            if (!created && Marshal.GetLastPInvokeError() != Errno.EEXIST)
+            if (!created && LibC.LastError() != Errno.EEXIST)
             {
                 throw Failure("create directory", System.IO.Path.Combine(Path, name));
             }
@@ -260,7 +270,7 @@ public sealed unsafe partial class UnderlyingDirectory : IDisposable
                 return true;
             }
 
-            if (Marshal.GetLastPInvokeError() == Errno.ENOENT)
+            if (LibC.LastError() == Errno.ENOENT)
             {
                 return false;
             }

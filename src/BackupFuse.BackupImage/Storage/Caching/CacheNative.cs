@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using BackupFuse.Core.Native;
 using Microsoft.Win32.SafeHandles;
 
 namespace BackupFuse.BackupImage.Storage.Caching;
@@ -7,20 +8,23 @@ namespace BackupFuse.BackupImage.Storage.Caching;
 // - The few Linux calls the persistent cache needs that .NET does not offer: openat relative to a directory
 //   descriptor with O_NOFOLLOW (a planted symlink is never followed), flock, fallocate(FALLOC_FL_PUNCH_HOLE),
 //   fdatasync, renameat/unlinkat, lseek(SEEK_DATA/SEEK_HOLE) and fstat (owner, mode, allocated blocks).
-// - linux-x64 struct stat layout, like UnixFile; errno comes back through Marshal.GetLastPInvokeError.
+// - Numbers are canonical (linux-x64): openat and fstat go through Core.Native.PosixCalls, which translates the
+//   flags, AT_FDCWD, struct stat and errno for the platform (linux-arm64's O_NOFOLLOW is x86_64's O_LARGEFILE).
+// - fallocate and fdatasync are Linux calls: elsewhere hole punching reports ENOSYS (the cache then only warns)
+//   and fdatasync is fsync.
 
 /// <summary>Linux system calls of the persistent image cache.</summary>
 internal static partial class CacheNative
 {
-    public const int ORdOnly = 0x0;
-    public const int ORdWr = 0x2;
-    public const int OCreat = 0x40;
-    public const int OExcl = 0x80;
-    public const int OTrunc = 0x200;
-    public const int ODirectory = 0x10000;
-    public const int ONoFollow = 0x20000;
-    public const int OCloExec = 0x80000;
-    public const int AtFdCwd = -100;
+    public const int ORdOnly = PosixCalls.ORdOnly;
+    public const int ORdWr = PosixCalls.ORdWr;
+    public const int OCreat = PosixCalls.OCreat;
+    public const int OExcl = PosixCalls.OExcl;
+    public const int OTrunc = PosixCalls.OTrunc;
+    public const int ODirectory = PosixCalls.ODirectory;
+    public const int ONoFollow = PosixCalls.ONoFollow;
+    public const int OCloExec = PosixCalls.OCloExec;
+    public const int AtFdCwd = PosixCalls.AtFdCwd;
     public const int LockEx = 2;
     public const int LockNb = 4;
     public const int EWouldBlock = 11;
@@ -40,15 +44,34 @@ internal static partial class CacheNative
     /// <summary>The errno of the last failed call, as a one-line message.</summary>
     public static string LastError(out int errno)
     {
-        errno = Marshal.GetLastPInvokeError();
-        return Marshal.GetPInvokeErrorMessage(errno);
+        errno = PosixCalls.LastErrno();
+        return PosixCalls.Describe(errno);
     }
 
-    [LibraryImport("libc", EntryPoint = "openat", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    public static partial int OpenAt(int dirfd, string path, int flags, uint mode);
+    /// <summary>openat(2) with canonical flags.</summary>
+    public static int OpenAt(int dirfd, string path, int flags, uint mode) => PosixCalls.OpenAt(dirfd, path, flags, mode);
+
+    /// <summary>mkdirat(2) (AT_FDCWD canonical).</summary>
+    public static int MkdirAt(int dirfd, string path, uint mode) =>
+        MkdirAtNative(dirfd == AtFdCwd ? (NativeAbi.Current ?? NativeAbi.LinuxX64).AtFdCwd : dirfd, path, mode);
+
+    /// <summary>fallocate(2) on Linux; -1 with ENOSYS elsewhere (there is no hole punching through it).</summary>
+    public static int Fallocate(SafeFileHandle fd, int mode, long offset, long length)
+    {
+        if (NativeAbi.Current is { HasLinuxFileCalls: false })
+        {
+            Marshal.SetLastPInvokeError(78); // macOS ENOSYS; LastError translates it
+            return -1;
+        }
+
+        return FallocateNative(fd, mode, offset, length);
+    }
+
+    /// <summary>fdatasync(2) on Linux, fsync(2) elsewhere.</summary>
+    public static int Fdatasync(SafeFileHandle fd) => NativeAbi.Current is { HasLinuxFileCalls: false } ? FsyncHandle(fd) : FdatasyncNative(fd);
 
     [LibraryImport("libc", EntryPoint = "mkdirat", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    public static partial int MkdirAt(int dirfd, string path, uint mode);
+    private static partial int MkdirAtNative(int dirfd, string path, uint mode);
 
     [LibraryImport("libc", EntryPoint = "renameat", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     public static partial int RenameAt(int olddirfd, string oldpath, int newdirfd, string newpath);
@@ -60,10 +83,13 @@ internal static partial class CacheNative
     public static partial int Flock(int fd, int operation);
 
     [LibraryImport("libc", EntryPoint = "fallocate", SetLastError = true)]
-    public static partial int Fallocate(SafeFileHandle fd, int mode, long offset, long length);
+    private static partial int FallocateNative(SafeFileHandle fd, int mode, long offset, long length);
 
     [LibraryImport("libc", EntryPoint = "fdatasync", SetLastError = true)]
-    public static partial int Fdatasync(SafeFileHandle fd);
+    private static partial int FdatasyncNative(SafeFileHandle fd);
+
+    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
+    private static partial int FsyncHandle(SafeFileHandle fd);
 
     [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
     public static partial int Fsync(int fd);
@@ -71,19 +97,19 @@ internal static partial class CacheNative
     [LibraryImport("libc", EntryPoint = "fchmod", SetLastError = true)]
     public static partial int Fchmod(int fd, uint mode);
 
+    /// <summary>lseek(2) with a canonical whence (SEEK_DATA 3, SEEK_HOLE 4 as on Linux).</summary>
+    public static long Lseek(SafeFileHandle fd, long offset, int whence) => LseekNative(fd, offset, (NativeAbi.Current ?? NativeAbi.LinuxX64).Whence.ToNative(whence));
+
     [LibraryImport("libc", EntryPoint = "lseek", SetLastError = true)]
-    public static partial long Lseek(SafeFileHandle fd, long offset, int whence);
+    private static partial long LseekNative(SafeFileHandle fd, long offset, int whence);
 
     [LibraryImport("libc", EntryPoint = "geteuid")]
     public static partial uint Geteuid();
 
-    [LibraryImport("libc", EntryPoint = "fstat", SetLastError = true)]
-    private static partial int FstatRaw(int fd, out NativeStat buf);
-
     /// <summary>fstat(2): type and permission bits, owner, size and allocated bytes; false on failure.</summary>
     public static bool Fstat(int fd, out FileFacts facts)
     {
-        if (FstatRaw(fd, out var st) != 0)
+        if (!PosixCalls.Fstat(fd, out var st))
         {
             facts = default;
             return false;
@@ -101,15 +127,5 @@ internal static partial class CacheNative
 
         /// <summary>Whether it is a directory.</summary>
         public bool IsDirectory => (Mode & SIfMt) == SIfDir;
-    }
-
-    /// <summary>struct stat on linux-x64 (144 bytes).</summary>
-    [StructLayout(LayoutKind.Explicit, Size = 144)]
-    private struct NativeStat
-    {
-        [FieldOffset(24)] public uint Mode;
-        [FieldOffset(28)] public uint Uid;
-        [FieldOffset(48)] public long Size;
-        [FieldOffset(64)] public long Blocks;
     }
 }
