@@ -41,6 +41,7 @@ public static class CommandLineTree
         yield return PluginCommand.Create();
         yield return ResetCommand.Create();
         yield return MountCommand.Create();
+        yield return BootCheckCommand.Create();
         yield return StatusCommand.CreateStatus();
         yield return StatusCommand.CreateUnmount();
     }
