@@ -15,8 +15,9 @@ namespace BackupFuse.Daemon.BootCheck;
 //   report, a guest that powered off or reset: -action makes both pause the machine so its last screen can still be
 //   taken); a guest-agent answer; and the screen, dumped every ScreenInterval: text on a text-mode screen is read
 //   for failure messages, and a screen unchanged (up to a blinking cursor) for Settle while the consoles are quiet
-//   too is booted, unless it is a single colour (blank, failed after 3 x Settle) or a text screen only the firmware
-//   or boot loader wrote (PreBootScreen: the kernel may still be loading behind it).
+//   too is booted, unless it is a single colour or QEMU's own "display not initialized" screen (taken while the
+//   machine is still stopped at -S; both are a blank screen after 3 x Settle) or a text screen only the firmware or
+//   boot loader wrote (PreBootScreen: the kernel may still be loading behind it).
 // - Time to boot is measured from QEMU's start to the moment the deciding state began (for the screen: when the
 //   settled screen first appeared), so a long Settle does not inflate it.
 // - One thread per machine; QEMU is always stopped (quit, then kill) before Run returns.
@@ -39,6 +40,7 @@ public sealed class BootMachine : IDisposable
     private Process? _qemu;
     private QmpClient? _qmp;
     private GuestAgentPing? _agent;
+    private ScreenImage? _placeholder;
     private readonly System.Text.StringBuilder _stderr = new();
 
     /// <summary>Prepares a machine whose logs and screens go to <paramref name="outDir"/>.</summary>
@@ -129,7 +131,7 @@ public sealed class BootMachine : IDisposable
         string agentSocket = Path.Combine(_work.FullName, "qga.sock");
         var args = new List<string>
         {
-            "-name", "backupfuse-boot-check", "-machine", "pc", "-accel", _settings.Accel,
+            "-S", "-name", "backupfuse-boot-check", "-machine", "pc", "-accel", _settings.Accel,
             "-m", _settings.MemoryMiB.ToString(CultureInfo.InvariantCulture),
             "-nodefaults", "-no-user-config", "-nic", "none", "-vga", "std", "-display", "none",
             "-chardev", $"file,id=serial0,path={_serial.Path}", "-serial", "chardev:serial0",
@@ -197,6 +199,13 @@ public sealed class BootMachine : IDisposable
         }
 
         _agent = new GuestAgentPing(agentSocket);
+
+        // QEMU's own "Guest has not initialized the display (yet)" screen, taken before the guest runs: that screen,
+        // however long it stays, is not the guest's.
+        _placeholder = TakeScreen();
+        LastScreen = null;
+        LastScreenText = null;
+        _qmp.Execute("cont");
     }
 
     private (string Verdict, string Detail, double Seconds) Judge(CancellationToken token)
@@ -274,16 +283,19 @@ public sealed class BootMachine : IDisposable
                 else if (screen != null)
                 {
                     var steady = now - (stableSince > consoleChangedAt ? stableSince : consoleChangedAt);
-                    bool preBoot = LastScreenText != null && PreBootScreen.IsPreBoot(LastScreenText);
+                    bool placeholder = _placeholder != null && screen.DifferenceFrom(_placeholder) < SameScreen;
+                    bool preBoot = placeholder || (LastScreenText != null && PreBootScreen.IsPreBoot(LastScreenText));
                     if (!screen.IsSingleColour && !preBoot && steady >= settle)
                     {
                         var since = stableSince > consoleChangedAt ? stableSince : consoleChangedAt;
                         return ("booted", $"the screen stayed unchanged for {steady.TotalSeconds:0} s and shows no failure", since.TotalSeconds);
                     }
 
-                    if (screen.IsSingleColour && now - stableSince >= 3 * settle)
+                    if ((screen.IsSingleColour || placeholder) && now - stableSince >= 3 * settle)
                     {
-                        return (FailureSigns.BlankScreen, $"the screen stayed a single colour for {(now - stableSince).TotalSeconds:0} s", now.TotalSeconds);
+                        return (FailureSigns.BlankScreen, placeholder
+                            ? $"the guest did not initialize the display in {(now - stableSince).TotalSeconds:0} s"
+                            : $"the screen stayed a single colour for {(now - stableSince).TotalSeconds:0} s", now.TotalSeconds);
                     }
                 }
             }

@@ -9,7 +9,8 @@ namespace BackupFuse.Daemon.BootCheck;
 // - Blank screen and timeout are decided by the machine loop (they are not text); they are named here so every
 //   failure has one spelling in the report.
 // - The patterns are the messages of the firmware and boot loaders QEMU guests meet: SeaBIOS and OVMF (no bootable
-//   device), the MBR boot code of DOS/Windows, GRUB's rescue shell, and Linux's panic line.
+//   device; OVMF with nothing to boot starts its built-in UEFI shell, which counts as that), the MBR boot code of
+//   DOS/Windows, GRUB's rescue shell, and Linux's panic line.
 
 /// <summary>The named boot failures and how each is recognised in console or screen text.</summary>
 public static partial class FailureSigns
@@ -72,6 +73,6 @@ public static partial class FailureSigns
     [GeneratedRegex(@"grub rescue>|error: unknown filesystem\.\s*\r?\nEntering rescue mode", RegexOptions.IgnoreCase)]
     private static partial Regex GrubRescueRegex();
 
-    [GeneratedRegex(@"No bootable device|No bootable option or device was found|Operating System not found|Missing operating system|No boot device available", RegexOptions.IgnoreCase)]
+    [GeneratedRegex(@"No bootable device|No bootable option or device was found|Operating System not found|Missing operating system|No boot device available|BdsDxe: starting Boot\w+ ""EFI Internal Shell""|UEFI Interactive Shell", RegexOptions.IgnoreCase)]
     private static partial Regex NoBootableRegex();
 }
