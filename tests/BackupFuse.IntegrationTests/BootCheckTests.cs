@@ -98,13 +98,18 @@ public sealed class BootCheckTests(BootCheckGuests guests) : IClassFixture<BootC
     }
 
     [Fact]
-    public void BadOptionsAreUsageErrorsAndAMissingPointIsOneLine()
+    public void BadOptionsAreUsageErrorsAndAMissingPointIsAnErrorVerdict()
     {
         var bad = Cli.Run("boot-check", "x.bfi", "--accel", "fast");
         Assert.Equal(2, bad.ExitCode);
         Assert.Contains("--accel fast", bad.Output, StringComparison.Ordinal);
         var regex = Cli.Run("boot-check", "x.bfi", "--expect", "(");
         Assert.Equal(2, regex.ExitCode);
+        string missing = guests.Dir["missing.bfi"];
+        var gone = Cli.Run("boot-check", missing, "--accel", "tcg", "--report", guests.Dir["report-missing"]);
+        Assert.Equal(1, gone.ExitCode);
+        Assert.Contains($"FAILED 01-missing: error: {missing}: no such file", gone.StdOut, StringComparison.Ordinal);
+        Assert.DoesNotContain("Exception", gone.Output, StringComparison.Ordinal);
         var none = Cli.Run("boot-check");
         Assert.Equal(1, none.ExitCode);
         Assert.Contains("nothing to check", none.StdErr, StringComparison.Ordinal);

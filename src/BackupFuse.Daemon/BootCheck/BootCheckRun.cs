@@ -46,7 +46,7 @@ public sealed class BootCheckRun(BootSettings settings, string reportDir, Func<B
                 }
                 catch (Exception e) when (e is CliError or IOException or InvalidDataException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
                 {
-                    Log.Error("{Input}: {Reason}", inputs[i], e.Message);
+                    Log.Error("{Reason}", e.Message); // the message names the file
                     results[i] = new BootResult { Name = names[i], Input = inputs[i], Verdict = "error", Detail = e.Message };
                 }
             }
@@ -94,8 +94,9 @@ public sealed class BootCheckRun(BootSettings settings, string reportDir, Func<B
         {
             verdict = machine.Run(disk, format, firmware.Item1, token);
         }
-        catch (InvalidOperationException e)
+        catch (Exception e) when (e is InvalidOperationException or IOException)
         {
+            // QEMU did not start, OVMF is missing, QEMU stopped answering: this point cannot be judged.
             verdict = ("error", e.Message, 0);
         }
 

@@ -1,4 +1,5 @@
 using BackupFuse.Core;
+using BackupFuse.Daemon.Cli;
 using BackupFuse.Daemon.Mounting;
 using BackupFuse.Fuse;
 using BackupFuse.Fuse.Overlay;
@@ -37,7 +38,7 @@ public sealed class DiskServer : IDisposable
         ArgumentNullException.ThrowIfNull(disks);
         if (MountCapability.Problem() is { } problem)
         {
-            throw new InvalidOperationException(problem);
+            throw new CliError(problem);
         }
 
         FuseLibrary.ThrowIfUnavailable();
