@@ -222,12 +222,12 @@ public sealed class BootMachine : IDisposable
             var now = _clock.Elapsed;
             if (_serial.Poll() | _firmwareLog.Poll())
             {
+                // The texts are matched again only when they grew (a chatty guest's log may be megabytes).
                 consoleChangedAt = now;
-            }
-
-            if (FromConsoles(now) is { } fromText)
-            {
-                return fromText;
+                if (FromConsoles(now) is { } fromText)
+                {
+                    return fromText;
+                }
             }
 
             // QEMU's own view: a pvpanic report, a power-off or reset (paused by -action), or QEMU gone.
