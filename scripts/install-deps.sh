@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what BackupFuse needs on a Debian 12 machine (run as root, or with sudo available).
-#   scripts/install-deps.sh          runtime + demo tools (fuse3, qemu-utils, libvhdi-utils, 7zip)
+#   scripts/install-deps.sh          runtime + demo tools (fuse3, qemu-utils, libvhdi-utils, 7zip;
+#                                    qemu-system-x86 and ovmf for boot-check)
 #   scripts/install-deps.sh --test   also what the tests use: libfuse3-dev + gcc for the struct layout check,
 #                                    systemd (systemd-analyze verify for the unit file);
 #                                    a Debian kernel, busybox, extlinux, sfdisk/mkfs for the bootable test guest;
@@ -9,14 +10,15 @@
 #                                    libvirt-daemon-system + libvirt-clients + virtinst for LibvirtTests (libvirtd, virsh, virt-install)
 #                                    libvmdk-utils (vmdkinfo) for the .vmdk plugin format's oracle
 #                                    gcc-aarch64-linux-gnu + libc6-dev-arm64-cross: the linux-arm64 struct/flag oracle (NativeAbiTests)
+#                                    chromium (BootCheckTests open the boot-check report in it)
 #                                    nginx-light + openssl and s3rver (npm, into /opt/backupfuse-test) for the remote
 #                                    repository tests (RemoteHttpTests, RemoteS3Tests)
 # Packages already present are not reinstalled; apt-get runs only when something is missing.
 set -euo pipefail
 
-packages=(fuse3 libfuse3-3 libdeflate0 qemu-utils libvhdi-utils 7zip)
+packages=(fuse3 libfuse3-3 libdeflate0 qemu-utils libvhdi-utils 7zip qemu-system-x86 ovmf)
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(libfuse3-dev gcc libc6-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross systemd e2fsprogs fdisk qemu-system-x86 linux-image-amd64 busybox-static extlinux syslinux-common cpio docker.io debootstrap libvirt-daemon-system libvirt-clients virtinst libvmdk-utils nginx-light openssl)
+  packages+=(libfuse3-dev gcc libc6-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross systemd e2fsprogs fdisk qemu-system-x86 linux-image-amd64 busybox-static extlinux syslinux-common cpio docker.io debootstrap libvirt-daemon-system libvirt-clients virtinst libvmdk-utils nginx-light openssl chromium)
 fi
 
 missing=()

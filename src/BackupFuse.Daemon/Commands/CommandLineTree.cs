@@ -44,6 +44,7 @@ public static class CommandLineTree
         yield return MergeCommand.Create();
         yield return PruneCommand.Create();
         yield return MountCommand.Create();
+        yield return BootCheckCommand.Create();
         yield return StatusCommand.CreateStatus();
         yield return StatusCommand.CreateUnmount();
     }
