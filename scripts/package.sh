@@ -2,6 +2,7 @@
 # Builds the Debian package artifacts/backupfuse_<version>_amd64.deb from a self-contained single-file publish:
 #   /usr/bin/backupfuse                          the program (no .NET runtime needed on the target)
 #   /lib/systemd/system/backupfuse@.service      one mount per /etc/backupfuse/<instance>.conf
+#   /lib/systemd/system/backupfuse-boot-check.{service,timer}  nightly boot check (shipped disabled)
 #   /etc/backupfuse/example.conf                 conffile: a commented example configuration
 #   /usr/share/doc/backupfuse/{copyright,operations.md}
 # With --rid linux-arm64 the same package for arm64 (backupfuse_<version>_arm64.deb). With --rid osx-arm64 or
@@ -104,6 +105,9 @@ fi
 root="$work/root"
 install -D -m 0755 "$binary" "$root/usr/bin/backupfuse"
 install -D -m 0644 packaging/systemd/backupfuse@.service "$root/lib/systemd/system/backupfuse@.service"
+for unit in backupfuse-boot-check.service backupfuse-boot-check.timer; do
+  install -D -m 0644 "packaging/systemd/$unit" "$root/lib/systemd/system/$unit" # not enabled: see operations.md
+done
 install -D -m 0644 packaging/systemd/example.conf "$root/etc/backupfuse/example.conf"
 install -D -m 0644 packaging/debian/copyright "$root/usr/share/doc/backupfuse/copyright"
 install -D -m 0644 docs/operations.md "$root/usr/share/doc/backupfuse/operations.md"

@@ -118,6 +118,8 @@ public sealed class PackagingTests : IClassFixture<PackagingTests.Artifacts>
                  {
                      ("-rwxr-xr-x", "./usr/bin/backupfuse"),
                      ("-rw-r--r--", "./lib/systemd/system/backupfuse@.service"),
+                     ("-rw-r--r--", "./lib/systemd/system/backupfuse-boot-check.service"),
+                     ("-rw-r--r--", "./lib/systemd/system/backupfuse-boot-check.timer"),
                      ("-rw-r--r--", "./etc/backupfuse/example.conf"),
                      ("-rw-r--r--", "./usr/share/doc/backupfuse/copyright"),
                      ("-rw-r--r--", "./usr/share/doc/backupfuse/operations.md"),
