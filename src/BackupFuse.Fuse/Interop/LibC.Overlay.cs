@@ -182,9 +182,12 @@ internal static unsafe partial class LibC
     private static int NativeDir(int dirfd) => dirfd == AT_FDCWD ? Abi.AtFdCwd : dirfd;
 
     /// <summary>The two timespecs with UTIME_NOW/UTIME_OMIT as the platform spells them (the same pointer where they agree).</summary>
-    private static Timespec* NativeTimes(Timespec* times, Timespec* buffer)
+    private static Timespec* NativeTimes(Timespec* times, Timespec* buffer) => NativeTimes(Abi, times, buffer);
+
+    /// <summary>The two timespecs as <paramref name="abi"/> spells UTIME_NOW/UTIME_OMIT (tests name the ABI).</summary>
+    internal static Timespec* NativeTimes(NativeAbi abi, Timespec* times, Timespec* buffer)
     {
-        var abi = Abi;
+        ArgumentNullException.ThrowIfNull(abi);
         if (times == null || abi.UtimeNow == NativeAbi.LinuxX64.UtimeNow)
         {
             return times;
