@@ -15,10 +15,11 @@ namespace BackupFuse.Core.Native;
 // [xnu-dirent]   apple-oss-distributions/xnu @8d741a5d bsd/sys/dirent.h, __DARWIN_STRUCT_DIRENTRY (the struct dirent
 //                of __DARWIN_64_BIT_INO_T): d_ino u64 @0, d_seekoff u64 @8, d_reclen u16 @16, d_namlen u16 @18,
 //                d_type u8 @20, d_name[1024] @21. DT_* values equal Linux's (DT_DIR 4, DT_REG 8, DT_LNK 10, ...).
-//                bsd/sys/cdefs.h + the SDK's dirent.h: readdir and fdopendir are __DARWIN_INODE64 /
-//                __DARWIN_ALIAS_I, so on x86_64 the 64-bit-inode entry points are "readdir$INODE64" and
-//                "fdopendir$INODE64" (and "fstat$INODE64", "fstatat$INODE64" from sys/stat.h); arm64 has only
-//                the 64-bit-inode functions, unsuffixed.
+//                apple-oss-distributions/Libc include/dirent.h: readdir is __DARWIN_INODE64(readdir),
+//                rewinddir and fdopendir __DARWIN_ALIAS_I (closedir plain __DARWIN_ALIAS), so on x86_64 the
+//                64-bit-inode entry points are "readdir$INODE64", "rewinddir$INODE64", "fdopendir$INODE64" (and
+//                "fstat$INODE64", "fstatat$INODE64" from sys/stat.h); arm64 has only the 64-bit-inode functions,
+//                unsuffixed.
 // [xnu-fcntl]    apple-oss-distributions/xnu @1031c584 bsd/sys/fcntl.h: O_SYMLINK 0x00200000 ("allow open of a
 //                symlink": the last component is not followed, a symlink is opened itself; O_NOFOLLOW with it
 //                still fails ELOOP, xnu bsd/vfs/vfs_vnops.c vn_open_auth), O_NOFOLLOW_ANY 0x20000000,

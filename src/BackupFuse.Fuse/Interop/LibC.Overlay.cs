@@ -9,7 +9,8 @@ namespace BackupFuse.Fuse.Interop;
 //   AT_FDCWD and AT_* flags, UTIME_NOW/UTIME_OMIT, renameat2 flags (renameatx_np's RENAME_EXCL/RENAME_SWAP on
 //   macOS), struct dirent, the "$INODE64" entry points of osx-x64, the padded variadic openat mode / fcntl argument
 //   of osx-arm64 (Apple arm64 passes variadic arguments on the stack), and the calls that do not exist there:
-//   fallocate (EOPNOTSUPP, which FUSE clients take as "not offered"), fdatasync (fsync).
+//   fallocate (EOPNOTSUPP, which FUSE clients take as "not offered"), fdatasync (fsync). lseek's whence is
+//   translated too (SEEK_DATA/SEEK_HOLE are 4/3 on macOS).
 // - "Pinned" descriptors: an entry opened without following it, only to fstat/fchown/fchmod/futimens it (O_PATH
 //   |O_NOFOLLOW on Linux; O_RDONLY|O_SYMLINK|O_NONBLOCK on macOS, which has no O_PATH). On Linux an O_PATH
 //   descriptor cannot be fchmod'ed or futimens'ed, so those go through /proc/self/fd; elsewhere the plain f*()
@@ -83,6 +84,22 @@ internal static unsafe partial class LibC
 
     /// <summary>fdopendir(3) (the 64-bit-inode one).</summary>
     public static nint fdopendir(int fd) => Abi.Overlay.Inode64Symbols ? fdopendir_inode64(fd) : fdopendir_native(fd);
+
+    /// <summary>rewinddir(3) of a directory stream from <see cref="fdopendir"/>.</summary>
+    public static void rewinddir(nint dir)
+    {
+        if (Abi.Overlay.Inode64Symbols)
+        {
+            rewinddir_inode64(dir);
+        }
+        else
+        {
+            rewinddir_native(dir);
+        }
+    }
+
+    /// <summary>lseek(2) with a canonical whence (SEEK_DATA 3 / SEEK_HOLE 4 are swapped on macOS).</summary>
+    public static long lseek(int fd, long offset, int whence) => lseek_native(fd, offset, Abi.Whence.ToNative(whence));
 
     /// <summary>
     /// readdir(3) decoded through the platform's struct dirent: false at the end (or on error: errno set, 0 at the
@@ -220,6 +237,9 @@ internal static unsafe partial class LibC
 
     [LibraryImport(NativeLibraries.LibC, EntryPoint = "readdir$INODE64", SetLastError = true)]
     private static partial byte* readdir_inode64(nint dir);
+
+    [LibraryImport(NativeLibraries.LibC, EntryPoint = "rewinddir$INODE64", SetLastError = true)]
+    private static partial void rewinddir_inode64(nint dir);
 
     [LibraryImport(NativeLibraries.LibC, EntryPoint = "renameatx_np", SetLastError = true)]
     private static partial int renameatx_np(int olddirfd, byte* oldpath, int newdirfd, byte* newpath, uint flags);

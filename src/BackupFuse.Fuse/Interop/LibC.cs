@@ -244,8 +244,8 @@ internal static unsafe partial class LibC
     [LibraryImport(NativeLibraries.LibC, EntryPoint = "fallocate", SetLastError = true)]
     private static partial int fallocate_native(int fd, int mode, long offset, long length);
 
-    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
-    public static partial long lseek(int fd, long offset, int whence);
+    [LibraryImport(NativeLibraries.LibC, EntryPoint = "lseek", SetLastError = true)]
+    private static partial long lseek_native(int fd, long offset, int whence);
 
     [LibraryImport(NativeLibraries.LibC, EntryPoint = "fstatvfs", SetLastError = true)]
     private static partial int fstatvfs_native(int fd, StatVfs* buf);
@@ -256,8 +256,8 @@ internal static unsafe partial class LibC
     [LibraryImport(NativeLibraries.LibC, EntryPoint = "readdir", SetLastError = true)]
     private static partial byte* readdir_native(nint dir);
 
-    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
-    public static partial void rewinddir(nint dir);
+    [LibraryImport(NativeLibraries.LibC, EntryPoint = "rewinddir", SetLastError = true)]
+    private static partial void rewinddir_native(nint dir);
 
     [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
     public static partial int closedir(nint dir);
