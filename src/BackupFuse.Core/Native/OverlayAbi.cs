@@ -31,7 +31,9 @@ namespace BackupFuse.Core.Native;
 //   O_SEARCH would need no read permission but only exists in the SDKs of macOS 13+; the daemon needs read access
 //   to the served tree anyway, so it is cited here and deliberately not used. A "pin" (an entry opened without
 //   following it, to fstat/fchown/fchmod it) is O_PATH|O_NOFOLLOW on Linux and O_RDONLY|O_SYMLINK|O_NONBLOCK on
-//   Darwin (O_NONBLOCK: a FIFO never blocks the open).
+//   Darwin (O_NONBLOCK: a FIFO never blocks the open). Unlike O_PATH that is a real open: a socket cannot be pinned
+//   (EOPNOTSUPP; a new socket then keeps the daemon's owner), and a device node made with mknod is opened (only
+//   root may make one, and the pin is closed at once).
 // - Deliberately not done: fallocate (Darwin's F_PREALLOCATE reserves space past end of file without changing the
 //   size, which is not fallocate mode 0): HasFallocate false makes the overlay answer EOPNOTSUPP, which tells the
 //   FUSE client the operation is not offered.
