@@ -26,8 +26,8 @@ namespace BackupFuse.Core.Native;
 // - Variadic calls: Apple's arm64 ABI puts every variadic argument on the stack ("Writing ARM64 code for Apple
 //   platforms", developer.apple.com), while a P/Invoke passes it in the next register. openat's mode and fcntl's
 //   argument would be garbage there; VariadicArgumentsOnStack tells the wrappers to pad the registers first.
-// - Deliberately not done: the macOS pass-through overlay calls (openat2, O_PATH, renameat2, fallocate, umount2
-//   are Linux-only); see docs/operations.md "macOS".
+// - The pass-through overlay's calls (openat2, O_PATH, renameat2, fallocate, struct dirent, the $INODE64 symbols)
+//   are in Overlay (OverlayAbi.cs, NativeAbi.Overlay.cs); see docs/operations.md "macOS".
 
 /// <summary>The native ABI of the platform the process runs on (see design notes).</summary>
 public sealed partial record NativeAbi

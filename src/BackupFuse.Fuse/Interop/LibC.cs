@@ -12,10 +12,10 @@ namespace BackupFuse.Fuse.Interop;
 //   fstat, fstatat and fstatvfs translate flags and structs through NativeAbi.Current, so callers stay in canonical
 //   numbers on linux-arm64 too (its O_DIRECTORY is x86_64's O_DIRECT, its struct stat is 128 bytes). On linux-x64
 //   the translation is the identity and the native struct is used in place. LastError() is errno, canonical.
-// - openat2, renameat2, fallocate, umount2 and O_PATH are Linux-only (NativeAbi.HasLinuxFileCalls), which is why
-//   the overlay refuses macOS. Porting it also needs: the "$INODE64" fstat/fstatat/readdir/fdopendir symbols and
-//   Darwin's struct dirent on osx-x64/arm64, and register padding for the variadic openat mode / fcntl argument
-//   on osx-arm64 (as Core.Native.PosixCalls does).
+// - openat2, renameat2, fallocate, umount2 and O_PATH are Linux-only: the overlay's portable forms of them (and
+//   of the *at() calls whose AT_* flags, AT_FDCWD and UTIME_* values differ, the "$INODE64" symbols of osx-x64,
+//   Darwin's struct dirent, the padded variadic openat mode / fcntl argument of osx-arm64) are in
+//   LibC.Overlay.cs, driven by NativeAbi.Current.Overlay.
 
 /// <summary>glibc entry points used by the pass-through file system (linux-x64).</summary>
 internal static unsafe partial class LibC
@@ -68,9 +68,12 @@ internal static unsafe partial class LibC
     public static int openat(int dirfd, byte* path, int flags, uint mode)
     {
         var abi = NativeAbi.Current;
-        return abi == null || abi.OpenFlags.IsIdentity
-            ? openat_native(dirfd, path, flags, mode)
-            : openat_native(dirfd == AT_FDCWD ? abi.AtFdCwd : dirfd, path, abi.OpenFlags.ToNative(flags), mode);
+        if (abi == null || abi.OpenFlags.IsIdentity)
+        {
+            return openat_native(dirfd, path, flags, mode);
+        }
+
+        return OpenAtNative(abi, dirfd == AT_FDCWD ? abi.AtFdCwd : dirfd, path, abi.OpenFlags.ToNative(flags), mode);
     }
 
     /// <summary>fcntl(2); F_GETFL results and F_SETFL arguments are canonical open flags.</summary>
@@ -84,10 +87,11 @@ internal static unsafe partial class LibC
 
         if (cmd == F_SETFL)
         {
-            return fcntl_native(fd, cmd, abi.OpenFlags.ToNative(arg));
+            int native = abi.OpenFlags.ToNative(arg);
+            return abi.VariadicArgumentsOnStack ? fcntl_padded(fd, cmd, 0, 0, 0, 0, 0, 0, native) : fcntl_native(fd, cmd, native);
         }
 
-        int result = fcntl_native(fd, cmd, arg);
+        int result = fcntl_native(fd, cmd, arg); // F_GETFL: no argument
         return result < 0 ? result : abi.OpenFlags.ToCanonical(result);
     }
 
@@ -97,12 +101,14 @@ internal static unsafe partial class LibC
         var layout = NativeAbi.Current?.Stat;
         if (layout == null || layout.IsCanonical)
         {
-            return fstatat_native(dirfd, path, buf, flags);
+            return fstatat_native(dirfd, path, buf, flags); // linux-x64: no translation
         }
 
         var abi = NativeAbi.Current!;
         byte* native = stackalloc byte[layout.StructSize];
-        int rc = fstatat_native(dirfd == AT_FDCWD ? abi.AtFdCwd : dirfd, path, (Stat*)native, abi.AtFlags.ToNative(flags));
+        int nativeDir = dirfd == AT_FDCWD ? abi.AtFdCwd : dirfd;
+        int nativeFlags = abi.AtFlags.ToNative(flags);
+        int rc = abi.Overlay.Inode64Symbols ? fstatat_inode64(nativeDir, path, (Stat*)native, nativeFlags) : fstatat_native(nativeDir, path, (Stat*)native, nativeFlags);
         if (rc == 0)
         {
             StatLayout.Copy(layout, native, NativeAbi.LinuxX64.Stat, (byte*)buf);
@@ -121,7 +127,7 @@ internal static unsafe partial class LibC
         }
 
         byte* native = stackalloc byte[layout.StructSize];
-        int rc = fstat_native(fd, (Stat*)native);
+        int rc = NativeAbi.Current!.Overlay.Inode64Symbols ? fstat_inode64(fd, (Stat*)native) : fstat_native(fd, (Stat*)native);
         if (rc == 0)
         {
             StatLayout.Copy(layout, native, NativeAbi.LinuxX64.Stat, (byte*)buf);
@@ -187,11 +193,11 @@ internal static unsafe partial class LibC
     [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
     public static partial int mknodat(int dirfd, byte* path, uint mode, ulong dev);
 
-    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
-    public static partial int unlinkat(int dirfd, byte* path, int flags);
+    [LibraryImport(NativeLibraries.LibC, EntryPoint = "unlinkat", SetLastError = true)]
+    private static partial int unlinkat_native(int dirfd, byte* path, int flags);
 
-    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
-    public static partial int renameat2(int olddirfd, byte* oldpath, int newdirfd, byte* newpath, uint flags);
+    [LibraryImport(NativeLibraries.LibC, EntryPoint = "renameat2", SetLastError = true)]
+    private static partial int renameat2_native(int olddirfd, byte* oldpath, int newdirfd, byte* newpath, uint flags);
 
     [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
     public static partial int symlinkat(byte* target, int newdirfd, byte* linkpath);
@@ -199,8 +205,8 @@ internal static unsafe partial class LibC
     [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
     public static partial nint readlinkat(int dirfd, byte* path, byte* buf, nuint size);
 
-    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
-    public static partial int linkat(int olddirfd, byte* oldpath, int newdirfd, byte* newpath, int flags);
+    [LibraryImport(NativeLibraries.LibC, EntryPoint = "linkat", SetLastError = true)]
+    private static partial int linkat_native(int olddirfd, byte* oldpath, int newdirfd, byte* newpath, int flags);
 
     [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
     public static partial int fchmodat(int dirfd, byte* path, uint mode, int flags);
@@ -208,17 +214,17 @@ internal static unsafe partial class LibC
     [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
     public static partial int fchmod(int fd, uint mode);
 
-    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
-    public static partial int fchownat(int dirfd, byte* path, uint owner, uint group, int flags);
+    [LibraryImport(NativeLibraries.LibC, EntryPoint = "fchownat", SetLastError = true)]
+    private static partial int fchownat_native(int dirfd, byte* path, uint owner, uint group, int flags);
 
     [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
     public static partial int fchown(int fd, uint owner, uint group);
 
-    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
-    public static partial int utimensat(int dirfd, byte* path, Timespec* times, int flags);
+    [LibraryImport(NativeLibraries.LibC, EntryPoint = "utimensat", SetLastError = true)]
+    private static partial int utimensat_native(int dirfd, byte* path, Timespec* times, int flags);
 
-    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
-    public static partial int futimens(int fd, Timespec* times);
+    [LibraryImport(NativeLibraries.LibC, EntryPoint = "futimens", SetLastError = true)]
+    private static partial int futimens_native(int fd, Timespec* times);
 
     [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
     public static partial nint pread(int fd, byte* buf, nuint count, long offset);
@@ -232,26 +238,26 @@ internal static unsafe partial class LibC
     [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
     public static partial int fsync(int fd);
 
-    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
-    public static partial int fdatasync(int fd);
+    [LibraryImport(NativeLibraries.LibC, EntryPoint = "fdatasync", SetLastError = true)]
+    private static partial int fdatasync_native(int fd);
 
-    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
-    public static partial int fallocate(int fd, int mode, long offset, long length);
+    [LibraryImport(NativeLibraries.LibC, EntryPoint = "fallocate", SetLastError = true)]
+    private static partial int fallocate_native(int fd, int mode, long offset, long length);
 
-    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
-    public static partial long lseek(int fd, long offset, int whence);
+    [LibraryImport(NativeLibraries.LibC, EntryPoint = "lseek", SetLastError = true)]
+    private static partial long lseek_native(int fd, long offset, int whence);
 
     [LibraryImport(NativeLibraries.LibC, EntryPoint = "fstatvfs", SetLastError = true)]
     private static partial int fstatvfs_native(int fd, StatVfs* buf);
 
-    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
-    public static partial nint fdopendir(int fd);
+    [LibraryImport(NativeLibraries.LibC, EntryPoint = "fdopendir", SetLastError = true)]
+    private static partial nint fdopendir_native(int fd);
 
-    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
-    public static partial Dirent* readdir(nint dir);
+    [LibraryImport(NativeLibraries.LibC, EntryPoint = "readdir", SetLastError = true)]
+    private static partial byte* readdir_native(nint dir);
 
-    [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
-    public static partial void rewinddir(nint dir);
+    [LibraryImport(NativeLibraries.LibC, EntryPoint = "rewinddir", SetLastError = true)]
+    private static partial void rewinddir_native(nint dir);
 
     [LibraryImport(NativeLibraries.LibC, SetLastError = true)]
     public static partial int closedir(nint dir);

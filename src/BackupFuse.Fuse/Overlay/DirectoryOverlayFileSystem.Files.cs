@@ -160,7 +160,7 @@ public sealed unsafe partial class DirectoryOverlayFileSystem
             throw new ErrnoException(Errno.EPERM, $"{path.ToString()}: a virtual file cannot be truncated");
         }
 
-        int pathFd = _directory.OpenBeneath(path.Relative, LibC.O_PATH | LibC.O_NOFOLLOW);
+        int pathFd = _directory.PinBeneath(path.Relative);
         if (pathFd < 0)
         {
             throw Failure("open", path);

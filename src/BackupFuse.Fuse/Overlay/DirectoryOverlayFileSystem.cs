@@ -154,7 +154,7 @@ public sealed unsafe partial class DirectoryOverlayFileSystem : IFuseFileSystem,
         ThrowIfReadOnly(from);
         using var source = Parent(from, "rename");
         using var target = Parent(to, "rename");
-        Check(LibC.renameat2(source.Descriptor, source.Name, target.Descriptor, target.Name, flags), "rename", from);
+        Check(LibC.Rename(source.Descriptor, source.Name, target.Descriptor, target.Name, flags), "rename", from);
     }
 
     /// <inheritdoc/>
@@ -259,8 +259,7 @@ public sealed unsafe partial class DirectoryOverlayFileSystem : IFuseFileSystem,
         LibC.rewinddir(dir);
         while (true)
         {
-            Dirent* d = LibC.readdir(dir);
-            if (d == null)
+            if (!LibC.ReadDirectoryEntry(dir, out ulong inode, out byte type, out byte* name))
             {
                 if (LibC.LastError() != 0)
                 {
@@ -270,7 +269,7 @@ public sealed unsafe partial class DirectoryOverlayFileSystem : IFuseFileSystem,
                 return;
             }
 
-            if (!filler.Add(&d->Name, d->Inode, (uint)d->Type << 12))
+            if (!filler.Add(name, inode, (uint)type << 12))
             {
                 return;
             }
@@ -328,7 +327,7 @@ public sealed unsafe partial class DirectoryOverlayFileSystem : IFuseFileSystem,
 
     /// <summary>
     /// Makes a just-created object look created by the caller: owner (when we are root) and exact mode. Without an
-    /// open descriptor (<paramref name="fd"/> -1) the entry is pinned with O_PATH|O_NOFOLLOW and adopted only if it
+    /// open descriptor (<paramref name="fd"/> -1) the entry is pinned (LibC.OpenPinned: never followed) and adopted only if it
     /// still is what was created (<paramref name="mode"/>'s type; one link unless a directory), so a swap in between
     /// never hands over another file.
     /// </summary>
@@ -337,7 +336,7 @@ public sealed unsafe partial class DirectoryOverlayFileSystem : IFuseFileSystem,
         int pinned = -1;
         if (fd < 0)
         {
-            pinned = LibC.openat(at.Descriptor, at.Name, LibC.O_PATH | LibC.O_NOFOLLOW | LibC.O_CLOEXEC, 0);
+            pinned = LibC.OpenPinned(at.Descriptor, at.Name);
             if (pinned < 0)
             {
                 return; // removed already by someone else: nothing to adopt
@@ -375,8 +374,7 @@ public sealed unsafe partial class DirectoryOverlayFileSystem : IFuseFileSystem,
         if (_isRoot && (caller.Uid != st.Uid || caller.Gid != st.Gid))
         {
             uint gid = type != LibC.S_IFLNK && ParentIsSetGid(at.Descriptor) ? uint.MaxValue : caller.Gid;
-            byte empty = 0;
-            if (LibC.fchownat(fd, &empty, caller.Uid, gid, LibC.AT_EMPTY_PATH) != 0)
+            if (LibC.ChownPinned(fd, caller.Uid, gid) != 0)
             {
                 throw ErrnoException.FromLastError("chown new file");
             }

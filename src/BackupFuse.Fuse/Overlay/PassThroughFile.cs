@@ -10,7 +10,8 @@ namespace BackupFuse.Fuse.Overlay;
 // - read/write go through one loop (Transfer): pread/pwrite until the request is done, retrying EINTR; a read stops
 //   at end of file (0), a write never returns short.
 // - Read-only mounts: opens for writing are refused before a PassThroughFile exists, so writes fail in the kernel
-//   (EBADF on the O_RDONLY descriptor); fallocate answers EROFS here, as the mount would.
+//   (EBADF on the O_RDONLY descriptor); fallocate answers EROFS here, as the mount would. Where the platform has no
+//   fallocate (macOS) LibC.fallocate answers EOPNOTSUPP, which FUSE clients take as "not offered".
 // - Thread-safe: positional I/O only (the descriptor's offset is used by lseek alone). Dispose closes the
 //   descriptor once.
 
@@ -54,8 +55,7 @@ internal sealed unsafe class PassThroughFile(int descriptor, bool readOnlyMount)
     /// <inheritdoc/>
     public void ChangeOwner(FusePath path, uint uid, uint gid)
     {
-        byte empty = 0;
-        DirectoryOverlayFileSystem.Check(LibC.fchownat(_fd, &empty, uid, gid, LibC.AT_EMPTY_PATH), "chown", path);
+        DirectoryOverlayFileSystem.Check(LibC.ChownPinned(_fd, uid, gid), "chown", path);
     }
 
     /// <inheritdoc/>

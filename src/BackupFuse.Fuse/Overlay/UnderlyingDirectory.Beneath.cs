@@ -16,7 +16,13 @@ namespace BackupFuse.Fuse.Overlay;
 // - Where openat2 is unavailable (ENOSYS on kernels before 5.6; EPERM/ENOSYS from a container's seccomp filter) the
 //   same property comes from a walk: one component at a time with openat(O_PATH|O_DIRECTORY|O_NOFOLLOW), ".."
 //   refused (EXDEV), a symlink reported as ELOOP like openat2 does, the last name opened with O_NOFOLLOW. Whether
-//   openat2 works is probed once per process. (OpenDirectory keeps its own walk: it throws, naming the component it
+//   openat2 works is probed once per process.
+// - On macOS (NativeAbi.Current.Overlay.HasOpenat2 false; openat2 is never probed there) the walk is the only path.
+//   O_PATH does not exist there: the canonical O_PATH bit translates to nothing, so the directories on the way are
+//   opened O_RDONLY|O_DIRECTORY|O_NOFOLLOW (read permission on them is needed, which the daemon has on the tree it
+//   serves), and entries that must be acted on without being followed are pinned with LibC.OpenPinned
+//   (O_SYMLINK|O_NONBLOCK there) rather than opened O_PATH (PinBeneath, ChangeModeNoFollow). The walk is forced on
+//   Linux by ResolveByWalking in PassThroughSymlinkTests and OverlayAbiWalkTests, so the macOS path runs in tests. (OpenDirectory keeps its own walk: it throws, naming the component it
 //   refused, for the daemon's state files; this one reports errno for FUSE.)
 // - Errors are returned as -1 with errno set (the callers turn errno into the FUSE answer), so the errno users see
 //   in normal use is that of the plain *at() call (ENOENT, ENOTDIR, EISDIR, ...).
@@ -28,6 +34,9 @@ public sealed unsafe partial class UnderlyingDirectory
     private const int ParentFlags = LibC.O_PATH | LibC.O_DIRECTORY | LibC.O_CLOEXEC;
 
     private static readonly Lazy<bool> Openat2Works = new(ProbeOpenat2);
+
+    /// <summary>Whether the platform may have openat2 at all (never probed where it cannot: the syscall number means something else there).</summary>
+    private static bool HasOpenat2 => BackupFuse.Core.Native.NativeAbi.Current?.Overlay.HasOpenat2 ?? true;
 
     /// <summary>Resolve by walking component by component even where openat2 works (tests of the fallback).</summary>
     internal bool ResolveByWalking { get; set; }
@@ -84,13 +93,31 @@ public sealed unsafe partial class UnderlyingDirectory
     }
 
     /// <summary>
+    /// Pins the entry <paramref name="relative"/> beneath this directory without following it (its parent resolved
+    /// like <see cref="TryOpenParent"/>, the last name opened with LibC.OpenPinned): the descriptor, for fstat and
+    /// the LibC *Pinned calls, or -1 and errno.
+    /// </summary>
+    internal int PinBeneath(byte* relative)
+    {
+        if (!TryOpenParent(relative, out var parent))
+        {
+            return -1;
+        }
+
+        using (parent)
+        {
+            return LibC.OpenPinned(parent.Descriptor, parent.Name);
+        }
+    }
+
+    /// <summary>
     /// chmod of <paramref name="name"/> in the directory <paramref name="dirfd"/> without following it: the entry is
-    /// pinned with O_PATH|O_NOFOLLOW and changed through /proc/self/fd (fchmodat has no working AT_SYMLINK_NOFOLLOW
-    /// on Linux). A symlink is refused with EOPNOTSUPP, as Linux's lchmod answers. 0, or -1 and errno.
+    /// pinned (LibC.OpenPinned) and changed through it (fchmodat has no working AT_SYMLINK_NOFOLLOW on Linux). A
+    /// symlink is refused with EOPNOTSUPP, as Linux's lchmod answers. 0, or -1 and errno.
     /// </summary>
     internal static int ChangeModeNoFollow(int dirfd, byte* name, uint mode)
     {
-        int fd = LibC.openat(dirfd, name, LibC.O_PATH | LibC.O_NOFOLLOW | LibC.O_CLOEXEC, 0);
+        int fd = LibC.OpenPinned(dirfd, name);
         if (fd < 0)
         {
             return -1;
@@ -100,7 +127,7 @@ public sealed unsafe partial class UnderlyingDirectory
         return CloseKeepingErrno(fd, rc);
     }
 
-    /// <summary>chmod of the object an O_PATH descriptor refers to (EOPNOTSUPP for a symlink): 0, or -1 and errno.</summary>
+    /// <summary>chmod of the object a pinned descriptor refers to (EOPNOTSUPP for a symlink): 0, or -1 and errno.</summary>
     internal static int ChangeModeOfPathDescriptor(int fd, uint mode)
     {
         Stat st;
@@ -115,15 +142,7 @@ public sealed unsafe partial class UnderlyingDirectory
             return -1;
         }
 
-        byte* proc = stackalloc byte[32];
-        return LibC.fchmodat(LibC.AT_FDCWD, ProcPath(fd, proc), mode, 0);
-    }
-
-    /// <summary>/proc/self/fd/<paramref name="fd"/>, NUL-terminated, written into <paramref name="buffer"/> (32 bytes).</summary>
-    internal static byte* ProcPath(int fd, byte* buffer)
-    {
-        System.Text.Unicode.Utf8.TryWrite(new Span<byte>(buffer, 32), $"/proc/self/fd/{fd}\0", out _);
-        return buffer;
+        return LibC.ChmodPinned(fd, mode);
     }
 
     /// <summary>Closes <paramref name="fd"/> and returns <paramref name="rc"/> with the errno of the call before.</summary>
@@ -138,7 +157,7 @@ public sealed unsafe partial class UnderlyingDirectory
     /// <summary>The descriptor, or -errno.</summary>
     private int Resolve(byte* relative, int flags, uint mode)
     {
-        if (!ResolveByWalking && Openat2Works.Value)
+        if (!ResolveByWalking && HasOpenat2 && Openat2Works.Value)
         {
             var how = new OpenHow
             {

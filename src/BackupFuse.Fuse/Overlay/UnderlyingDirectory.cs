@@ -41,9 +41,9 @@ public sealed unsafe partial class UnderlyingDirectory : IDisposable
     /// <summary>The directory descriptor.</summary>
     internal int Descriptor => _fd >= 0 ? _fd : throw new ObjectDisposedException(nameof(UnderlyingDirectory));
 
-    /// <summary>Why a directory cannot be served on this platform (null on Linux), for early refusals.</summary>
-    public static string? UnsupportedReason => BackupFuse.Core.Native.NativeAbi.Current is { HasLinuxFileCalls: false } abi
-        ? $"serving a directory through FUSE is not implemented on {abi.Name} yet (the pass-through overlay uses openat2, O_PATH and renameat2, which exist on Linux only)"
+    /// <summary>Why a directory cannot be served on this platform (null on Linux and macOS), for early refusals.</summary>
+    public static string? UnsupportedReason => BackupFuse.Core.Native.NativeAbi.Current == null
+        ? $"serving a directory through FUSE is not implemented here: {BackupFuse.Core.Native.NativeAbi.UnsupportedReason}"
         : null;
 
     /// <summary>Opens <paramref name="path"/> (must be a directory). Do this before mounting over it.</summary>
@@ -242,8 +242,8 @@ public sealed unsafe partial class UnderlyingDirectory : IDisposable
     }
 
     /// <summary>
-    /// Renames <paramref name="from"/> to <paramref name="to"/> inside this directory (renameat2: neither name is
-    /// followed). Without <paramref name="replace"/> an existing <paramref name="to"/> fails (EEXIST).
+    /// Renames <paramref name="from"/> to <paramref name="to"/> inside this directory (renameat2, renameatx_np on
+    /// macOS: neither name is followed). Without <paramref name="replace"/> an existing <paramref name="to"/> fails (EEXIST).
     /// </summary>
     public void Rename(string from, string to, bool replace)
     {
@@ -252,7 +252,7 @@ public sealed unsafe partial class UnderlyingDirectory : IDisposable
         fixed (byte* f = Utf8Z(from))
         fixed (byte* t = Utf8Z(to))
         {
-            if (LibC.renameat2(Descriptor, f, Descriptor, t, replace ? 0u : RenameNoReplace) != 0)
+            if (LibC.Rename(Descriptor, f, Descriptor, t, replace ? 0u : RenameNoReplace) != 0)
             {
                 throw ErrnoException.FromLastError("rename", System.IO.Path.Combine(Path, from) + " to " + to);
             }
@@ -327,7 +327,7 @@ public sealed unsafe partial class UnderlyingDirectory : IDisposable
         }
     }
 
-    private const uint RenameNoReplace = 1;
+    private const uint RenameNoReplace = BackupFuse.Core.Native.OverlayAbi.RenameNoReplace;
 
     private static void CheckName(string name)
     {

@@ -7,7 +7,7 @@ namespace BackupFuse.Fuse.Overlay;
 // Design notes:
 // - An open virtual file: the IBlockSource the provider opened (owned: disposed at release; a provider shares one
 //   source through a non-owning wrapper) and an O_PATH descriptor of the plugin file underneath, which answers
-//   fstat and utimens (through /proc/self/fd/N); chmod/chown are kept in memory by the mount's VirtualFileOwnership,
+//   fstat and utimens (LibC.SetTimesPinned: /proc/self/fd/N on Linux, futimens elsewhere); chmod/chown are kept in memory by the mount's VirtualFileOwnership,
 //   never applied to the plugin file (see there).
 // - The rules of a virtual file: reads go straight into libfuse's buffer (no copy, no allocation; the file is
 //   opened direct_io) and end in a short read at the source's length; it never grows or shrinks (a write past the
@@ -131,8 +131,7 @@ internal sealed unsafe class VirtualFile(IBlockSource source, bool writable, int
         Timespec* times = stackalloc Timespec[2];
         times[0] = access;
         times[1] = modify;
-        byte* proc = stackalloc byte[32];
-        DirectoryOverlayFileSystem.Check(LibC.utimensat(LibC.AT_FDCWD, UnderlyingDirectory.ProcPath(PathDescriptor, proc), times, 0), "utimens", path);
+        DirectoryOverlayFileSystem.Check(LibC.SetTimesPinned(PathDescriptor, times), "utimens", path);
     }
 
     /// <inheritdoc/>
