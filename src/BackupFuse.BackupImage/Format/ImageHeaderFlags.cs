@@ -9,4 +9,10 @@ public enum ImageHeaderFlags : ushort
 
     /// <summary>The header carries a <see cref="ParentBinding"/> to its parent's content (format 1.1 and later).</summary>
     ParentBound = 1,
+
+    /// <summary>
+    /// The image holds a volume (a partition, a logical volume, a file-system image), not a whole disk: readers present
+    /// it inside a synthesized partition table. The file system is in <see cref="ImageHeader.FileSystem"/>.
+    /// </summary>
+    Volume = 2,
 }

@@ -78,7 +78,7 @@ public static class ExportCommand
                 }
             }
 
-            if (!asVhdx && (changes == null || !changes.Exists) && (point.PluginPath == null || chain.DiskSize % 512 == 0))
+            if (!asVhdx && (changes == null || !changes.Exists) && (point.PluginPath == null || (chain.DiskSize % 512 == 0 && !chain.Top.Header.IsVolume)))
             {
                 // The plain disk straight from the chain: no VHDX layout is built, so a disk beyond VHDX's 64 TiB exports too.
                 // (A plugin of a disk that ends mid-sector goes through the stack: its guests saw it rounded up.)
@@ -95,7 +95,7 @@ public static class ExportCommand
             // A disk with changes is a new disk: it gets a new identity. The backup point alone keeps its own. A plugin
             // exports the disk its guests saw (rounded up to whole sectors, with what they wrote there); an image, its disk.
             var exported = point.PluginPath != null ? stack.GuestDisk : stack.Disk;
-            var source = asVhdx ? new SynthesizedVhdx(exported, stack.Changes == null ? chain.Top.Id : Guid.NewGuid(), ownsDisk: false) : exported;
+            var source = asVhdx ? new SynthesizedVhdx(exported, stack.Changes == null ? stack.Point.Identity : Guid.NewGuid(), ownsDisk: false) : exported;
             Write(source, outPath, kind, asVhdx, token);
             return ExitCodes.Ok;
         });

@@ -73,6 +73,8 @@ public static class InfoCommand
                     image = chain.Top.Path,
                     id = chain.Top.Id,
                     diskSize = chain.DiskSize,
+                    content = chain.Top.Header.IsVolume ? "volume" : "disk",
+                    fileSystem = chain.Top.Header.IsVolume ? BackupFuse.BackupImage.Volumes.FileSystemProbe.Describe(chain.Top.Header.FileSystem) : null,
                     vhdxSize = vhdx?.FileLength,
                     vhdxDataWriteGuid = vhdx?.DataWriteGuid,
                     chain = layers.Select(l => new
@@ -101,7 +103,10 @@ public static class InfoCommand
                 }
             }
 
-            Console.WriteLine($"disk size:    {Bytes.Format(chain.DiskSize)} ({chain.DiskSize} bytes)");
+            Console.WriteLine(chain.Top.Header.IsVolume
+                ? $"content:      volume, file system {BackupFuse.BackupImage.Volumes.FileSystemProbe.Describe(chain.Top.Header.FileSystem)} (a plugin shows it as partition 1 of a synthesized disk)"
+                : "content:      whole disk");
+            Console.WriteLine($"{(chain.Top.Header.IsVolume ? "volume size: " : "disk size:   ")} {Bytes.Format(chain.DiskSize)} ({chain.DiskSize} bytes)");
             Console.WriteLine($"chain:        {layers.Count} image(s), newest first");
             foreach (var l in layers)
             {

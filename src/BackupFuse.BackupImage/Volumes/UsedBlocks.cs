@@ -1,0 +1,30 @@
+using BackupFuse.BackupImage.Format;
+
+namespace BackupFuse.BackupImage.Volumes;
+
+/// <summary>Chooses the used-block map for a file system (ext2/3/4 for now; XFS and NTFS store every block); null with a reason means "store every block".</summary>
+public static class UsedBlocks
+{
+    /// <summary>The map of the volume's file system, or null and the reason every block is stored.</summary>
+    public static UsedBlockMap? TryBuild(FileSystemKind fileSystem, VolumeReader read, long volumeLength, out string reason)
+    {
+        try
+        {
+            switch (fileSystem)
+            {
+                case FileSystemKind.Ext2:
+                case FileSystemKind.Ext3:
+                case FileSystemKind.Ext4:
+                    return Ext4UsedBlocks.TryBuild(read, volumeLength, out reason);
+                default:
+                    reason = $"no used-block map for file system {FileSystemProbe.Describe(fileSystem)}";
+                    return null;
+            }
+        }
+        catch (InvalidDataException e)
+        {
+            reason = $"the {FileSystemProbe.Describe(fileSystem)} allocation structures are inconsistent: {e.Message}";
+            return null;
+        }
+    }
+}
