@@ -48,6 +48,14 @@ public sealed record PluginFile(int FormatVersion, string ImagePath, Guid ImageI
     /// <summary>Every image the plugin names, in order (the first is <see cref="ImagePath"/>).</summary>
     public IReadOnlyList<PluginImage> Images => [new PluginImage(ImagePath, ImageId), .. MoreImages];
 
+    /// <summary>Value equality, with <see cref="MoreImages"/> compared by content (a record would compare the list by reference).</summary>
+    public bool Equals(PluginFile? other) =>
+        other is not null && FormatVersion == other.FormatVersion && ImagePath == other.ImagePath && ImageId == other.ImageId &&
+        Pristine == other.Pristine && MoreImages.SequenceEqual(other.MoreImages) && PartitionTable == other.PartitionTable && PartitionType == other.PartitionType;
+
+    /// <inheritdoc/>
+    public override int GetHashCode() => HashCode.Combine(FormatVersion, ImagePath, ImageId, Pristine, MoreImages.Count, PartitionTable, PartitionType);
+
     /// <summary>Whether the text needs format version 2.</summary>
     public bool NeedsVolumesVersion => MoreImages.Count > 0 || PartitionTable != null || PartitionType != null;
 
