@@ -237,6 +237,98 @@ public sealed class VolumeDiskTests : IClassFixture<VolumeDiskTests.Volumes>
         Assert.True(block.AsSpan().IndexOfAnyExcept((byte)0) < 0, "the deleted file's first block (free now) reads as zeros, not as the parent's data");
     }
 
+    [SkippableFact]
+    public void ExportAndInfoOfVolumePluginsGiveTheWholeDisk()
+    {
+        RequireTools();
+        Prerequisite.Tool("e2fsck", "e2fsprogs");
+        string plugins = _v.Dir["unmounted"];
+        Directory.CreateDirectory(plugins);
+        string two = Path.Combine(plugins, "two.raw");
+        string one = Path.Combine(plugins, "one.raw");
+        Cli.Ok("plugin", "create", "--volume", Path.Combine(_v.Images, "a.bfi"), "--volume", Path.Combine(_v.Images, "b.bfi"), two);
+        Cli.Ok("plugin", "create", Path.Combine(_v.Images, "a-all.bfi"), one);
+        string info = Cli.Ok("info", two).StdOut;
+        Assert.Contains("with 2 partition(s) (GPT)", info, StringComparison.Ordinal);
+        Assert.Contains($"2: {Path.Combine(_v.Images, "b.bfi")} at {65 * MiB}", info, StringComparison.Ordinal);
+
+        Cli.Ok("export", two, _v.Dir["two-export.raw"]);
+        Assert.Contains("No problems found", ExternalTool.Check("sgdisk", "-v", _v.Dir["two-export.raw"]).StdOut, StringComparison.Ordinal);
+        Assert.Equal(2, Partitions(_v.Dir["two-export.raw"]).Count);
+        CheckClean(Extract(_v.Dir["two-export.raw"], 65 * MiB, 32 * MiB, _v.Dir["two-export-b.ext4"]));
+        // A single volume's plugin exports its disk too (partition table included); the image itself exports the volume.
+        Cli.Ok("export", one, _v.Dir["one-export.raw"]);
+        Assert.Equal(66 * MiB, new FileInfo(_v.Dir["one-export.raw"]).Length);
+        Assert.Contains("Images are identical", Compare(_v.Dir["one-export.raw"], "raw", 1 * MiB, 64 * MiB, _v.Dir["a.ext4"]), StringComparison.Ordinal);
+        Cli.Ok("export", Path.Combine(_v.Images, "a-all.bfi"), _v.Dir["volume-export.raw"]);
+        Assert.Equal(File.ReadAllBytes(_v.Dir["a.ext4"]), File.ReadAllBytes(_v.Dir["volume-export.raw"]));
+    }
+
+    [SkippableFact]
+    public void XfsUsedBlocksBackupRepairsCleanAndADirtyLogStoresEveryBlock()
+    {
+        RequireTools();
+        Prerequisite.Tool("mkfs.xfs", "xfsprogs");
+        Prerequisite.Tool("xfs_repair", "xfsprogs");
+        Prerequisite.Tool("xfs_io", "xfsprogs");
+        string volume = _v.Dir["x.xfs"], mnt = _v.Dir["xmnt"], mnt2 = _v.Dir["xmnt2"];
+        Directory.CreateDirectory(mnt);
+        Directory.CreateDirectory(mnt2);
+        byte[] garbage = new byte[300 * MiB];
+        new Random(3).NextBytes(garbage);
+        File.WriteAllBytes(volume, garbage);
+        ExternalTool.Check("mkfs.xfs", "-q", "-f", volume);
+        ExternalTool.Check("mount", "-o", "loop", volume, mnt);
+        try
+        {
+            ExternalTool.Check("cp", "-r", _v.Dir["a-files"], Path.Combine(mnt, "a"));
+            ExternalTool.Check("cp", "-r", _v.Dir["b-files"], Path.Combine(mnt, "b"));
+        }
+        finally
+        {
+            ExternalTool.Check("umount", mnt);
+        }
+
+        var r = Cli.Ok("backup", volume, Path.Combine(_v.Images, "x.bfi"), "--volume");
+        Assert.Contains("volume (xfs), used blocks only", r.Output, StringComparison.Ordinal);
+        Assert.True(new FileInfo(Path.Combine(_v.Images, "x.bfi")).Length < 150 * MiB, "free space (random bytes) is not stored");
+        string plugin = Path.Combine(_v.Vms, "x.raw");
+        Cli.Ok("plugin", "create", Path.Combine(_v.Images, "x.bfi"), plugin);
+        string restored;
+        using (var daemon = _v.Mount())
+        {
+            Assert.Contains("No problems found", ExternalTool.Check("sgdisk", "-v", plugin).StdOut, StringComparison.Ordinal);
+            restored = Extract(plugin, 1 * MiB, 300 * MiB, _v.Dir["x-out.xfs"]);
+        }
+
+        var repair = ExternalTool.Run("xfs_repair", ["-n", restored]);
+        Assert.True(repair.ExitCode == 0, $"xfs_repair -n: {repair.Output}");
+        Assert.DoesNotContain("Images are identical", ExternalTool.Run("qemu-img", ["compare", "-f", "raw", "-F", "raw", restored, volume]).Output, StringComparison.Ordinal);
+        ExternalTool.Check("mount", "-o", "loop,ro,nouuid", restored, mnt2);
+        try
+        {
+            foreach (var (files, sub) in new[] { (_v.Dir["a-files"], "a"), (_v.Dir["b-files"], "b") })
+            {
+                foreach (string file in Directory.GetFiles(files, "*", SearchOption.AllDirectories))
+                {
+                    Assert.Equal(File.ReadAllBytes(file), File.ReadAllBytes(Path.Combine(mnt2, sub, Path.GetRelativePath(files, file))));
+                }
+            }
+        }
+        finally
+        {
+            ExternalTool.Check("umount", mnt2);
+        }
+
+        // A log left dirty (forced shutdown, as a crash leaves it): every block is stored, and the backup says why.
+        ExternalTool.Check("mount", "-o", "loop", volume, mnt);
+        File.WriteAllText(Path.Combine(mnt, "late.txt"), "written before the crash");
+        ExternalTool.Check("xfs_io", "-x", "-c", "shutdown -f", mnt);
+        ExternalTool.Check("umount", mnt);
+        r = Cli.Ok("backup", volume, _v.Dir["x-dirty.bfi"], "--volume");
+        Assert.Contains("every block stored: the XFS log is dirty", r.Output, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void WrongPluginCreateUsageIsExitCode2()
     {

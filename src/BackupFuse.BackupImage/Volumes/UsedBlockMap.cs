@@ -50,6 +50,26 @@ public sealed class UsedBlockMap
         }
     }
 
+    /// <summary>Marks every block used (a map that then clears what the file system lists as free).</summary>
+    public void MarkAllUsed()
+    {
+        Array.Fill(_bits, ulong.MaxValue);
+        if (BlockCount % 64 != 0)
+        {
+            _bits[^1] = (1UL << (int)(BlockCount % 64)) - 1;
+        }
+    }
+
+    /// <summary>Marks blocks [<paramref name="first"/>, <paramref name="first"/> + <paramref name="count"/>) unused (clipped to the map).</summary>
+    public void MarkUnused(long first, long count)
+    {
+        long end = Math.Min(BlockCount, first + count);
+        for (long b = Math.Max(0, first); b < end; b++)
+        {
+            _bits[b >> 6] &= ~(1UL << (int)(b & 63));
+        }
+    }
+
     /// <summary>ORs an on-disk bitmap (bit i of byte i/8, LSB first, as ext4 and NTFS store it) for blocks from <paramref name="first"/>.</summary>
     public void MarkFromBitmap(long first, ReadOnlySpan<byte> bitmap, long count)
     {

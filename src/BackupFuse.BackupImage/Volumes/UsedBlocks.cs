@@ -2,7 +2,7 @@ using BackupFuse.BackupImage.Format;
 
 namespace BackupFuse.BackupImage.Volumes;
 
-/// <summary>Chooses the used-block map for a file system (ext2/3/4 for now; XFS and NTFS store every block); null with a reason means "store every block".</summary>
+/// <summary>Chooses the used-block map for a file system (ext2/3/4 and XFS; NTFS and the others store every block); null with a reason means "store every block".</summary>
 public static class UsedBlocks
 {
     /// <summary>The map of the volume's file system, or null and the reason every block is stored.</summary>
@@ -16,6 +16,8 @@ public static class UsedBlocks
                 case FileSystemKind.Ext3:
                 case FileSystemKind.Ext4:
                     return Ext4UsedBlocks.TryBuild(read, volumeLength, out reason);
+                case FileSystemKind.Xfs:
+                    return XfsUsedBlocks.TryBuild(read, volumeLength, out reason);
                 default:
                     reason = $"no used-block map for file system {FileSystemProbe.Describe(fileSystem)}";
                     return null;

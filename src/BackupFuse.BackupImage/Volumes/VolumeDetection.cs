@@ -13,15 +13,14 @@ public static class VolumeDetection
     public static string? Detect(string sourcePath, string sysClassBlock = "/sys/class/block")
     {
         ArgumentException.ThrowIfNullOrEmpty(sourcePath);
-        string real;
+        string real = Path.GetFullPath(sourcePath);
         try
         {
-            var target = File.ResolveLinkTarget(sourcePath, returnFinalTarget: true);
-            real = target?.FullName ?? Path.GetFullPath(sourcePath);
+            real = File.ResolveLinkTarget(sourcePath, returnFinalTarget: true)?.FullName ?? real; // /dev/vg/lv -> /dev/dm-3
         }
         catch (IOException)
         {
-            return null;
+            // Not there or not resolvable: the path as given decides.
         }
 
         if (!real.StartsWith("/dev/", StringComparison.Ordinal))

@@ -112,14 +112,15 @@ public sealed class BackupPointStack : IDisposable
     public static BackupPointStack Open(BackupChain chain, PluginFile plugin, ChangesLocation? changes, bool create, bool exclusive = false,
         PluginFormat format = PluginFormat.Vhdx, string? fileName = null)
     {
+        ArgumentNullException.ThrowIfNull(chain);
         ArgumentNullException.ThrowIfNull(plugin);
         if (plugin.MoreImages.Count > 0)
         {
-            chain?.Dispose();
+            chain.Dispose();
             throw new InvalidDataException($"the plugin names {plugin.Images.Count} volume images; open it with all of them (through the mount)");
         }
 
-        return Open(BackupPointDisk.Create([chain!], plugin), plugin, changes, create, exclusive, format, fileName);
+        return Open(BackupPointDisk.Create([chain], plugin), plugin, changes, create, exclusive, format, fileName);
     }
 
     /// <summary>As the other overload, over the disk of <paramref name="point"/> (taken over) instead of one chain.</summary>
