@@ -329,6 +329,64 @@ public sealed class VolumeDiskTests : IClassFixture<VolumeDiskTests.Volumes>
         Assert.Contains("every block stored: the XFS log is dirty", r.Output, StringComparison.Ordinal);
     }
 
+    [SkippableFact]
+    public void NtfsUsedBlocksBackupIsAMicrosoftBasicDataPartitionThatChecksClean()
+    {
+        RequireTools();
+        Prerequisite.Tool("mkntfs", "ntfs-3g");
+        Prerequisite.Tool("ntfs-3g", "ntfs-3g");
+        Prerequisite.Tool("ntfsfix", "ntfs-3g");
+        string volume = _v.Dir["n.ntfs"], mnt = _v.Dir["nmnt"], mnt2 = _v.Dir["nmnt2"];
+        Directory.CreateDirectory(mnt);
+        Directory.CreateDirectory(mnt2);
+        byte[] garbage = new byte[200 * MiB];
+        new Random(4).NextBytes(garbage);
+        File.WriteAllBytes(volume, garbage);
+        ExternalTool.Check("mkntfs", "-q", "-F", "-Q", volume);
+        ExternalTool.Check("ntfs-3g", volume, mnt);
+        try
+        {
+            ExternalTool.Check("cp", "-r", _v.Dir["a-files"], Path.Combine(mnt, "a"));
+        }
+        finally
+        {
+            ExternalTool.Check("umount", mnt);
+        }
+
+        var r = Cli.Ok("backup", volume, Path.Combine(_v.Images, "n.bfi"), "--volume");
+        Assert.Contains("volume (ntfs), used blocks only", r.Output, StringComparison.Ordinal);
+        Assert.True(new FileInfo(Path.Combine(_v.Images, "n.bfi")).Length < 50 * MiB, "free space (random bytes) is not stored");
+        string plugin = Path.Combine(_v.Vms, "n.raw");
+        Cli.Ok("plugin", "create", Path.Combine(_v.Images, "n.bfi"), plugin);
+        string restored;
+        using (var daemon = _v.Mount())
+        {
+            Assert.Contains("Microsoft basic data", ExternalTool.Check("fdisk", "-l", plugin).StdOut, StringComparison.Ordinal);
+            restored = Extract(plugin, 1 * MiB, 200 * MiB, _v.Dir["n-out.ntfs"]);
+        }
+
+        var fix = ExternalTool.Run("ntfsfix", ["-n", restored]);
+        Assert.True(fix.ExitCode == 0, $"ntfsfix -n: {fix.Output}");
+        Assert.DoesNotContain("Images are identical", ExternalTool.Run("qemu-img", ["compare", "-f", "raw", "-F", "raw", restored, volume]).Output, StringComparison.Ordinal);
+        ExternalTool.Check("ntfs-3g", "-o", "ro", restored, mnt2);
+        try
+        {
+            foreach (string file in Directory.GetFiles(_v.Dir["a-files"], "*", SearchOption.AllDirectories))
+            {
+                Assert.Equal(File.ReadAllBytes(file), File.ReadAllBytes(Path.Combine(mnt2, "a", Path.GetRelativePath(_v.Dir["a-files"], file))));
+            }
+        }
+        finally
+        {
+            ExternalTool.Check("umount", mnt2);
+        }
+
+        // The volume marked dirty (as Windows leaves it after a crash): every block is stored, and the backup says why.
+        SetNtfsDirty(volume);
+        r = Cli.Ok("backup", volume, _v.Dir["n-dirty.bfi"], "--volume");
+        Assert.Contains("every block stored: the NTFS volume is marked dirty", r.Output, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void WrongPluginCreateUsageIsExitCode2()
     {
@@ -392,6 +450,30 @@ public sealed class VolumeDiskTests : IClassFixture<VolumeDiskTests.Volumes>
             ExternalTool.Check("debugfs", "-R", $"dump {rel} {dumped}", volume);
             Assert.True(File.ReadAllBytes(file).AsSpan().SequenceEqual(File.ReadAllBytes(dumped)), $"{rel} differs in {volume}");
         }
+    }
+
+    /// <summary>Sets the dirty flag of $Volume's $VOLUME_INFORMATION (MFT record 3) in place.</summary>
+    private static void SetNtfsDirty(string volume)
+    {
+        using var f = new FileStream(volume, FileMode.Open, FileAccess.ReadWrite);
+        byte[] boot = new byte[512];
+        f.ReadExactly(boot);
+        int clusterSize = BitConverter.ToUInt16(boot, 11) * boot[13];
+        int recordSize = (sbyte)boot[64] < 0 ? 1 << -(sbyte)boot[64] : (sbyte)boot[64] * clusterSize;
+        long record = (BitConverter.ToInt64(boot, 48) * clusterSize) + (3L * recordSize);
+        byte[] r = new byte[recordSize];
+        f.Position = record;
+        f.ReadExactly(r);
+        int at = BitConverter.ToUInt16(r, 20);
+        while (BitConverter.ToUInt32(r, at) != 0x70)
+        {
+            at += (int)BitConverter.ToUInt32(r, at + 4);
+        }
+
+        int flags = at + BitConverter.ToUInt16(r, at + 20) + 10;
+        Assert.True(flags % 512 < 510, "the flags are not in a sector's fixup bytes");
+        f.Position = record + flags;
+        f.WriteByte((byte)(r[flags] | 1));
     }
 
     private static byte[] ReadHead(string path)

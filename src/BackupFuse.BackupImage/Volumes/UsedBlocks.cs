@@ -2,7 +2,7 @@ using BackupFuse.BackupImage.Format;
 
 namespace BackupFuse.BackupImage.Volumes;
 
-/// <summary>Chooses the used-block map for a file system (ext2/3/4 and XFS; NTFS and the others store every block); null with a reason means "store every block".</summary>
+/// <summary>Chooses the used-block map for a file system (ext2/3/4, XFS, NTFS; the others store every block); null with a reason means "store every block".</summary>
 public static class UsedBlocks
 {
     /// <summary>The map of the volume's file system, or null and the reason every block is stored.</summary>
@@ -18,6 +18,8 @@ public static class UsedBlocks
                     return Ext4UsedBlocks.TryBuild(read, volumeLength, out reason);
                 case FileSystemKind.Xfs:
                     return XfsUsedBlocks.TryBuild(read, volumeLength, out reason);
+                case FileSystemKind.Ntfs:
+                    return NtfsUsedBlocks.TryBuild(read, volumeLength, out reason);
                 default:
                     reason = $"no used-block map for file system {FileSystemProbe.Describe(fileSystem)}";
                     return null;

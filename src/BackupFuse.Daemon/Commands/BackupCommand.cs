@@ -52,7 +52,7 @@ public static class BackupCommand
             Description = "The source is a volume (a file-system image file): record it, with its file system, so that a plugin shows it as a disk " +
                 "with a synthesized partition table. Partitions and device-mapper devices (LVM) are detected without it.",
         };
-        var allBlocks = new Option<bool>("--all-blocks") { Description = "For a volume: store every block, also those its file system marks free (default: ext2/3/4 used blocks only)." };
+        var allBlocks = new Option<bool>("--all-blocks") { Description = "For a volume: store every block, also those its file system marks free (default: used blocks only for ext2/3/4, XFS and NTFS)." };
         var passphrase = new PassphraseOptions();
         var command = new Command("backup",
             "Back up a disk into one image file (a backup point), full or incremental.\n\n" +
