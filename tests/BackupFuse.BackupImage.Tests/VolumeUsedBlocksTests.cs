@@ -108,4 +108,79 @@ public sealed class VolumeUsedBlocksTests
         Assert.Equal(FileSystemKind.Xfs, FileSystemProbe.Probe(File.ReadAllBytes(dir["x"]).AsSpan(0, FileSystemProbe.ProbeLength)));
         Assert.Equal(FileSystemKind.Unknown, FileSystemProbe.Probe(new byte[FileSystemProbe.ProbeLength]));
     }
+
+    [SkippableTheory]
+    [InlineData("ext4", 64)]
+    [InlineData("xfs", 300)]
+    [InlineData("ntfs", 64)]
+    public void DamagedFileSystemStructuresNeverThrowTheyFallBack(string fs, int mib)
+    {
+        string mkfs = fs == "ntfs" ? "mkntfs" : $"mkfs.{fs}";
+        Prerequisite.Tool(mkfs, fs == "ntfs" ? "ntfs-3g" : fs == "xfs" ? "xfsprogs" : "e2fsprogs");
+        using var dir = new TempDirectory("bffuzz");
+        string image = dir["v.img"];
+        ExternalTool.Check("truncate", "-s", $"{mib}M", image);
+        ExternalTool.Check(mkfs, fs switch { "ntfs" => ["-q", "-F", "-Q", image], "xfs" => ["-q", "-f", image], _ => ["-q", "-F", image] });
+        using var f = File.OpenHandle(image);
+        long length = RandomAccess.GetLength(f);
+        var kind = FileSystemProbe.Probe((o, b) => RandomAccess.Read(f, b, o), length);
+        Assert.True(UsedBlocks.TryBuild(kind, (o, b) => RandomAccess.Read(f, b, o), length, out string why) != null, why);
+
+        byte[] original = new byte[256 * 1024];
+        RandomAccess.Read(f, original, 0);
+        var rng = new Random(fs.Length * 31);
+        int fallbacks = 0;
+        for (int i = 0; i < 150; i++)
+        {
+            byte[] head = (byte[])original.Clone();
+            for (int k = rng.Next(1, 9); k > 0; k--)
+            {
+                // Mostly the superblock / boot sector, group descriptors, AGF and first MFT records.
+                int at = rng.Next(4) == 0 ? rng.Next(head.Length) : rng.Next(8192);
+                head[at] = (byte)rng.Next(256);
+            }
+
+            void Read(long offset, Span<byte> buffer)
+            {
+                RandomAccess.Read(f, buffer, offset);
+                long end = Math.Min(offset + buffer.Length, head.Length);
+                for (long p = offset; p < end; p++)
+                {
+                    buffer[(int)(p - offset)] = head[p];
+                }
+            }
+
+            if (UsedBlocks.TryBuild(kind, Read, length, out _) == null)
+            {
+                fallbacks++;
+            }
+        }
+
+        Assert.True(fallbacks > 0, "some damage is noticed");
+    }
+
+    [SkippableFact]
+    public void AnNtfsAttributeValueOffsetOutsideItsRecordFallsBackInsteadOfThrowing()
+    {
+        Prerequisite.Tool("mkntfs", "ntfs-3g");
+        using var dir = new TempDirectory("bfntfs");
+        string image = dir["v.img"];
+        ExternalTool.Check("truncate", "-s", "64M", image);
+        ExternalTool.Check("mkntfs", "-q", "-F", "-Q", image);
+        byte[] volume = File.ReadAllBytes(image);
+        int clusterSize = BitConverter.ToUInt16(volume, 11) * volume[13];
+        int recordSize = (sbyte)volume[64] < 0 ? 1 << -(sbyte)volume[64] : (sbyte)volume[64] * clusterSize;
+        int record = (int)(BitConverter.ToInt64(volume, 48) * clusterSize) + (3 * recordSize);
+        int at = record + BitConverter.ToUInt16(volume, record + 20);
+        while (BitConverter.ToUInt32(volume, at) != 0x70)
+        {
+            at += (int)BitConverter.ToUInt32(volume, at + 4);
+        }
+
+        volume[at + 20] = 0xF0; // $VOLUME_INFORMATION's value offset: far outside the 1 KiB record
+        volume[at + 21] = 0xFF;
+        var map = UsedBlocks.TryBuild(FileSystemKind.Ntfs, (o, b) => volume.AsSpan((int)o, b.Length).CopyTo(b), volume.Length, out string why);
+        Assert.Null(map);
+        Assert.Contains("inconsistent", why, StringComparison.Ordinal);
+    }
 }

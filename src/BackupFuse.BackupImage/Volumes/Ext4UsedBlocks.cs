@@ -94,6 +94,12 @@ public static class Ext4UsedBlocks
 
         long groups = (blocks - firstData + perGroup - 1) / perGroup;
         long gdtBlocks = ((groups * descSize) + blockSize - 1) / blockSize;
+        if (groups * descSize > 64L << 20 || reservedGdt > perGroup)
+        {
+            reason = $"the superblock describes {groups} groups ({perGroup} blocks each), more than a real ext4 of this size";
+            return null;
+        }
+
         long inodeTableBlocks = ((inodesPerGroup * inodeSize) + blockSize - 1) / blockSize;
         byte[] gdt = new byte[gdtBlocks * blockSize];
         read((firstData + 1) * blockSize, gdt);

@@ -54,7 +54,7 @@ public static class XfsUsedBlocks
         }
 
         long logLinear = ((logStart >> agBlockLog) * agBlocks) + (logStart & ((1L << agBlockLog) - 1));
-        if (logLinear + logBlocks > dblocks)
+        if (logLinear + logBlocks > dblocks || logBlocks * blockSize > 2L << 30)
         {
             reason = "the XFS log lies outside the volume";
             return null;
@@ -90,7 +90,8 @@ public static class XfsUsedBlocks
                 return null;
             }
 
-            if (Walk(read, map, block, agStart, agLength, root, levels - 1, version) is { } bad)
+            long budget = agLength; // a tree never has more blocks than its AG: a cycle or a hostile fan-out stops here
+            if (Walk(read, map, block, agStart, agLength, root, levels - 1, version, ref budget) is { } bad)
             {
                 reason = $"AG {ag}'s free-space tree: {bad}";
                 return null;
@@ -102,8 +103,13 @@ public static class XfsUsedBlocks
     }
 
     /// <summary>Clears the free extents under the bnobt block <paramref name="agBlock"/>; null, or what is wrong.</summary>
-    private static string? Walk(VolumeReader read, UsedBlockMap map, byte[] block, long agStart, long agLength, long agBlock, int level, int version)
+    private static string? Walk(VolumeReader read, UsedBlockMap map, byte[] block, long agStart, long agLength, long agBlock, int level, int version, ref long budget)
     {
+        if (--budget < 0)
+        {
+            return "more tree blocks than the AG has";
+        }
+
         if (agBlock <= 0 || agBlock >= agLength)
         {
             return $"block {agBlock} lies outside the AG";
@@ -162,7 +168,7 @@ public static class XfsUsedBlocks
 
         foreach (long child in children)
         {
-            if (Walk(read, map, block, agStart, agLength, child, level - 1, version) is { } bad)
+            if (Walk(read, map, block, agStart, agLength, child, level - 1, version, ref budget) is { } bad)
             {
                 return bad;
             }
