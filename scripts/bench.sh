@@ -17,6 +17,8 @@
 #   scripts/bench.sh --size-mib 256  smaller and quicker (the targets are meant for the default 1 GiB)
 #   scripts/bench.sh --only remote   only the remote figures (--only local: all but those)
 #   scripts/bench.sh --only lifecycle  only merge of a full + incremental vs qemu-img commit / convert -c (issue 15)
+#   scripts/bench.sh --only volume   only the volume backup figures: a 2 GiB ext4 volume, 25 % full, backed up used
+#                                    blocks only, against partclone.ext4 -c | zstd -1 and against our every-block backup
 #   BF_BENCH_KEEP=1 scripts/bench.sh keep the work directory
 # Needs root (mounts, drop_caches). Installs fio, bindfs, xmount, qemu-utils, qemu-system-common (for
 # qemu-storage-daemon) and libvhdi-utils when missing. Do not run it beside other heavy work: the ratios are only
@@ -37,7 +39,7 @@ while [[ $# -gt 0 ]]; do
     *) echo "bench.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
 done
-[[ $only == all || $only == local || $only == remote || $only == lifecycle ]] || { echo "bench.sh: --only takes local, remote or lifecycle" >&2; exit 2; }
+[[ $only == all || $only == local || $only == remote || $only == lifecycle || $only == volume ]] || { echo "bench.sh: --only takes local, remote, lifecycle or volume" >&2; exit 2; }
 (( size_mib >= 128 && size_mib % 64 == 0 )) || { echo "bench.sh: --size-mib must be a multiple of 64, at least 128" >&2; exit 2; }
 [[ $(id -u) == 0 ]] || { echo "bench.sh: run as root (FUSE mounts of other tools, drop_caches)" >&2; exit 1; }
 
@@ -89,6 +91,49 @@ wait_for() { # path-test... ; up to 30 s
 }
 is_mounted() { grep -q " $1 " /proc/mounts; }
 peak_mib() { awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; } # a process's peak RSS
+
+report() { # prints the results table
+echo
+echo "BackupFuse benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r), disk ${size_mib} MiB, commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+echo "$("$bf" --version | sed -n '1p;/^deflate/p' | paste -sd';' -), $(qemu-img --version | head -1), $(bindfs --version 2>&1 | head -1), $(fio --version)"
+printf '%-44s %10s  %-28s %10s %-6s %7s %8s  %s\n' figure ours peer "peer" unit ratio target verdict
+while IFS=$'\t' read -r fig ours peer pval unit r target; do
+  case "$target" in
+    -) verdict=info ;;
+    "<1s") verdict=$(awk -v v="$ours" 'BEGIN { print (v < 1) ? "PASS" : "MISS" }') ;;
+    "<100MiB") verdict=$(awk -v v="$ours" 'BEGIN { print (v < 100) ? "PASS" : "MISS" }') ;;
+    *) verdict=$(awk -v r="$r" -v t="$target" 'BEGIN { print (r == "inf" || r + 0 >= t + 0) ? "PASS" : "MISS" }') ;;
+  esac
+  [[ $target == - ]] || [[ $target == \<* ]] || target=">=${target}x"
+  printf '%-44s %10s  %-28s %10s %-6s %6sx %8s  %s\n' "$fig" "$ours" "$peer" "$pval" "$unit" "$r" "$target" "$verdict"
+done < "$results"
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+if [[ $only == all || $only == volume ]]; then
+say "Volume backup: a 2 GiB ext4 volume, 25 % full over old random bytes: used blocks vs partclone.ext4 | zstd -1 vs every block"
+command -v partclone.ext4 >/dev/null && command -v zstd >/dev/null || { apt-get install -y -qq --no-install-recommends partclone zstd >/dev/null; }
+vol="$W/vol.ext4"
+head -c 2G /dev/urandom > "$vol" # free space holds old data, as on a used disk
+mkfs.ext4 -q -F -E nodiscard "$vol"
+mkdir -p "$W/volmnt" && mount -o loop "$vol" "$W/volmnt" && mounts+=("$W/volmnt")
+{ for r in 1 2 3; do find /usr/lib /usr/share -xdev -type f -readable -print0 2>/dev/null | sort -z | xargs -0 cat 2>/dev/null || true; done; } |
+  head -c 512M | split -b 16M - "$W/volmnt/f" # 512 MiB of real files from /usr, 16 MiB each
+umount "$W/volmnt"
+warm "$vol"
+t=$(now); "$bf" backup "$vol" "$W/img/vol-used.bfi" --volume 2>/dev/null; used_s=$(elapsed "$t")
+warm "$vol"
+t=$(now); partclone.ext4 -c -q -s "$vol" -o - -L "$W/partclone.log" 2>/dev/null | zstd -1 -q > "$W/vol.pcl.zst"; pc_s=$(elapsed "$t")
+warm "$vol"
+t=$(now); "$bf" backup "$vol" "$W/img/vol-all.bfi" --volume --all-blocks 2>/dev/null; all_s=$(elapsed "$t")
+used_size=$(stat -c %s "$W/img/vol-used.bfi"); pc_size=$(stat -c %s "$W/vol.pcl.zst"); all_size=$(stat -c %s "$W/img/vol-all.bfi")
+record "volume backup time (s), lower is better" "$used_s" "partclone.ext4 | zstd -1" "$pc_s" s "$(ratio "$pc_s" "$used_s")" 1
+record "volume backup size (MiB), lower is better" "$(( used_size >> 20 ))" "partclone.ext4 | zstd -1" "$(( pc_size >> 20 ))" MiB "$(ratio "$pc_size" "$used_size")" 1
+record "volume backup time (s), lower is better" "$used_s" "ours, every block" "$all_s" s "$(ratio "$all_s" "$used_s")" -
+record "volume backup size (MiB), lower is better" "$(( used_size >> 20 ))" "ours, every block" "$(( all_size >> 20 ))" MiB "$(ratio "$all_size" "$used_size")" -
+rm -f "$vol" "$W/vol.pcl.zst" "$W/img/vol-used.bfi" "$W/img/vol-all.bfi"
+if [[ $only == volume ]]; then report; exit 0; fi
+fi
 
 # ---------------------------------------------------------------------------------------------------------------
 say "Making a ${size_mib} MiB disk: per 64 MiB, 48 MiB of real files (/usr/lib and /usr/share in turn) and a 16 MiB hole"
@@ -392,17 +437,4 @@ record "merge full+incremental (s), lower is better" "$ours_s" "qemu-img convert
 fi # lifecycle
 
 # ---------------------------------------------------------------------------------------------------------------
-echo
-echo "BackupFuse benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r), disk ${size_mib} MiB, commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-echo "$("$bf" --version | sed -n '1p;/^deflate/p' | paste -sd';' -), $(qemu-img --version | head -1), $(bindfs --version 2>&1 | head -1), $(fio --version)"
-printf '%-44s %10s  %-28s %10s %-6s %7s %8s  %s\n' figure ours peer "peer" unit ratio target verdict
-while IFS=$'\t' read -r fig ours peer pval unit r target; do
-  case "$target" in
-    -) verdict=info ;;
-    "<1s") verdict=$(awk -v v="$ours" 'BEGIN { print (v < 1) ? "PASS" : "MISS" }') ;;
-    "<100MiB") verdict=$(awk -v v="$ours" 'BEGIN { print (v < 100) ? "PASS" : "MISS" }') ;;
-    *) verdict=$(awk -v r="$r" -v t="$target" 'BEGIN { print (r == "inf" || r + 0 >= t + 0) ? "PASS" : "MISS" }') ;;
-  esac
-  [[ $target == - ]] || [[ $target == \<* ]] || target=">=${target}x"
-  printf '%-44s %10s  %-28s %10s %-6s %6sx %8s  %s\n' "$fig" "$ours" "$peer" "$pval" "$unit" "$r" "$target" "$verdict"
-done < "$results"
+report

@@ -13,6 +13,9 @@ namespace BackupFuse.BackupImage.Format;
 //   parent binding of a child (ParentBinding) hashes its parent's header as serialized, including fields a newer minor
 //   version may have put there.
 // - Version 1.1 added the parent binding (flag bit 0, bytes 144..175); a 1.0 image has the flag off and still reads.
+// - Volume images (flag bit 2) name their file system in byte 176 (FileSystemKind); both are additive: a reader that
+//   ignores them reads the volume as a disk, as every image written before them is read. A copy of the header (a
+//   `with` expression, as a chain merge makes) carries both.
 
 /// <summary>The fixed 512-byte header at offset 0 of an image: identity, geometry, codec and key parameters.</summary>
 public sealed record ImageHeader
@@ -37,7 +40,9 @@ public sealed record ImageHeader
 
     private const int ParentBindingOffset = 144;
 
-    private const int ReservedOffset = ParentBindingOffset + Format.ParentBinding.Size;
+    private const int FileSystemOffset = ParentBindingOffset + Format.ParentBinding.Size;
+
+    private const int ReservedOffset = FileSystemOffset + 1;
 
     private const int ReservedLength = 508 - ReservedOffset;
 
@@ -92,7 +97,13 @@ public sealed record ImageHeader
     /// </summary>
     public byte[] ParentBinding { get; init; } = new byte[Format.ParentBinding.Size];
 
-    /// <summary>Bytes 176..507 as read (zeros when written by this version); kept so that WriteTo reproduces a parsed header.</summary>
+    /// <summary>With <see cref="ImageHeaderFlags.Volume"/>: the file system probed at backup time (byte 176); unknown values are kept.</summary>
+    public FileSystemKind FileSystem { get; init; }
+
+    /// <summary>Whether the image holds a volume (presented inside a synthesized partition table) rather than a whole disk.</summary>
+    public bool IsVolume => (Flags & ImageHeaderFlags.Volume) != 0;
+
+    /// <summary>Bytes 177..507 as read (zeros when written by this version); kept so that WriteTo reproduces a parsed header.</summary>
     public byte[] Reserved { get; init; } = new byte[ReservedLength];
 
     /// <summary>Whether the header carries a binding to its parent's content (images of version 1.1 and later).</summary>
@@ -126,6 +137,7 @@ public sealed record ImageHeader
         KeyCheck.AsSpan(0, 32).CopyTo(b[112..]);
         BinaryPrimitives.WriteUInt16LittleEndian(b[74..], (ushort)Flags);
         ParentBinding.AsSpan(0, Format.ParentBinding.Size).CopyTo(b[ParentBindingOffset..]);
+        b[FileSystemOffset] = (byte)FileSystem;
         Reserved.AsSpan(0, ReservedLength).CopyTo(b[ReservedOffset..]);
         BinaryPrimitives.WriteUInt32LittleEndian(b[508..], Crc32C.Compute(b[..508]));
     }
@@ -204,6 +216,7 @@ public sealed record ImageHeader
             KeyCheck = b.Slice(112, 32).ToArray(),
             Flags = flags,
             ParentBinding = b.Slice(ParentBindingOffset, Format.ParentBinding.Size).ToArray(),
+            FileSystem = (FileSystemKind)b[FileSystemOffset],
             Reserved = b.Slice(ReservedOffset, ReservedLength).ToArray(),
         };
     }

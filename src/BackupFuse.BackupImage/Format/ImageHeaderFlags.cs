@@ -15,4 +15,10 @@ public enum ImageHeaderFlags : ushort
     /// and carries that point's state binding and its own file id (<see cref="DerivedImage"/>).
     /// </summary>
     Derived = 2,
+
+    /// <summary>
+    /// The image holds a volume (a partition, a logical volume, a file-system image), not a whole disk: readers present
+    /// it inside a synthesized partition table. The file system is in <see cref="ImageHeader.FileSystem"/>.
+    /// </summary>
+    Volume = 4,
 }

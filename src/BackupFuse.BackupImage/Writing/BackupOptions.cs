@@ -60,4 +60,10 @@ public sealed record BackupOptions
 
     /// <summary>Identity of the new image (default: a new random GUID). For tests and tools.</summary>
     public Guid? ImageId { get; init; }
+
+    /// <summary>The source is a volume (partition, logical volume, file-system image): the header says so and names its file system.</summary>
+    public bool Volume { get; init; }
+
+    /// <summary>With <see cref="Volume"/>: store every block even where the file system's allocation map says it is free.</summary>
+    public bool AllBlocks { get; init; }
 }

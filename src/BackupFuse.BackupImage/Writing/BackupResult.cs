@@ -25,4 +25,8 @@ public sealed record BackupResult(
     long UniquePayloads,
     long PayloadBytes,
     long SourceBytesRead,
-    TimeSpan Elapsed);
+    TimeSpan Elapsed)
+{
+    /// <summary>For a volume: its file system, and whether only its used blocks were read (or why not). Null for a disk.</summary>
+    public string? VolumeNote { get; init; }
+}

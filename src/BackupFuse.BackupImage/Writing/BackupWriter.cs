@@ -22,6 +22,9 @@ namespace BackupFuse.BackupImage.Writing;
 // - An incremental of an encrypted chain is encrypted with the chain's salt and iteration count, whatever the
 //   options say (NoEncrypt is refused); it carries a binding to its parent's header and trailer (ParentBinding).
 // - The writer never opens an existing image for writing.
+// - A volume (options.Volume) gets header flag Volume and its probed file system; unless AllBlocks, the source is
+//   read through the file system's used-block map (UsedBlocksDiskReader), so free blocks are holes that read as
+//   zeros. A file system without a map, or not clean, is stored block for block, and VolumeNote says why.
 
 /// <summary>Writes a full or incremental backup image of a disk (a file, a block device or any IBlockSource).</summary>
 public static partial class BackupWriter
@@ -150,6 +153,27 @@ public static partial class BackupWriter
         ArgumentNullException.ThrowIfNull(output);
         ArgumentNullException.ThrowIfNull(options);
         var header = BuildHeader(disk, options, out var keys);
+        string? volumeNote = null;
+        if (options.Volume)
+        {
+            var fileSystem = Volumes.FileSystemProbe.Probe(disk.Read, disk.Length);
+            header = header with { Flags = header.Flags | ImageHeaderFlags.Volume, FileSystem = fileSystem };
+            string fsName = Volumes.FileSystemProbe.Describe(fileSystem);
+            if (options.AllBlocks)
+            {
+                volumeNote = $"volume ({fsName}), every block stored (--all-blocks)";
+            }
+            else if (Volumes.UsedBlocks.TryBuild(fileSystem, disk.Read, disk.Length, out string why) is { } map)
+            {
+                disk = new Volumes.UsedBlocksDiskReader(disk, map);
+                volumeNote = $"volume ({fsName}), used blocks only: {Bytes(map.UsedBlocks * map.BlockSize)} of {Bytes(disk.Length)} in use";
+            }
+            else
+            {
+                volumeNote = $"volume ({fsName}), every block stored: {why}";
+            }
+        }
+
         using (keys)
         {
             var sw = Stopwatch.StartNew();
@@ -170,7 +194,10 @@ public static partial class BackupWriter
                 writer.UniquePayloads,
                 writer.PayloadBytes,
                 pipeline.SourceBytesRead,
-                sw.Elapsed);
+                sw.Elapsed)
+            {
+                VolumeNote = volumeNote,
+            };
         }
     }
 
@@ -277,6 +304,8 @@ public static partial class BackupWriter
             ParentBinding = parent == null ? new byte[ParentBinding.Size] : ParentBinding.ForChildren(parent.Top.Header, parent.Top.Trailer),
         };
     }
+
+    private static string Bytes(long n) => n >= 1 << 20 ? $"{n / (1024.0 * 1024):F1} MiB" : $"{n / 1024.0:F1} KiB";
 
     private static void FsyncDirectory(string dir)
     {

@@ -97,6 +97,37 @@ public sealed class BackupPointOpener : IDisposable
         return chain;
     }
 
+    /// <summary>
+    /// Opens every chain <paramref name="plugin"/> names (one per volume; each under the same rules as
+    /// <see cref="Open"/>) and the disk they read as.
+    /// </summary>
+    /// <exception cref="UnauthorizedAccessException">An image lies outside the roots, or the owner may not read it.</exception>
+    /// <exception cref="IOException">An image or a parent is missing, or not a regular file.</exception>
+    /// <exception cref="InvalidDataException">An image or its chain is corrupt, has another identity, or cannot be assembled.</exception>
+    public BackupPointDisk OpenPoint(PluginFile plugin, string pluginName, PluginOwner? owner = null)
+    {
+        ArgumentNullException.ThrowIfNull(plugin);
+        var chains = new List<BackupChain>();
+        try
+        {
+            foreach (var image in plugin.Images)
+            {
+                chains.Add(Open(new PluginFile(PluginFile.CurrentVersion, image.Path, image.Id), pluginName, owner));
+            }
+        }
+        catch
+        {
+            foreach (var c in chains)
+            {
+                c.Dispose();
+            }
+
+            throw;
+        }
+
+        return BackupPointDisk.Create(chains, plugin);
+    }
+
     /// <summary>Opens the chain of the image at <paramref name="imagePath"/> (named directly, e.g. on a command line).</summary>
     /// <exception cref="UnauthorizedAccessException">An image lies outside the roots.</exception>
     /// <exception cref="IOException">The image or a parent is missing, or not a regular file.</exception>

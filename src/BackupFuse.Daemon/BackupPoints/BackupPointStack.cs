@@ -11,6 +11,8 @@ namespace BackupFuse.Daemon.BackupPoints;
 // Design notes:
 // - The composition root of one backup point: chain -> cache -> (differencing overlay) -> synthesized VHDX. The daemon builds
 //   one per open plugin (shared by its handles); the CLI builds one for export/info.
+// - The disk below is a BackupPointDisk: one chain read as it is, or volume chains inside a synthesized partition
+//   table; everything above it (cache, differencing, VHDX, formats) is the same for both.
 // - Without a changes location the stack is the pristine, read-only view. With one whose changes file exists, that
 //   file is opened and kept open for as long as the stack lives (which is how reset/export see that it is in use:
 //   OpenFileScanner), and the synthesized file routes payload writes to the overlay and every other write to the
@@ -32,22 +34,25 @@ namespace BackupFuse.Daemon.BackupPoints;
 /// <summary>The opened layers of one backup point, pristine or with its changes.</summary>
 public sealed class BackupPointStack : IDisposable
 {
-    private readonly BackupChain _chain;
+    private readonly BackupPointDisk _point;
     private readonly IBlockSource _source;
     private volatile DifferencingVhdxOverlay? _overlay;
     private volatile SynthesizedVhdx _vhdx;
 
-    private BackupPointStack(BackupChain chain, IBlockSource source, SynthesizedVhdx vhdx, DifferencingVhdxOverlay? overlay)
+    private BackupPointStack(BackupPointDisk point, IBlockSource source, SynthesizedVhdx vhdx, DifferencingVhdxOverlay? overlay)
     {
-        _chain = chain;
+        _point = point;
         _source = source;
         _vhdx = vhdx;
         _overlay = overlay;
         ServedFile = vhdx;
     }
 
-    /// <summary>The chain (newest image first).</summary>
-    public BackupChain Chain => _chain;
+    /// <summary>The chain (newest image first) of the first image.</summary>
+    public BackupChain Chain => _point.Primary;
+
+    /// <summary>The chains and the disk they read as.</summary>
+    public BackupPointDisk Point => _point;
 
     /// <summary>The virtual disk (backup plus changes), with the backup's length.</summary>
     public IBlockSource Disk => (IBlockSource?)_overlay ?? _source;
@@ -80,7 +85,15 @@ public sealed class BackupPointStack : IDisposable
     public static VhdxLayout PristineLayout(BackupChain chain)
     {
         ArgumentNullException.ThrowIfNull(chain);
-        return VhdxLayout.Create(chain.DiskSize, chain.Top.Id);
+        var shape = BackupPointDisk.ShapeOf([chain], null);
+        return VhdxLayout.Create(shape.DiskSize, shape.Identity);
+    }
+
+    /// <summary>The pristine layout of <paramref name="point"/> (what a differencing child links to).</summary>
+    public static VhdxLayout PristineLayout(BackupPointDisk point)
+    {
+        ArgumentNullException.ThrowIfNull(point);
+        return VhdxLayout.Create(point.DiskSize, point.Identity);
     }
 
     /// <summary>
@@ -99,10 +112,33 @@ public sealed class BackupPointStack : IDisposable
     public static BackupPointStack Open(BackupChain chain, PluginFile plugin, ChangesLocation? changes, bool create, bool exclusive = false,
         PluginFormat format = PluginFormat.Vhdx, string? fileName = null)
     {
-        var stack = OpenVhdx(chain, plugin, changes, create, exclusive);
+        ArgumentNullException.ThrowIfNull(chain);
+        ArgumentNullException.ThrowIfNull(plugin);
+        if (plugin.MoreImages.Count > 0)
+        {
+            chain.Dispose();
+            throw new InvalidDataException($"the plugin names {plugin.Images.Count} volume images; open it with all of them (through the mount)");
+        }
+
+        return Open(BackupPointDisk.Create([chain], plugin), plugin, changes, create, exclusive, format, fileName);
+    }
+
+    /// <summary>As the other overload, over the disk of <paramref name="point"/> (taken over) instead of one chain.</summary>
+    /// <param name="point">The backup point's chains.</param>
+    /// <param name="plugin">The plugin (its images, for the base view written beside a new changes file).</param>
+    /// <param name="changes">Where the changes live, or null for the pristine view.</param>
+    /// <param name="create">Create the changes file on the first write when it does not exist.</param>
+    /// <param name="exclusive">Hold the changes file's exclusive lock (the daemon, which writes it).</param>
+    /// <param name="format">The format <see cref="ServedFile"/> is presented in.</param>
+    /// <param name="fileName">The plugin's file name (named in a VMDK's descriptor).</param>
+    public static BackupPointStack Open(BackupPointDisk point, PluginFile plugin, ChangesLocation? changes, bool create, bool exclusive = false,
+        PluginFormat format = PluginFormat.Vhdx, string? fileName = null)
+    {
+        ArgumentNullException.ThrowIfNull(point);
+        var stack = OpenVhdx(point, plugin, changes, create, exclusive);
         try
         {
-            stack.ServedFile = Present(format, stack.ServedFile, stack._vhdx.Layout, chain.Top.Header.CreatedUtc, fileName ?? "disk.vmdk");
+            stack.ServedFile = Present(format, stack.ServedFile, stack._vhdx.Layout, point.Primary.Top.Header.CreatedUtc, fileName ?? "disk.vmdk");
             return stack;
         }
         catch
@@ -152,35 +188,51 @@ public sealed class BackupPointStack : IDisposable
         return new RewritableRegion(label, initial, vhdxFile, ScratchOffset);
     }
 
-    private static BackupPointStack OpenVhdx(BackupChain chain, PluginFile plugin, ChangesLocation? changes, bool create, bool exclusive)
+    private static BackupPointStack OpenVhdx(BackupPointDisk chain, PluginFile plugin, ChangesLocation? changes, bool create, bool exclusive)
     {
         ArgumentNullException.ThrowIfNull(chain);
         ArgumentNullException.ThrowIfNull(plugin);
         // One decompressed-chunk cache per open stack, shared by every handle and by the overlay's read-modify-write;
-        // below the overlay, because the chain never changes.
-        IBlockSource source = new CacheFilter(chain.CreateSource(), CacheBudget.Process, cacheBlockSize: chain.ChunkSize);
+        // below the overlay, because the chain never changes. (Partitions start at 1 MiB boundaries, so chunks of a
+        // volume stay aligned on the synthesized disk.)
+        IBlockSource source;
+        try
+        {
+            source = new CacheFilter(chain.CreateSource(), CacheBudget.Process, cacheBlockSize: chain.Primary.ChunkSize);
+        }
+        catch
+        {
+            chain.Dispose();
+            throw;
+        }
+
         DifferencingVhdxFile? child = null;
         try
         {
             bool exists = changes?.Exists == true;
             if (changes == null || (!exists && !create))
             {
-                return new BackupPointStack(chain, source, new SynthesizedVhdx(source, chain.Top.Id), null);
+                return new BackupPointStack(chain, source, new SynthesizedVhdx(source, chain.Identity), null);
             }
 
             var layout = PristineLayout(chain);
             if (!exists)
             {
-                var pristine = new SynthesizedVhdx(source, chain.Top.Id, ownsDisk: false);
+                var pristine = new SynthesizedVhdx(source, chain.Identity, ownsDisk: false);
                 var stack = new BackupPointStack(chain, source, pristine, null);
-                var basePlugin = new PluginFile(PluginFile.CurrentVersion, plugin.ImagePath, plugin.ImageId, Pristine: true);
+                var basePlugin = new PluginFile(PluginFile.CurrentVersion, plugin.ImagePath, plugin.ImageId, Pristine: true)
+                {
+                    MoreImages = plugin.MoreImages,
+                    PartitionTable = plugin.PartitionTable,
+                    PartitionType = plugin.PartitionType,
+                };
                 stack.ServedFile = new ChangesOnFirstWrite(pristine, () => stack.Attach(changes.Create(basePlugin, DifferencingParent.FromLayout(layout, changes.BaseViewName))));
                 return stack;
             }
 
             child = changes.Open(layout.DataWriteGuid, layout.VirtualDiskSize, exclusive);
             var overlay = new DifferencingVhdxOverlay(source, child);
-            return new BackupPointStack(chain, source, new SynthesizedVhdx(overlay, chain.Top.Id, child.Patches), overlay);
+            return new BackupPointStack(chain, source, new SynthesizedVhdx(overlay, chain.Identity, child.Patches), overlay);
         }
         catch
         {
@@ -202,7 +254,7 @@ public sealed class BackupPointStack : IDisposable
         }
         finally
         {
-            _chain.Dispose();
+            _point.Dispose();
         }
     }
 
@@ -212,7 +264,7 @@ public sealed class BackupPointStack : IDisposable
         try
         {
             var overlay = new DifferencingVhdxOverlay(_source, child);
-            var vhdx = new SynthesizedVhdx(overlay, _chain.Top.Id, child.Patches);
+            var vhdx = new SynthesizedVhdx(overlay, _point.Identity, child.Patches);
             _overlay = overlay;
             _vhdx = vhdx;
             return vhdx;

@@ -17,6 +17,14 @@ namespace BackupFuse.Daemon.BackupPoints;
 //                                                   differencing file's relative_path names)
 //   Unknown keys are an error in version 1 (a typo must not be ignored silently). A later version adds keys and
 //   raises the number; a reader refuses a version it does not know, with a message naming it.
+// - Version 2 (volumes, written only when one of its additions is used, so every other plugin stays version 1):
+//       image = /backups/sda1.bfi                <- the image/image-id pair may repeat: each pair is one volume,
+//       image-id = ...                              assembled in order into one disk (partition 1, 2, ...)
+//       image = /backups/sda2.bfi
+//       image-id = ...
+//       partition-table = gpt | mbr              <- optional, default gpt (for volume images)
+//       partition-type = <guid>                  <- optional: GPT type of every partition (default from the file system)
+//   Each image-id follows its image line. A single image that holds a volume needs none of this: version 1 names it.
 // - Detection is by the first line only (Sniff), so a real VHDX ("vhdxfile" magic) or any other *.vhdx passes
 //   through the mount untouched. A file that starts with the magic but does not parse is a damaged plugin: its
 //   own open fails with a clear error; nothing else is affected.
@@ -25,6 +33,35 @@ namespace BackupFuse.Daemon.BackupPoints;
 /// <summary>A plugin file: a small pointer that names a backup point.</summary>
 public sealed record PluginFile(int FormatVersion, string ImagePath, Guid ImageId, bool Pristine = false)
 {
+    /// <summary>The format version that can name several volumes, a partition table and a partition type.</summary>
+    public const int VolumesVersion = 2;
+
+    /// <summary>Further volume images after the first (<see cref="ImagePath"/>), in partition order (format version 2).</summary>
+    public IReadOnlyList<PluginImage> MoreImages { get; init; } = [];
+
+    /// <summary>The partition table of a volume disk; null for the default (GPT).</summary>
+    public BackupFuse.Core.Partitions.PartitionTableKind? PartitionTable { get; init; }
+
+    /// <summary>GPT partition type of every partition; null to derive it from the file system.</summary>
+    public Guid? PartitionType { get; init; }
+
+    /// <summary>Every image the plugin names, in order (the first is <see cref="ImagePath"/>).</summary>
+    public IReadOnlyList<PluginImage> Images => [new PluginImage(ImagePath, ImageId), .. MoreImages];
+
+    /// <summary>Value equality, with <see cref="MoreImages"/> compared by content (a record would compare the list by reference).</summary>
+    public bool Equals(PluginFile? other) =>
+        other is not null && FormatVersion == other.FormatVersion && ImagePath == other.ImagePath && ImageId == other.ImageId &&
+        Pristine == other.Pristine && MoreImages.SequenceEqual(other.MoreImages) && PartitionTable == other.PartitionTable && PartitionType == other.PartitionType;
+
+    /// <inheritdoc/>
+    public override int GetHashCode() => HashCode.Combine(FormatVersion, ImagePath, ImageId, Pristine, MoreImages.Count, PartitionTable, PartitionType);
+
+    /// <summary>Whether the text needs format version 2.</summary>
+    public bool NeedsVolumesVersion => MoreImages.Count > 0 || PartitionTable != null || PartitionType != null;
+
+    /// <summary>Identifies what the plugin reads as: its images, table and type (a change means another disk).</summary>
+    public string DiskKey => string.Join(";", Images.Select(i => $"{i.Path}|{i.Id:D}")) + $";{PartitionTable};{PartitionType}";
+
     /// <summary>The first bytes of every plugin file.</summary>
     public const string Magic = "backupfuse-plugin ";
 
@@ -71,14 +108,17 @@ public sealed record PluginFile(int FormatVersion, string ImagePath, Guid ImageI
             throw new InvalidDataException($"{name}: damaged plugin file: bad version in first line '{lines[0]}'");
         }
 
-        if (version != CurrentVersion)
+        if (version != CurrentVersion && version != VolumesVersion)
         {
-            throw new InvalidDataException($"{name}: plugin format version {version} is not supported by this build (it reads version {CurrentVersion})");
+            throw new InvalidDataException($"{name}: plugin format version {version} is not supported by this build (it reads versions {CurrentVersion} and {VolumesVersion})");
         }
 
         string? image = null;
         Guid? id = null;
         bool pristine = false;
+        var more = new List<PluginImage>();
+        BackupFuse.Core.Partitions.PartitionTableKind? table = null;
+        Guid? partitionType = null;
         for (int i = 1; i < lines.Length; i++)
         {
             string line = lines[i].Trim();
@@ -97,11 +137,41 @@ public sealed record PluginFile(int FormatVersion, string ImagePath, Guid ImageI
             string value = line[(eq + 1)..].Trim();
             switch (key)
             {
+                case "image" when image != null && version >= VolumesVersion:
+                    if (id == null || (more.Count > 0 && more[^1].Id == Guid.Empty))
+                    {
+                        throw new InvalidDataException($"{name}: damaged plugin file: line {i + 1}: every 'image' needs its 'image-id' before the next 'image'");
+                    }
+
+                    more.Add(new PluginImage(NormalizeImage(value, name), Guid.Empty));
+                    break;
+                case "image" when image != null:
+                    throw new InvalidDataException($"{name}: damaged plugin file: line {i + 1}: a second 'image' needs plugin format version {VolumesVersion}");
                 case "image":
                     image = value;
                     break;
                 case "image-id":
-                    id = Guid.TryParse(value, out var g) ? g : throw new InvalidDataException($"{name}: damaged plugin file: image-id '{value}' is not a GUID");
+                    var g = Guid.TryParse(value, out var parsed) ? parsed : throw new InvalidDataException($"{name}: damaged plugin file: image-id '{value}' is not a GUID");
+                    if (more.Count > 0)
+                    {
+                        more[^1] = more[^1].Id == Guid.Empty ? more[^1] with { Id = g } : throw new InvalidDataException($"{name}: damaged plugin file: line {i + 1}: a second 'image-id' for one image");
+                    }
+                    else
+                    {
+                        id = id == null ? g : throw new InvalidDataException($"{name}: damaged plugin file: line {i + 1}: a second 'image-id' for one image");
+                    }
+
+                    break;
+                case "partition-table" when version >= VolumesVersion:
+                    table = value switch
+                    {
+                        "gpt" => BackupFuse.Core.Partitions.PartitionTableKind.Gpt,
+                        "mbr" => BackupFuse.Core.Partitions.PartitionTableKind.Mbr,
+                        _ => throw new InvalidDataException($"{name}: damaged plugin file: partition-table '{value}' is unknown (gpt or mbr)"),
+                    };
+                    break;
+                case "partition-type" when version >= VolumesVersion:
+                    partitionType = Guid.TryParse(value, out var t) ? t : throw new InvalidDataException($"{name}: damaged plugin file: partition-type '{value}' is not a GUID");
                     break;
                 case "view":
                     pristine = value == "pristine" ? true : throw new InvalidDataException($"{name}: damaged plugin file: view '{value}' is unknown (only 'pristine')");
@@ -132,16 +202,41 @@ public sealed record PluginFile(int FormatVersion, string ImagePath, Guid ImageI
             throw new InvalidDataException($"{name}: damaged plugin file: 'image-id = <guid>' is missing");
         }
 
-        return new PluginFile(version, image, id.Value, pristine);
+        if (more.Count > 0 && more[^1].Id == Guid.Empty)
+        {
+            throw new InvalidDataException($"{name}: damaged plugin file: image {more[^1].Path} has no 'image-id'");
+        }
+
+        return new PluginFile(version, image, id.Value, pristine) { MoreImages = more, PartitionTable = table, PartitionType = partitionType };
+    }
+
+    private static string NormalizeImage(string image, string name)
+    {
+        if (BackupFuse.BackupImage.Storage.ImageAddress.IsRemote(image))
+        {
+            try
+            {
+                return BackupFuse.Remote.RemoteLocation.Parse(image).Url;
+            }
+            catch (FormatException e)
+            {
+                throw new InvalidDataException($"{name}: damaged plugin file: image: {e.Message}");
+            }
+        }
+
+        return Path.IsPathFullyQualified(image) ? image : throw new InvalidDataException($"{name}: damaged plugin file: image '{image}' is not an absolute path or a remote URL");
     }
 
     /// <summary>The file's text.</summary>
     public string ToText() =>
-        $"{Magic}{FormatVersion}\n" +
+        $"{Magic}{(NeedsVolumesVersion ? Math.Max(FormatVersion, VolumesVersion) : FormatVersion)}\n" +
         "# BackupFuse plugin file. Under `backupfuse mount` this file reads as a complete VHDX disk of the\n" +
         "# backup point named below; the backup itself is never modified. Written by `backupfuse plugin create`.\n" +
         $"image = {ImagePath}\n" +
         $"image-id = {ImageId:D}\n" +
+        string.Concat(MoreImages.Select(i => $"image = {i.Path}\nimage-id = {i.Id:D}\n")) +
+        (PartitionTable is { } table ? $"partition-table = {table.ToString().ToLowerInvariant()}\n" : string.Empty) +
+        (PartitionType is { } type ? $"partition-type = {type:D}\n" : string.Empty) +
         (Pristine ? "view = pristine\n" : string.Empty);
 
     /// <summary>Writes the plugin atomically (temp file + rename) so a reader never sees half a file.</summary>

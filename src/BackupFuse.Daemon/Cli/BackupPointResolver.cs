@@ -86,4 +86,40 @@ public static class BackupPointResolver
             throw new CliError($"{point.ImagePath} is a {format.Describe()}, not a backup image or plugin file (is its directory mounted? use the plugin outside the mount)");
         }
     }
+
+    /// <summary>
+    /// Opens every chain <paramref name="point"/> names (a plugin may name several volume images) under the same rule
+    /// as <see cref="OpenChain"/>, and the disk they read as.
+    /// </summary>
+    public static BackupPointDisk OpenPoint(BackupPoint point, ParseResult parse, Option<string[]> images, PassphraseSource passphrase)
+    {
+        ArgumentNullException.ThrowIfNull(point);
+        var chains = new List<BackupChain> { OpenChain(point, parse, images, passphrase) };
+        try
+        {
+            foreach (var more in point.Plugin?.MoreImages ?? [])
+            {
+                var chain = OpenChain(new BackupPoint(more.Path, null, point.PluginPath), parse, images, passphrase);
+                chains.Add(chain);
+                if (chain.Top.Id != more.Id)
+                {
+                    throw new CliError($"{point.PluginPath}: image {more.Path} has identity {chain.Top.Id}, but the plugin names {more.Id}");
+                }
+            }
+        }
+        catch
+        {
+            chains.ForEach(c => c.Dispose());
+            throw;
+        }
+
+        try
+        {
+            return BackupPointDisk.Create(chains, point.Plugin);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new CliError($"{point.PluginPath ?? point.ImagePath}: {e.Message}");
+        }
+    }
 }

@@ -47,6 +47,12 @@ public static class BackupCommand
                 "An incremental of an encrypted chain is always encrypted, with the chain's key parameters.",
         };
         var noEncrypt = new Option<bool>("--no-encrypt") { Description = "Insist on an unencrypted image; refused when the parent chain is encrypted." };
+        var volume = new Option<bool>("--volume")
+        {
+            Description = "The source is a volume (a file-system image file): record it, with its file system, so that a plugin shows it as a disk " +
+                "with a synthesized partition table. Partitions and device-mapper devices (LVM) are detected without it.",
+        };
+        var allBlocks = new Option<bool>("--all-blocks") { Description = "For a volume: store every block, also those its file system marks free (default: used blocks only for ext2/3/4, XFS and NTFS)." };
         var passphrase = new PassphraseOptions();
         var command = new Command("backup",
             "Back up a disk into one image file (a backup point), full or incremental.\n\n" +
@@ -55,6 +61,8 @@ public static class BackupCommand
             "  backupfuse backup /dev/sdb /backups/web01-1122.bfi --parent /backups/web01-full.bfi\n" +
             "  BACKUPFUSE_PASSPHRASE=... backupfuse backup disk.raw /backups/disk.bfi --encrypt\n" +
             "  backupfuse backup disk.raw - > /mnt/tape/disk.bfi\n" +
+            "  backupfuse backup /dev/sdb2 /backups/web01-root.bfi        (a partition: a volume, used blocks only)\n" +
+            "  backupfuse backup root.ext4 /backups/root.bfi --volume\n" +
             "  backupfuse backup /dev/sdb s3://backups/web01/web01-1122.bfi --parent s3://backups/web01/web01-full.bfi");
         command.Arguments.Add(source);
         command.Arguments.Add(dest);
@@ -65,6 +73,8 @@ public static class BackupCommand
         command.Options.Add(chunkSize);
         command.Options.Add(encrypt);
         command.Options.Add(noEncrypt);
+        command.Options.Add(volume);
+        command.Options.Add(allBlocks);
         command.Validators.Add(r =>
         {
             if (r.GetValue(encrypt) && r.GetValue(noEncrypt))
@@ -97,8 +107,22 @@ public static class BackupCommand
                 throw new CliError($"--no-encrypt: the parent chain is encrypted ({encryptedLayer.Path}); an incremental of it is always encrypted");
             }
 
+            string? detected = BackupFuse.BackupImage.Volumes.VolumeDetection.Detect(src);
+            bool isVolume = parse.GetValue(volume) || detected != null || chain?.Top.Header.IsVolume == true;
+            if (chain != null && chain.Top.Header.IsVolume != isVolume)
+            {
+                throw new CliError($"{src}: the parent chain ({chain.Top.Path}) holds a {(chain.Top.Header.IsVolume ? "volume" : "whole disk")}; an incremental must be of the same kind");
+            }
+
+            if (parse.GetValue(allBlocks) && !isVolume)
+            {
+                throw new CliError($"--all-blocks: {src} is not a volume (give --volume for a file-system image)");
+            }
+
             var options = new BackupOptions
             {
+                Volume = isVolume,
+                AllBlocks = parse.GetValue(allBlocks),
                 Parent = chain,
                 Codec = parse.GetValue(codec) == "none" ? ChunkCodec.None : ChunkCodec.Deflate,
                 ChunkSize = kib * 1024,
@@ -121,6 +145,11 @@ public static class BackupCommand
                 }
 
                 shown = dst == "-" ? "stdout" : result.Destination;
+            }
+
+            if (result.VolumeNote != null)
+            {
+                Console.Error.WriteLine($"{src}: {result.VolumeNote}{(detected != null ? $" (detected: {detected})" : string.Empty)}");
             }
 
             Console.Error.WriteLine(

@@ -65,7 +65,8 @@ public static class ExportCommand
                 return ExitCodes.Ok;
             }
 
-            var chain = BackupPointResolver.OpenChain(point, parse, images, passphrase.Resolve(parse));
+            var pointDisk = BackupPointResolver.OpenPoint(point, parse, images, passphrase.Resolve(parse));
+            var chain = pointDisk.Primary;
             ChangesLocation? changes = null;
             if (point.PluginPath != null)
             {
@@ -73,16 +74,16 @@ public static class ExportCommand
                 var users = OpenFileScanner.Users(point.PluginPath).Where(u => u.Writing).Concat(changes.Exists ? OpenFileScanner.Users(changes.ChangesFile) : []).ToList();
                 if (users.Count > 0)
                 {
-                    chain.Dispose();
+                    pointDisk.Dispose();
                     RefuseWriters(point.PluginPath, users, hint: " (or export the VHDX through the mount)");
                 }
             }
 
-            if (!asVhdx && (changes == null || !changes.Exists) && (point.PluginPath == null || chain.DiskSize % 512 == 0))
+            if (!asVhdx && (changes == null || !changes.Exists) && (point.PluginPath == null || (chain.DiskSize % 512 == 0 && pointDisk.Shape.Partitions == null)))
             {
                 // The plain disk straight from the chain: no VHDX layout is built, so a disk beyond VHDX's 64 TiB exports too.
                 // (A plugin of a disk that ends mid-sector goes through the stack: its guests saw it rounded up.)
-                using (chain)
+                using (pointDisk)
                 using (var raw = chain.CreateSource())
                 {
                     Write(raw, outPath, kind, ownsSource: false, token);
@@ -91,11 +92,11 @@ public static class ExportCommand
                 return ExitCodes.Ok;
             }
 
-            using var stack = BackupPointStack.Open(chain, point.Plugin ?? new PluginFile(1, chain.Top.Path, chain.Top.Id), changes, create: false);
+            using var stack = BackupPointStack.Open(pointDisk, point.Plugin ?? new PluginFile(1, chain.Top.Path, chain.Top.Id), changes, create: false);
             // A disk with changes is a new disk: it gets a new identity. The backup point alone keeps its own. A plugin
             // exports the disk its guests saw (rounded up to whole sectors, with what they wrote there); an image, its disk.
             var exported = point.PluginPath != null ? stack.GuestDisk : stack.Disk;
-            var source = asVhdx ? new SynthesizedVhdx(exported, stack.Changes == null ? chain.Top.Id : Guid.NewGuid(), ownsDisk: false) : exported;
+            var source = asVhdx ? new SynthesizedVhdx(exported, stack.Changes == null ? stack.Point.Identity : Guid.NewGuid(), ownsDisk: false) : exported;
             Write(source, outPath, kind, asVhdx, token);
             return ExitCodes.Ok;
         });

@@ -13,7 +13,7 @@ namespace BackupFuse.Daemon.Commands;
 /// <summary><c>backupfuse info</c>: what an image or plugin is, and its chain.</summary>
 public static class InfoCommand
 {
-    private static string DescribeChanges(string pluginPath, BackupChain chain)
+    private static string DescribeChanges(string pluginPath, VhdxLayout layout)
     {
         var changes = ChangesLocation.ForPlugin(Path.GetFullPath(pluginPath));
         if (!changes.Exists)
@@ -27,7 +27,6 @@ public static class InfoCommand
             return $"{changes.ChangesFile}, in use by {OpenFileScanner.Describe(users)}";
         }
 
-        var layout = BackupPointStack.PristineLayout(chain);
         using var child = changes.Open(layout.DataWriteGuid, layout.VirtualDiskSize);
         var stats = child.GetStatistics();
         return $"{Bytes.Format(stats.ChangedBytes)} of the disk changed ({stats.AllocatedBlocks} blocks of {Bytes.Format(stats.PayloadBlockSize)}), " +
@@ -51,14 +50,15 @@ public static class InfoCommand
         command.SetGuardedAction((parse, _) =>
         {
             var point = BackupPointResolver.Resolve(parse.GetValue(target)!);
-            using var chain = BackupPointResolver.OpenChain(point, parse, images, passphrase.Resolve(parse));
+            using var disk = BackupPointResolver.OpenPoint(point, parse, images, passphrase.Resolve(parse));
+            var chain = disk.Primary;
             var layers = chain.Describe();
             // The VHDX view is only a view: a disk beyond VHDX's 64 TiB has none, but its backup is still described.
             VhdxLayout? vhdx = null;
             string? noVhdx = null;
             try
             {
-                vhdx = VhdxLayout.Create(chain.DiskSize, chain.Top.Id);
+                vhdx = VhdxLayout.Create(disk.DiskSize, disk.Identity);
             }
             catch (InvalidDataException e)
             {
@@ -73,6 +73,8 @@ public static class InfoCommand
                     image = chain.Top.Path,
                     id = chain.Top.Id,
                     diskSize = chain.DiskSize,
+                    content = chain.Top.Header.IsVolume ? "volume" : "disk",
+                    fileSystem = chain.Top.Header.IsVolume ? BackupFuse.BackupImage.Volumes.FileSystemProbe.Describe(chain.Top.Header.FileSystem) : null,
                     vhdxSize = vhdx?.FileLength,
                     vhdxDataWriteGuid = vhdx?.DataWriteGuid,
                     chain = layers.Select(l => new
@@ -97,11 +99,23 @@ public static class InfoCommand
                 else
                 {
                     Console.WriteLine($"  VHDX size:  {Bytes.Format(vhdx.FileLength)} ({vhdx.FileLength} bytes), DataWriteGuid {vhdx.DataWriteGuid:B}");
-                    Console.WriteLine($"  changes:    {DescribeChanges(point.PluginPath, chain)}");
+                    Console.WriteLine($"  changes:    {DescribeChanges(point.PluginPath, vhdx)}");
                 }
             }
 
-            Console.WriteLine($"disk size:    {Bytes.Format(chain.DiskSize)} ({chain.DiskSize} bytes)");
+            Console.WriteLine(chain.Top.Header.IsVolume
+                ? $"content:      volume, file system {BackupFuse.BackupImage.Volumes.FileSystemProbe.Describe(chain.Top.Header.FileSystem)} (a plugin shows it as partition 1 of a synthesized disk)"
+                : "content:      whole disk");
+            Console.WriteLine($"{(chain.Top.Header.IsVolume ? "volume size: " : "disk size:   ")} {Bytes.Format(chain.DiskSize)} ({chain.DiskSize} bytes)");
+            if (disk.Shape.Partitions is { } partitions && point.PluginPath != null)
+            {
+                Console.WriteLine($"  disk:       {Bytes.Format(disk.DiskSize)} with {disk.Chains.Count} partition(s) ({(point.Plugin!.PartitionTable == BackupFuse.Core.Partitions.PartitionTableKind.Mbr ? "MBR" : "GPT")}):");
+                for (int i = 0; i < disk.Chains.Count; i++)
+                {
+                    Console.WriteLine($"    {i + 1}: {disk.Chains[i].Top.Path} at {partitions.PartitionOffsets[i]}, {Bytes.Format(disk.Chains[i].DiskSize)}");
+                }
+            }
+
             Console.WriteLine($"chain:        {layers.Count} image(s), newest first");
             foreach (var l in layers)
             {

@@ -10,26 +10,62 @@ public static class PluginCommand
     /// <summary>Builds the command group.</summary>
     public static Command Create()
     {
-        var image = new Argument<string>("image") { Description = "The backup image (.bfi) the plugin stands for." };
-        var plugin = new Argument<string>("plugin") { Description = "The plugin file to write, in the directory you will mount; its extension chooses the format the disk is shown in: .vhdx, .vhd (fixed), .vmdk (single-file sparse), .img or .raw (the raw disk)." };
-        var images = ImagesOption.Create();
+        var paths = new Argument<string[]>("image plugin")
+        {
+            Description = "The backup image (.bfi) the plugin stands for (omitted with --volume), then the plugin file to write, in the directory you will mount; " +
+                "its extension chooses the format the disk is shown in: .vhdx, .vhd (fixed), .vmdk (single-file sparse), .img or .raw (the raw disk).",
+            Arity = new ArgumentArity(1, 2),
+        };
+        var volumes = new Option<string[]>("--volume")
+        {
+            Description = "A volume image (backed up from a partition, an LV or with backup --volume); repeat to assemble several volumes, in order, into one disk " +
+                "(partition 1, 2, ... each at a 1 MiB boundary). Each volume keeps its own chain.",
+            AllowMultipleArgumentsPerToken = false,
+        };
+        var partitionType = new Option<string?>("--partition-type") { Description = "GPT partition type GUID of the volume partitions (default: from the file system: Linux filesystem data, or Microsoft basic data for NTFS/FAT/exFAT)." };
+        var mbr = new Option<bool>("--mbr") { Description = "Synthesize a classic MBR instead of GPT (at most 4 volumes, disk up to 2 TiB), for guests that want one." };
+        var imageRoots = ImagesOption.Create();
         var force = new Option<bool>("--force") { Description = "Replace an existing plugin file (never a file that is not a plugin)." };
         var passphrase = new PassphraseOptions();
         var create = new Command("create",
             "Write a small plugin file that, under 'backupfuse mount', reads as the complete disk of a backup point, in the\n" +
             "format its extension names: .vhdx (VHDX), .vhd (fixed VHD), .vmdk (single-file sparse VMDK), .img or .raw (raw).\n" +
             "The image and its chain are checked first.\n\n" +
-            "Examples:\n  backupfuse plugin create /backups/web01-1122.bfi /vms/web01.vhdx\n  backupfuse plugin create /backups/web01-1122.bfi /vms/web01.img");
-        create.Arguments.Add(image);
-        create.Arguments.Add(plugin);
-        create.Options.Add(images);
+            "A volume image (a partition, an LV, a file-system image) reads as a disk with a synthesized partition table\n" +
+            "(protective MBR and GPT, the volume as partition 1 at 1 MiB), and --volume assembles several into one disk.\n\n" +
+            "Examples:\n  backupfuse plugin create /backups/web01-1122.bfi /vms/web01.vhdx\n  backupfuse plugin create /backups/web01-1122.bfi /vms/web01.img\n" +
+            "  backupfuse plugin create --volume /backups/sda1.bfi --volume /backups/sda2.bfi /vms/sda.vhdx");
+        create.Arguments.Add(paths);
+        create.Options.Add(volumes);
+        create.Options.Add(partitionType);
+        create.Options.Add(mbr);
+        create.Validators.Add(r =>
+        {
+            int count = r.GetValue(paths)?.Length ?? 0;
+            if ((r.GetValue(volumes)?.Length ?? 0) > 0 ? count != 1 : count != 2)
+            {
+                r.AddError((r.GetValue(volumes)?.Length ?? 0) > 0
+                    ? "with --volume, give only the plugin file to write (the images are the --volume options)"
+                    : "give the backup image and the plugin file to write (or --volume IMAGE ... and the plugin file)");
+            }
+
+            if (r.GetValue(partitionType) is { } type && !Guid.TryParse(type, out _))
+            {
+                r.AddError($"--partition-type {type}: not a GUID (e.g. 0FC63DAF-8483-4772-8E79-3D69D8477DE4)");
+            }
+        });
+        create.Options.Add(imageRoots);
         create.Options.Add(force);
         passphrase.AddTo(create);
         create.SetGuardedAction((parse, _) =>
         {
-            string imagePath = parse.GetValue(image)!;
-            imagePath = BackupFuse.BackupImage.Storage.ImageAddress.IsRemote(imagePath) ? BackupPointResolver.Resolve(imagePath).ImagePath : Path.GetFullPath(imagePath);
-            string pluginPath = Path.GetFullPath(parse.GetValue(plugin)!);
+            string[] given = parse.GetValue(paths)!;
+            string[] volumeImages = parse.GetValue(volumes) ?? [];
+            Guid? typeOverride = parse.GetValue(partitionType) is { } typeText ? Guid.Parse(typeText) : null;
+            var images = volumeImages.Length > 0 ? volumeImages : [given[0]];
+            images = [.. images.Select(i => BackupFuse.BackupImage.Storage.ImageAddress.IsRemote(i) ? BackupPointResolver.Resolve(i).ImagePath : Path.GetFullPath(i))];
+            string imagePath = images[0];
+            string pluginPath = Path.GetFullPath(given[^1]);
             if (PluginFormats.FromPath(pluginPath) == null)
             {
                 throw new CliError($"{pluginPath}: a plugin file must end in {PluginFormats.ExtensionList} (the extension chooses the disk format the mount shows)");
@@ -49,14 +85,59 @@ public static class PluginCommand
                 }
             }
 
-            var point = new BackupPoint(imagePath, null, null);
-            using var chain = BackupPointResolver.OpenChain(point, parse, images, passphrase.Resolve(parse));
-            new PluginFile(PluginFile.CurrentVersion, imagePath, chain.Top.Id).Save(pluginPath);
-            Console.Error.WriteLine($"{pluginPath} -> {imagePath} ({chain.Top.Id}, chain of {chain.Layers.Count}, disk {Bytes.Format(chain.DiskSize)})");
+            var pass = passphrase.Resolve(parse);
+            var chains = new List<BackupFuse.BackupImage.Reading.BackupChain>();
+            try
+            {
+                foreach (string i in images)
+                {
+                    chains.Add(BackupPointResolver.OpenChain(new BackupPoint(i, null, null), parse, imageRoots, pass));
+                }
+
+                bool volumeDisk = volumeImages.Length > 0 || chains[0].Top.Header.IsVolume;
+                if (!volumeDisk && (typeOverride != null || parse.GetValue(mbr)))
+                {
+                    throw new CliError($"--partition-type and --mbr apply to volume images; {imagePath} holds a whole disk");
+                }
+
+                var file = new PluginFile(PluginFile.CurrentVersion, imagePath, chains[0].Top.Id)
+                {
+                    MoreImages = [.. chains.Skip(1).Select((c, k) => new PluginImage(images[k + 1], c.Top.Id))],
+                    PartitionTable = parse.GetValue(mbr) ? BackupFuse.Core.Partitions.PartitionTableKind.Mbr : null,
+                    PartitionType = typeOverride,
+                };
+                DiskShape shape;
+                try
+                {
+                    shape = BackupPointDisk.ShapeOf(chains, file);
+                }
+                catch (InvalidDataException e)
+                {
+                    throw new CliError($"{pluginPath}: {e.Message}");
+                }
+
+                file.Save(pluginPath);
+                string what = shape.Partitions == null
+                    ? $"disk {Bytes.Format(chains[0].DiskSize)}"
+                    : $"disk {Bytes.Format(shape.DiskSize)} with {chains.Count} partition(s) ({(file.PartitionTable == BackupFuse.Core.Partitions.PartitionTableKind.Mbr ? "MBR" : "GPT")}): " +
+                        string.Join(", ", chains.Select((c, k) => $"{FileSystemName(c)} {Bytes.Format(c.DiskSize)} at {shape.Partitions.PartitionOffsets[k]}"));
+                Console.Error.WriteLine($"{pluginPath} -> {string.Join(" + ", images)} ({chains[0].Top.Id}, chain of {chains[0].Layers.Count}, {what})");
+            }
+            finally
+            {
+                foreach (var c in chains)
+                {
+                    c.Dispose();
+                }
+            }
+
             return ExitCodes.Ok;
         });
         var group = new Command("plugin", "Manage plugin files (small *.vhdx/.vhd/.vmdk/.img/.raw pointers to backup points).\n\nExample:\n  backupfuse plugin create /backups/web01-1122.bfi /vms/web01.vhdx");
         group.Subcommands.Add(create);
         return group;
     }
+
+    private static string FileSystemName(BackupFuse.BackupImage.Reading.BackupChain chain) =>
+        BackupFuse.BackupImage.Volumes.FileSystemProbe.Describe(chain.Top.Header.FileSystem);
 }

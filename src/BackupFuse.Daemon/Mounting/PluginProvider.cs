@@ -161,19 +161,21 @@ public sealed class PluginProvider(BackupPointOpener opener, PluginProviderOptio
             var owner = PluginOwner.Of(stat.Uid);
             var format = PluginFormats.FromPath(relativePath) ?? PluginFormat.Vhdx;
             string fileName = Path.GetFileName(relativePath);
-            using (var chain = opener.Open(plugin, relativePath, owner))
-            using (var vhdx = new SynthesizedVhdx(chain.CreateSource(), chain.Top.Id))
+            using (var point = opener.OpenPoint(plugin, relativePath, owner))
+            using (var vhdx = new SynthesizedVhdx(point.CreateSource(), point.Identity))
             {
+                var chain = point.Primary;
                 var served = BackupPointStack.Present(format, vhdx, vhdx.Layout, chain.Top.Header.CreatedUtc, fileName);
                 info = new VirtualFileInfo(served.Length, VirtualFiles.CountAllocatedBytes(served), writable, stat.ModifiedUtc);
                 imagePath = chain.Top.Path;
-                Log.Information("{Plugin}: backup point {Image} ({Id}), {Format} of {Size} bytes{Mode}", relativePath, imagePath, chain.Top.Id, format.Describe(), served.Length, writable ? string.Empty : ", read-only");
+                Log.Information("{Plugin}: backup point {Image} ({Id}){Volumes}, {Format} of {Size} bytes{Mode}", relativePath, imagePath, chain.Top.Id,
+                    point.Shape.Partitions == null ? string.Empty : $", {point.Chains.Count} volume(s) in a synthesized partition table", format.Describe(), served.Length, writable ? string.Empty : ", read-only");
             }
 
             var changes = writable ? options.ChangesFor(directory, relativePath) : null;
             uint ownerUid = stat.Uid;
-            var identity = new StackIdentity(plugin.ImagePath, plugin.ImageId, plugin.Pristine, ownerUid, writable);
-            var stack = StackFor(relativePath, identity, () => BackupPointStack.Open(opener.Open(plugin, relativePath, PluginOwner.Of(ownerUid)), plugin, changes, create: true, exclusive: true, format, fileName));
+            var identity = new StackIdentity(plugin.DiskKey, plugin.ImageId, plugin.Pristine, ownerUid, writable);
+            var stack = StackFor(relativePath, identity, () => BackupPointStack.Open(opener.OpenPoint(plugin, relativePath, PluginOwner.Of(ownerUid)), plugin, changes, create: true, exclusive: true, format, fileName));
             return new PluginEntry(key, IsPlugin: true, info, stack, null, generation, loadedAt);
         }
         catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
