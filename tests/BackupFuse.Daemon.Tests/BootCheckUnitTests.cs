@@ -124,4 +124,29 @@ public sealed class BootCheckUnitTests : IDisposable
 
         return ScreenImage.FromPpm([.. data], "test.ppm");
     }
+
+    [Fact]
+    public void AFloodingConsoleKeepsOnlyItsRecentEndForMatching()
+    {
+        string path = _dir["serial.log"];
+        var log = new ConsoleLog(path);
+        using (var f = new FileStream(path, FileMode.Create))
+        {
+            var line = System.Text.Encoding.ASCII.GetBytes(new string('x', 1023) + "\n");
+            for (int i = 0; i < 2048; i++)
+            {
+                f.Write(line); // 2 MiB, more than one Poll reads
+            }
+
+            f.Write("Kernel panic - not syncing: test\n"u8);
+        }
+
+        while (log.Poll())
+        {
+        }
+
+        Assert.Equal(new FileInfo(path).Length, log.Length);
+        Assert.Equal(ConsoleLog.MaxTextChars, log.Text.Length);
+        Assert.EndsWith("Kernel panic - not syncing: test\n", log.Text, StringComparison.Ordinal);
+    }
 }

@@ -84,4 +84,21 @@ public sealed class UnderlyingDirectoryNoFollowTests : IDisposable
         Assert.True(File.Exists(_dir["elsewhere/victim"]));
         Assert.Throws<ArgumentException>(() => a.Delete("b/x"));
     }
+
+    [Fact]
+    public unsafe void PinBeneath_ReportsTheOpensErrnoNotTheParentsClose()
+    {
+        // A plugin in a subdirectory removed (or swapped for a symlink) between lookup and open must answer ENOENT/ELOOP;
+        // closing the parent descriptor afterwards used to reset errno to 0, which the FUSE side turned into EIO.
+        File.CreateSymbolicLink(_dir["root/a/b/link"], _dir["elsewhere"]);
+        foreach (var (relative, expected) in new[] { ("a/b/gone.vhdx", Errno.ENOENT), ("a/b/link/x", Errno.ELOOP) })
+        {
+            byte[] path = System.Text.Encoding.UTF8.GetBytes(relative + "\0");
+            fixed (byte* p = path)
+            {
+                Assert.Equal(-1, _root.PinBeneath(p));
+                Assert.Equal(expected, BackupFuse.Fuse.Interop.LibC.LastError());
+            }
+        }
+    }
 }

@@ -312,9 +312,22 @@ public sealed class BootMachine : IDisposable
         }
     }
 
+    /// <summary>The user's --expect on the console text; a match that runs past its timeout counts as no match.</summary>
+    private static System.Text.RegularExpressions.Match? ExpectMatch(System.Text.RegularExpressions.Regex expect, string text)
+    {
+        try
+        {
+            return expect.Match(text);
+        }
+        catch (System.Text.RegularExpressions.RegexMatchTimeoutException)
+        {
+            return null;
+        }
+    }
+
     private (string Verdict, string Detail, double Seconds)? FromConsoles(TimeSpan now)
     {
-        if (_settings.Expect is { } expect && expect.Match(_serial.Text) is { Success: true } m)
+        if (_settings.Expect is { } expect && ExpectMatch(expect, _serial.Text) is { Success: true } m)
         {
             TakeScreen();
             string line = m.Value.Trim();

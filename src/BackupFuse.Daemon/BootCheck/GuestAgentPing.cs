@@ -16,6 +16,8 @@ public sealed class GuestAgentPing(string socketPath) : IDisposable
 {
     private Socket? _socket;
     private long _id = Environment.TickCount64 & 0xFFFFFF;
+    private const int MaxPendingChars = 64 * 1024;
+
     private readonly StringBuilder _pending = new();
 
     /// <summary>True when the agent answered a guest-sync within <paramref name="wait"/>.</summary>
@@ -62,7 +64,8 @@ public sealed class GuestAgentPing(string socketPath) : IDisposable
                     }
                 }
 
-                _pending.Clear().Append(all);
+                // A guest that sends an endless line is not an agent answering: keep no more than one reply's worth.
+                _pending.Clear().Append(all.Length <= MaxPendingChars ? all : string.Empty);
             }
 
             return false;

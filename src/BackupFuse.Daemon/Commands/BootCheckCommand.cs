@@ -111,7 +111,7 @@ public static class BootCheckCommand
                 Timeout = TimeSpan.FromSeconds(parse.GetValue(timeout)),
                 MemoryMiB = (int)Math.Clamp(memoryBytes >> 20, 64, 1 << 20),
                 Accel = AccelProbe.Resolve(parse.GetValue(accel)!),
-                Expect = parse.GetValue(expect) is { } e ? new Regex(e, RegexOptions.Multiline) : null,
+                Expect = parse.GetValue(expect) is { } e ? new Regex(e, RegexOptions.Multiline, TimeSpan.FromSeconds(1)) : null,
                 Firmware = fw == "auto" ? null : fw == "uefi" ? Firmware.Uefi : Firmware.Bios,
                 DiskBus = parse.GetValue(bus)!,
                 Settle = TimeSpan.FromSeconds(parse.GetValue(settle)),

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using BackupFuse.Fuse.Interop;
 
 namespace BackupFuse.Fuse.Overlay;
@@ -5,7 +6,8 @@ namespace BackupFuse.Fuse.Overlay;
 /// <summary>
 /// The directory holding a path's last component, resolved beneath the served directory
 /// (<see cref="UnderlyingDirectory.TryOpenParent"/>), and that last name: the pair every *at() call takes. Dispose
-/// closes the descriptor when it was opened for this pair (not the served directory's own).
+/// closes the descriptor when it was opened for this pair (not the served directory's own), keeping the errno of the
+/// call made before it: `using (parent) { return call(parent...); }` reports the call's error, not close's.
 /// </summary>
 internal readonly unsafe struct BeneathParent(int descriptor, byte* name, bool owned) : IDisposable
 {
@@ -20,7 +22,9 @@ internal readonly unsafe struct BeneathParent(int descriptor, byte* name, bool o
     {
         if (owned)
         {
+            int errno = Marshal.GetLastPInvokeError();
             LibC.close(Descriptor);
+            Marshal.SetLastPInvokeError(errno);
         }
     }
 }

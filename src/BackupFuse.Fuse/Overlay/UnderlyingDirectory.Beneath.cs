@@ -148,7 +148,7 @@ public sealed unsafe partial class UnderlyingDirectory
     /// <summary>Closes <paramref name="fd"/> and returns <paramref name="rc"/> with the errno of the call before.</summary>
     internal static int CloseKeepingErrno(int fd, int rc)
     {
-        int errno = LibC.LastError();
+        int errno = Marshal.GetLastPInvokeError(); // the native value: LastError translates it when it is read
         LibC.close(fd);
         Marshal.SetLastPInvokeError(errno);
         return rc;
