@@ -337,7 +337,7 @@ public sealed partial class BackupImageFile : IDisposable
 
             if ((entry.Flags & ChunkFlags.Compressed) != 0)
             {
-                if (!ChunkCompressor.TryDecompress(data, 0, dataLength, destination))
+                if (!ChunkCompressor.TryDecompress(Header.Codec, data, 0, dataLength, destination))
                 {
                     throw new InvalidDataException($"{ChunkPlace(chunkIndex)}: the compressed data does not decompress to {destination.Length} bytes");
                 }
