@@ -17,6 +17,8 @@
 #   scripts/bench.sh --size-mib 256  smaller and quicker (the targets are meant for the default 1 GiB)
 #   scripts/bench.sh --only remote   only the remote figures (--only local: all but those)
 #   scripts/bench.sh --only lifecycle  only merge of a full + incremental vs qemu-img commit / convert -c (issue 15)
+#   scripts/bench.sh --only zstd     only the zstd codec: backup vs zstd -1 -T0 and our Deflate; sequential read vs
+#                                    qemu-storage-daemon's export of a compression_type=zstd qcow2 and our Deflate (issue 17)
 #   BF_BENCH_KEEP=1 scripts/bench.sh keep the work directory
 # Needs root (mounts, drop_caches). Installs fio, bindfs, xmount, qemu-utils, qemu-system-common (for
 # qemu-storage-daemon) and libvhdi-utils when missing. Do not run it beside other heavy work: the ratios are only
@@ -37,14 +39,14 @@ while [[ $# -gt 0 ]]; do
     *) echo "bench.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
 done
-[[ $only == all || $only == local || $only == remote || $only == lifecycle ]] || { echo "bench.sh: --only takes local, remote or lifecycle" >&2; exit 2; }
+[[ $only == all || $only == local || $only == remote || $only == lifecycle || $only == zstd ]] || { echo "bench.sh: --only takes local, remote, lifecycle or zstd" >&2; exit 2; }
 (( size_mib >= 128 && size_mib % 64 == 0 )) || { echo "bench.sh: --size-mib must be a multiple of 64, at least 128" >&2; exit 2; }
 [[ $(id -u) == 0 ]] || { echo "bench.sh: run as root (FUSE mounts of other tools, drop_caches)" >&2; exit 1; }
 
 say() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
 
 need=()
-for p in fio:fio bindfs:bindfs xmount:xmount qemu-img:qemu-utils qemu-storage-daemon:qemu-system-common vhdimount:libvhdi-utils fusermount3:fuse3 nginx:nginx-light node:nodejs; do
+for p in fio:fio bindfs:bindfs xmount:xmount qemu-img:qemu-utils qemu-storage-daemon:qemu-system-common vhdimount:libvhdi-utils fusermount3:fuse3 nginx:nginx-light node:nodejs zstd:zstd; do
   command -v "${p%%:*}" >/dev/null || need+=("${p#*:}")
 done
 [[ -e /usr/lib/x86_64-linux-gnu/qemu/block-curl.so ]] || need+=(qemu-block-extra) # QEMU's http driver, for the remote peer
@@ -53,7 +55,7 @@ if [[ ${#need[@]} -gt 0 ]]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 scripts/install-deps.sh >/dev/null
-[[ $only == local || $only == lifecycle ]] || scripts/install-deps.sh --test >/dev/null # s3rver (npm), the guest-disk tools
+[[ $only == local || $only == lifecycle || $only == zstd ]] || scripts/install-deps.sh --test >/dev/null # s3rver (npm), the guest-disk tools
 
 say "Building backupfuse (Release)"
 dotnet build -c Release src/BackupFuse.Daemon --nologo -v q -clp:NoSummary >&2
@@ -107,7 +109,7 @@ exec 3<&- 4<&-
 bytes=$(( size_mib << 20 ))
 echo "disk: $(du -h --apparent-size "$disk" | cut -f1) apparent, $(du -h "$disk" | cut -f1) allocated" >&2
 
-if [[ $only != lifecycle ]]; then
+if [[ $only != lifecycle && $only != zstd ]]; then
 # ---------------------------------------------------------------------------------------------------------------
 say "Backup creation: backupfuse backup vs qemu-img convert -c -O qcow2 (source in the page cache)"
 warm "$disk"
@@ -362,7 +364,7 @@ echo "boot: local ${boot_local} s, S3 cold ${boot_cold} s, S3 warm ${boot_warm} 
 record "VM boot (s) from S3 +${delay_ms}ms, cold cache" "$boot_cold" "boot from the local backup" "$boot_local" s "$(ratio "$boot_local" "$boot_cold")" 0.5
 record "VM boot (s) from S3 +${delay_ms}ms, warm cache" "$boot_warm" "boot from the local backup" "$boot_local" s "$(ratio "$boot_local" "$boot_warm")" 0.91
 fi # $only != local
-fi # $only != lifecycle
+fi # $only != lifecycle && $only != zstd
 
 # ---------------------------------------------------------------------------------------------------------------
 if [[ $only == all || $only == local || $only == lifecycle ]]; then
@@ -392,9 +394,53 @@ record "merge full+incremental (s), lower is better" "$ours_s" "qemu-img convert
 fi # lifecycle
 
 # ---------------------------------------------------------------------------------------------------------------
+if [[ $only == all || $only == zstd ]]; then
+say "zstd: backup vs zstd -1 -T0 of the raw disk and vs our Deflate (source in the page cache)"
+Z="$W/zstd"; mkdir -p "$Z/img" "$Z/vms"
+warm "$disk"
+t=$(now); "$bf" backup "$disk" "$Z/img/zstd.bfi" --codec zstd 2>/dev/null; zb_s=$(elapsed "$t")
+t=$(now); zstd -q -1 -T0 -f "$disk" -o "$Z/disk.raw.zst"; zcli_s=$(elapsed "$t")
+t=$(now); "$bf" backup "$disk" "$Z/img/deflate.bfi" --codec deflate 2>/dev/null; db_s=$(elapsed "$t")
+qemu-img convert -c -O qcow2 -o compression_type=zstd "$disk" "$Z/disk-zstd.qcow2"
+zb_size=$(stat -c %s "$Z/img/zstd.bfi"); zcli_size=$(stat -c %s "$Z/disk.raw.zst"); db_size=$(stat -c %s "$Z/img/deflate.bfi")
+echo "zstd backup ${zb_s} s $(( zb_size >> 20 )) MiB; zstd -1 -T0 ${zcli_s} s $(( zcli_size >> 20 )) MiB; deflate backup ${db_s} s $(( db_size >> 20 )) MiB; qcow2+zstd $(( $(stat -c %s "$Z/disk-zstd.qcow2") >> 20 )) MiB" >&2
+record "zstd backup time (s), lower is better" "$zb_s" "zstd -1 -T0 raw -> file" "$zcli_s" s "$(ratio "$zcli_s" "$zb_s")" 1
+record "zstd backup size (MiB), lower is better" "$(( zb_size >> 20 ))" "zstd -1 -T0 raw -> file" "$(( zcli_size >> 20 ))" MiB "$(ratio "$zcli_size" "$zb_size")" 1
+record "zstd backup time (s), lower is better" "$zb_s" "backupfuse deflate" "$db_s" s "$(ratio "$db_s" "$zb_s")" -
+record "zstd backup size (MiB), lower is better" "$(( zb_size >> 20 ))" "backupfuse deflate" "$(( db_size >> 20 ))" MiB "$(ratio "$db_size" "$zb_size")" -
+
+say "zstd: sequential read through the mount vs qemu-storage-daemon's export of the qcow2 (compression_type=zstd)"
+"$bf" plugin create "$Z/img/zstd.bfi" "$Z/vms/zstd.vhdx" >/dev/null
+"$bf" plugin create "$Z/img/deflate.bfi" "$Z/vms/deflate.vhdx" >/dev/null
+z_seq() { # file -> MiB/s (fio, 1 MiB, O_DIRECT, the whole disk once)
+  fio --name=seq --filename="$1" --rw=read --bs=1M --direct=1 --ioengine=psync --numjobs=1 --size="$bytes" \
+    --minimal | awk -F';' '{ printf "%.0f", $7 / 1024 }'
+}
+declare -A zseq
+for codec in zstd deflate; do
+  drop_caches; warm "$Z/img/$codec.bfi"
+  "$bf" mount "$Z/vms" --images "$Z/img" --read-only 2>/dev/null; mounts+=("$Z/vms")
+  zseq[$codec]=$(z_seq "$Z/vms/$codec.vhdx")
+  "$bf" unmount "$Z/vms" >/dev/null 2>&1 || umount "$Z/vms"; sleep 0.3
+done
+drop_caches; warm "$Z/disk-zstd.qcow2"; : > "$Z/qsd.export"
+qemu-storage-daemon --blockdev "driver=file,node-name=f,filename=$Z/disk-zstd.qcow2,read-only=on" \
+  --blockdev driver=qcow2,node-name=q,file=f,read-only=on \
+  --export "type=fuse,id=e,node-name=q,mountpoint=$Z/qsd.export,writable=off" >/dev/null 2>&1 &
+zqsd=$!; pids+=("$zqsd"); mounts+=("$Z/qsd.export")
+wait_for "is_mounted $Z/qsd.export"
+zseq[qsd]=$(z_seq "$Z/qsd.export")
+kill "$zqsd"; wait "$zqsd" 2>/dev/null || true
+echo "sequential read: zstd ${zseq[zstd]} MiB/s, deflate ${zseq[deflate]} MiB/s, qsd qcow2+zstd ${zseq[qsd]} MiB/s" >&2
+record "seq read MiB/s, zstd backup" "${zseq[zstd]}" "qsd qcow2+zstd export" "${zseq[qsd]}" MiB/s "$(ratio "${zseq[zstd]}" "${zseq[qsd]}")" 3
+record "seq read MiB/s, zstd backup" "${zseq[zstd]}" "1.5 GB/s (1431 MiB/s)" 1431 MiB/s "$(ratio "${zseq[zstd]}" 1431)" 1
+record "seq read MiB/s, zstd backup" "${zseq[zstd]}" "backupfuse deflate" "${zseq[deflate]}" MiB/s "$(ratio "${zseq[zstd]}" "${zseq[deflate]}")" -
+fi # zstd
+
+# ---------------------------------------------------------------------------------------------------------------
 echo
 echo "BackupFuse benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r), disk ${size_mib} MiB, commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-echo "$("$bf" --version | sed -n '1p;/^deflate/p' | paste -sd';' -), $(qemu-img --version | head -1), $(bindfs --version 2>&1 | head -1), $(fio --version)"
+echo "$("$bf" --version | sed -n '1p;/^deflate/p;/^zstd/p' | paste -sd';' -), $(qemu-img --version | head -1), $(bindfs --version 2>&1 | head -1), $(fio --version)"
 printf '%-44s %10s  %-28s %10s %-6s %7s %8s  %s\n' figure ours peer "peer" unit ratio target verdict
 while IFS=$'\t' read -r fig ours peer pval unit r target; do
   case "$target" in
