@@ -103,7 +103,7 @@ internal static unsafe class LibZstd
         fixed (byte* i = source)
         fixed (byte* o = destination)
         {
-            result = DecompressDCtxFn(d, i, (nuint)source.Length, o, (nuint)destination.Length);
+            result = DecompressDCtxFn(d, o, (nuint)destination.Length, i, (nuint)source.Length); // (dctx, dst, dstCapacity, src, srcSize)
         }
 
         return IsErrorFn(result) == 0 && result == (nuint)destination.Length;
@@ -128,7 +128,7 @@ internal static unsafe class LibZstd
         fixed (byte* i = source)
         fixed (byte* o = destination)
         {
-            result = CompressCCtxFn(c, o, (nuint)destination.Length, i, (nuint)source.Length, level);
+            result = CompressCCtxFn(c, o, (nuint)destination.Length, i, (nuint)source.Length, level); // (cctx, dst, dstCapacity, src, srcSize, level)
         }
 
         return IsErrorFn(result) != 0 ? 0 : (int)result;

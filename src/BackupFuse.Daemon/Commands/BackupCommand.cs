@@ -71,7 +71,7 @@ public static class BackupCommand
             int max = c == "zstd" ? ChunkCompressor.MaxZstdLevel : 9;
             if (r.GetValue(level) is { } l && c != "none" && (l < 1 || l > max))
             {
-                r.AddError($"--level {l}: {c} levels are 1..{max}");
+                r.AddError($"--level must be 1..{max} for {c} (got {l})");
             }
             else if (r.GetValue(level) != null && c == "none")
             {
