@@ -113,7 +113,7 @@ if [[ $only != lifecycle && $only != zstd ]]; then
 # ---------------------------------------------------------------------------------------------------------------
 say "Backup creation: backupfuse backup vs qemu-img convert -c -O qcow2 (source in the page cache)"
 warm "$disk"
-t=$(now); "$bf" backup "$disk" "$W/img/deflate.bfi" 2>/dev/null; ours_s=$(elapsed "$t")
+t=$(now); "$bf" backup "$disk" "$W/img/deflate.bfi" --codec deflate 2>/dev/null; ours_s=$(elapsed "$t")
 t=$(now); qemu-img convert -c -O qcow2 "$disk" "$W/disk.qcow2"; qemu_s=$(elapsed "$t")
 ours_size=$(stat -c %s "$W/img/deflate.bfi"); qemu_size=$(stat -c %s "$W/disk.qcow2")
 record "backup time (s), lower is better" "$ours_s" "qemu-img convert -c qcow2" "$qemu_s" s "$(ratio "$qemu_s" "$ours_s")" 4
@@ -298,9 +298,9 @@ s3slow=(--s3-endpoint "http://127.0.0.1:$s3proxy")
 
 # Upload: the same backup to S3 (direct, loopback) and to a local file, source in the page cache, back to back.
 warm "$disk"
-t=$(now); "$bf" backup "$disk" s3://bench/img/deflate.bfi "${s3direct[@]}" 2>/dev/null; s3_s=$(elapsed "$t")
+t=$(now); "$bf" backup "$disk" s3://bench/img/deflate.bfi --codec deflate "${s3direct[@]}" 2>/dev/null; s3_s=$(elapsed "$t")
 rm -f "$W/img/again.bfi"
-t=$(now); "$bf" backup "$disk" "$W/img/again.bfi" 2>/dev/null; local_s=$(elapsed "$t")
+t=$(now); "$bf" backup "$disk" "$W/img/again.bfi" --codec deflate 2>/dev/null; local_s=$(elapsed "$t")
 o=$(mibs "$size_mib" "$s3_s"); p=$(mibs "$size_mib" "$local_s")
 record "backup throughput MiB/s, to S3 (loopback)" "$o" "the same backup to a local file" "$p" MiB/s "$(ratio "$o" "$p")" 0.8
 
@@ -375,8 +375,8 @@ cp --sparse=always "$disk" "$W/life/disk2.raw"
 for (( k = 0; k < size_mib / 16; k++ )); do
   dd if="$disk" of="$W/life/disk2.raw" bs=1M count=2 skip=$(( (k * 37 + 5) % (size_mib - 2) )) seek=$(( (k * 16 + 3) % (size_mib - 2) )) conv=notrunc status=none
 done
-"$bf" backup "$disk" "$W/life/full.bfi" 2>/dev/null
-"$bf" backup "$W/life/disk2.raw" "$W/life/inc.bfi" --parent "$W/life/full.bfi" 2>/dev/null
+"$bf" backup "$disk" "$W/life/full.bfi" --codec deflate 2>/dev/null
+"$bf" backup "$W/life/disk2.raw" "$W/life/inc.bfi" --parent "$W/life/full.bfi" --codec deflate 2>/dev/null
 qemu-img convert -c -O qcow2 "$disk" "$W/life/base.qcow2"
 qemu-img convert -c -O qcow2 -B "$W/life/base.qcow2" -F qcow2 "$W/life/disk2.raw" "$W/life/overlay.qcow2"
 cp "$W/life/base.qcow2" "$W/life/cbase.qcow2"; cp "$W/life/overlay.qcow2" "$W/life/coverlay.qcow2"
@@ -440,7 +440,7 @@ fi # zstd
 # ---------------------------------------------------------------------------------------------------------------
 echo
 echo "BackupFuse benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r), disk ${size_mib} MiB, commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-echo "$("$bf" --version | sed -n '1p;/^deflate/p;/^zstd/p' | paste -sd';' -), $(qemu-img --version | head -1), $(bindfs --version 2>&1 | head -1), $(fio --version)"
+echo "$("$bf" --version | sed -n '1p;/^deflate/p' | paste -sd';' -), $(qemu-img --version | head -1), $(bindfs --version 2>&1 | head -1), $(fio --version)"
 printf '%-44s %10s  %-28s %10s %-6s %7s %8s  %s\n' figure ours peer "peer" unit ratio target verdict
 while IFS=$'\t' read -r fig ours peer pval unit r target; do
   case "$target" in

@@ -62,6 +62,11 @@ public sealed class ZstdCodecCliTests : IDisposable
             Assert.False(File.Exists(dest));
         }
 
+        // Without --codec: zstd, the measured winner (docs/format.md, section 10), at level 3.
+        Assert.Contains("default zstd", help.StdOut, StringComparison.Ordinal);
+        Cli.Ok("backup", _dir["v1.raw"], _dir["default.bfi"]);
+        Assert.Equal(2, File.ReadAllBytes(_dir["default.bfi"])[72]);
+
         // A high level is accepted, stores no more than level 1, and the header says zstd (docs/format.md, byte 72).
         Cli.Ok("backup", _dir["v1.raw"], _dir["z1.bfi"], "--codec", "zstd", "--level", "1");
         Cli.Ok("backup", _dir["v1.raw"], _dir["z9.bfi"], "--codec", "zstd", "--level", "9");

@@ -17,7 +17,7 @@ namespace BackupFuse.BackupImage.Format;
 public static class ChunkCompressor
 {
     /// <summary>The default zstd level (see docs/format.md for the measurement).</summary>
-    public const int DefaultZstdLevel = 1;
+    public const int DefaultZstdLevel = 3;
 
     /// <summary>Whether the system's libzstd is there (writing zstd needs it; reading a zstd chunk too).</summary>
     public static bool ZstdAvailable => LibZstd.Available;

@@ -60,7 +60,6 @@ public static unsafe class VersionInfo
             probe.FusermountLine,
             probe.DeviceLine,
             $"deflate: {BackupFuse.BackupImage.Format.ChunkCompressor.Implementation}",
-            $"zstd: {BackupFuse.BackupImage.Format.ChunkCompressor.ZstdImplementation}",
         };
         if (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture != Architecture.X64)
         {
