@@ -19,6 +19,8 @@
 #   scripts/bench.sh --only lifecycle  only merge of a full + incremental vs qemu-img commit / convert -c (issue 15)
 #   scripts/bench.sh --only volume   only the volume backup figures: a 2 GiB ext4 volume, 25 % full, backed up used
 #                                    blocks only, against partclone.ext4 -c | zstd -1 and against our every-block backup
+#   scripts/bench.sh --only zstd     only the zstd codec: backup vs zstd -1 -T0 and our Deflate; sequential read vs
+#                                    qemu-storage-daemon's export of a compression_type=zstd qcow2 and our Deflate (issue 17)
 #   BF_BENCH_KEEP=1 scripts/bench.sh keep the work directory
 # Needs root (mounts, drop_caches). Installs fio, bindfs, xmount, qemu-utils, qemu-system-common (for
 # qemu-storage-daemon) and libvhdi-utils when missing. Do not run it beside other heavy work: the ratios are only
@@ -39,14 +41,14 @@ while [[ $# -gt 0 ]]; do
     *) echo "bench.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
 done
-[[ $only == all || $only == local || $only == remote || $only == lifecycle || $only == volume ]] || { echo "bench.sh: --only takes local, remote, lifecycle or volume" >&2; exit 2; }
+[[ $only == all || $only == local || $only == remote || $only == lifecycle || $only == volume || $only == zstd ]] || { echo "bench.sh: --only takes local, remote, lifecycle, volume or zstd" >&2; exit 2; }
 (( size_mib >= 128 && size_mib % 64 == 0 )) || { echo "bench.sh: --size-mib must be a multiple of 64, at least 128" >&2; exit 2; }
 [[ $(id -u) == 0 ]] || { echo "bench.sh: run as root (FUSE mounts of other tools, drop_caches)" >&2; exit 1; }
 
 say() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
 
 need=()
-for p in fio:fio bindfs:bindfs xmount:xmount qemu-img:qemu-utils qemu-storage-daemon:qemu-system-common vhdimount:libvhdi-utils fusermount3:fuse3 nginx:nginx-light node:nodejs; do
+for p in fio:fio bindfs:bindfs xmount:xmount qemu-img:qemu-utils qemu-storage-daemon:qemu-system-common vhdimount:libvhdi-utils fusermount3:fuse3 nginx:nginx-light node:nodejs zstd:zstd; do
   command -v "${p%%:*}" >/dev/null || need+=("${p#*:}")
 done
 [[ -e /usr/lib/x86_64-linux-gnu/qemu/block-curl.so ]] || need+=(qemu-block-extra) # QEMU's http driver, for the remote peer
@@ -55,7 +57,7 @@ if [[ ${#need[@]} -gt 0 ]]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 scripts/install-deps.sh >/dev/null
-[[ $only == local || $only == lifecycle ]] || scripts/install-deps.sh --test >/dev/null # s3rver (npm), the guest-disk tools
+[[ $only == local || $only == lifecycle || $only == zstd ]] || scripts/install-deps.sh --test >/dev/null # s3rver (npm), the guest-disk tools
 
 say "Building backupfuse (Release)"
 dotnet build -c Release src/BackupFuse.Daemon --nologo -v q -clp:NoSummary >&2
@@ -152,11 +154,11 @@ exec 3<&- 4<&-
 bytes=$(( size_mib << 20 ))
 echo "disk: $(du -h --apparent-size "$disk" | cut -f1) apparent, $(du -h "$disk" | cut -f1) allocated" >&2
 
-if [[ $only != lifecycle ]]; then
+if [[ $only != lifecycle && $only != zstd ]]; then
 # ---------------------------------------------------------------------------------------------------------------
 say "Backup creation: backupfuse backup vs qemu-img convert -c -O qcow2 (source in the page cache)"
 warm "$disk"
-t=$(now); "$bf" backup "$disk" "$W/img/deflate.bfi" 2>/dev/null; ours_s=$(elapsed "$t")
+t=$(now); "$bf" backup "$disk" "$W/img/deflate.bfi" --codec deflate 2>/dev/null; ours_s=$(elapsed "$t")
 t=$(now); qemu-img convert -c -O qcow2 "$disk" "$W/disk.qcow2"; qemu_s=$(elapsed "$t")
 ours_size=$(stat -c %s "$W/img/deflate.bfi"); qemu_size=$(stat -c %s "$W/disk.qcow2")
 record "backup time (s), lower is better" "$ours_s" "qemu-img convert -c qcow2" "$qemu_s" s "$(ratio "$qemu_s" "$ours_s")" 4
@@ -341,9 +343,9 @@ s3slow=(--s3-endpoint "http://127.0.0.1:$s3proxy")
 
 # Upload: the same backup to S3 (direct, loopback) and to a local file, source in the page cache, back to back.
 warm "$disk"
-t=$(now); "$bf" backup "$disk" s3://bench/img/deflate.bfi "${s3direct[@]}" 2>/dev/null; s3_s=$(elapsed "$t")
+t=$(now); "$bf" backup "$disk" s3://bench/img/deflate.bfi --codec deflate "${s3direct[@]}" 2>/dev/null; s3_s=$(elapsed "$t")
 rm -f "$W/img/again.bfi"
-t=$(now); "$bf" backup "$disk" "$W/img/again.bfi" 2>/dev/null; local_s=$(elapsed "$t")
+t=$(now); "$bf" backup "$disk" "$W/img/again.bfi" --codec deflate 2>/dev/null; local_s=$(elapsed "$t")
 o=$(mibs "$size_mib" "$s3_s"); p=$(mibs "$size_mib" "$local_s")
 record "backup throughput MiB/s, to S3 (loopback)" "$o" "the same backup to a local file" "$p" MiB/s "$(ratio "$o" "$p")" 0.8
 
@@ -407,7 +409,7 @@ echo "boot: local ${boot_local} s, S3 cold ${boot_cold} s, S3 warm ${boot_warm} 
 record "VM boot (s) from S3 +${delay_ms}ms, cold cache" "$boot_cold" "boot from the local backup" "$boot_local" s "$(ratio "$boot_local" "$boot_cold")" 0.5
 record "VM boot (s) from S3 +${delay_ms}ms, warm cache" "$boot_warm" "boot from the local backup" "$boot_local" s "$(ratio "$boot_local" "$boot_warm")" 0.91
 fi # $only != local
-fi # $only != lifecycle
+fi # $only != lifecycle && $only != zstd
 
 # ---------------------------------------------------------------------------------------------------------------
 if [[ $only == all || $only == local || $only == lifecycle ]]; then
@@ -418,8 +420,8 @@ cp --sparse=always "$disk" "$W/life/disk2.raw"
 for (( k = 0; k < size_mib / 16; k++ )); do
   dd if="$disk" of="$W/life/disk2.raw" bs=1M count=2 skip=$(( (k * 37 + 5) % (size_mib - 2) )) seek=$(( (k * 16 + 3) % (size_mib - 2) )) conv=notrunc status=none
 done
-"$bf" backup "$disk" "$W/life/full.bfi" 2>/dev/null
-"$bf" backup "$W/life/disk2.raw" "$W/life/inc.bfi" --parent "$W/life/full.bfi" 2>/dev/null
+"$bf" backup "$disk" "$W/life/full.bfi" --codec deflate 2>/dev/null
+"$bf" backup "$W/life/disk2.raw" "$W/life/inc.bfi" --parent "$W/life/full.bfi" --codec deflate 2>/dev/null
 qemu-img convert -c -O qcow2 "$disk" "$W/life/base.qcow2"
 qemu-img convert -c -O qcow2 -B "$W/life/base.qcow2" -F qcow2 "$W/life/disk2.raw" "$W/life/overlay.qcow2"
 cp "$W/life/base.qcow2" "$W/life/cbase.qcow2"; cp "$W/life/overlay.qcow2" "$W/life/coverlay.qcow2"
@@ -437,4 +439,47 @@ record "merge full+incremental (s), lower is better" "$ours_s" "qemu-img convert
 fi # lifecycle
 
 # ---------------------------------------------------------------------------------------------------------------
+if [[ $only == all || $only == zstd ]]; then
+say "zstd: backup vs zstd -1 -T0 of the raw disk and vs our Deflate (source in the page cache)"
+Z="$W/zstd"; mkdir -p "$Z/img" "$Z/vms"
+warm "$disk"
+t=$(now); "$bf" backup "$disk" "$Z/img/zstd.bfi" --codec zstd 2>/dev/null; zb_s=$(elapsed "$t")
+t=$(now); zstd -q -1 -T0 -f "$disk" -o "$Z/disk.raw.zst"; zcli_s=$(elapsed "$t")
+t=$(now); "$bf" backup "$disk" "$Z/img/deflate.bfi" --codec deflate 2>/dev/null; db_s=$(elapsed "$t")
+qemu-img convert -c -O qcow2 -o compression_type=zstd "$disk" "$Z/disk-zstd.qcow2"
+zb_size=$(stat -c %s "$Z/img/zstd.bfi"); zcli_size=$(stat -c %s "$Z/disk.raw.zst"); db_size=$(stat -c %s "$Z/img/deflate.bfi")
+echo "zstd backup ${zb_s} s $(( zb_size >> 20 )) MiB; zstd -1 -T0 ${zcli_s} s $(( zcli_size >> 20 )) MiB; deflate backup ${db_s} s $(( db_size >> 20 )) MiB; qcow2+zstd $(( $(stat -c %s "$Z/disk-zstd.qcow2") >> 20 )) MiB" >&2
+record "zstd backup time (s), lower is better" "$zb_s" "zstd -1 -T0 raw -> file" "$zcli_s" s "$(ratio "$zcli_s" "$zb_s")" 1
+record "zstd backup size (MiB), lower is better" "$(( zb_size >> 20 ))" "zstd -1 -T0 raw -> file" "$(( zcli_size >> 20 ))" MiB "$(ratio "$zcli_size" "$zb_size")" 1
+record "zstd backup time (s), lower is better" "$zb_s" "backupfuse deflate" "$db_s" s "$(ratio "$db_s" "$zb_s")" -
+record "zstd backup size (MiB), lower is better" "$(( zb_size >> 20 ))" "backupfuse deflate" "$(( db_size >> 20 ))" MiB "$(ratio "$db_size" "$zb_size")" -
+
+say "zstd: sequential read through the mount vs qemu-storage-daemon's export of the qcow2 (compression_type=zstd)"
+"$bf" plugin create "$Z/img/zstd.bfi" "$Z/vms/zstd.vhdx" >/dev/null
+"$bf" plugin create "$Z/img/deflate.bfi" "$Z/vms/deflate.vhdx" >/dev/null
+z_seq() { # file -> MiB/s (fio, 1 MiB, O_DIRECT, the whole disk once)
+  fio --name=seq --filename="$1" --rw=read --bs=1M --direct=1 --ioengine=psync --numjobs=1 --size="$bytes" \
+    --minimal | awk -F';' '{ printf "%.0f", $7 / 1024 }'
+}
+declare -A zseq
+for codec in zstd deflate; do
+  drop_caches; warm "$Z/img/$codec.bfi"
+  "$bf" mount "$Z/vms" --images "$Z/img" --read-only 2>/dev/null; mounts+=("$Z/vms")
+  zseq[$codec]=$(z_seq "$Z/vms/$codec.vhdx")
+  "$bf" unmount "$Z/vms" >/dev/null 2>&1 || umount "$Z/vms"; sleep 0.3
+done
+drop_caches; warm "$Z/disk-zstd.qcow2"; : > "$Z/qsd.export"
+qemu-storage-daemon --blockdev "driver=file,node-name=f,filename=$Z/disk-zstd.qcow2,read-only=on" \
+  --blockdev driver=qcow2,node-name=q,file=f,read-only=on \
+  --export "type=fuse,id=e,node-name=q,mountpoint=$Z/qsd.export,writable=off" >/dev/null 2>&1 &
+zqsd=$!; pids+=("$zqsd"); mounts+=("$Z/qsd.export")
+wait_for "is_mounted $Z/qsd.export"
+zseq[qsd]=$(z_seq "$Z/qsd.export")
+kill "$zqsd"; wait "$zqsd" 2>/dev/null || true
+echo "sequential read: zstd ${zseq[zstd]} MiB/s, deflate ${zseq[deflate]} MiB/s, qsd qcow2+zstd ${zseq[qsd]} MiB/s" >&2
+record "seq read MiB/s, zstd backup" "${zseq[zstd]}" "qsd qcow2+zstd export" "${zseq[qsd]}" MiB/s "$(ratio "${zseq[zstd]}" "${zseq[qsd]}")" 3
+record "seq read MiB/s, zstd backup" "${zseq[zstd]}" "1.5 GB/s (1431 MiB/s)" 1431 MiB/s "$(ratio "${zseq[zstd]}" 1431)" 1
+record "seq read MiB/s, zstd backup" "${zseq[zstd]}" "backupfuse deflate" "${zseq[deflate]}" MiB/s "$(ratio "${zseq[zstd]}" "${zseq[deflate]}")" -
+fi # zstd
+
 report

@@ -8,4 +8,7 @@ public enum ChunkCodec : byte
 
     /// <summary>Raw Deflate (RFC 1951) per chunk; a chunk that does not shrink is stored raw and flagged.</summary>
     Deflate = 1,
+
+    /// <summary>One zstd frame (RFC 8878) per chunk, through the system's libzstd; a chunk that does not shrink is stored raw and flagged.</summary>
+    Zstd = 2,
 }

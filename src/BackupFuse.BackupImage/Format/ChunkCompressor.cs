@@ -9,10 +9,65 @@ namespace BackupFuse.BackupImage.Format;
 //   wrote (tested both ways); the choice is made once per process.
 // - Compression that does not save at least one byte reports false; the caller then stores the chunk raw.
 // - Decompression must produce exactly the expected length and end there; anything else is corrupt input.
+// - zstd (ChunkCodec.Zstd): one frame per chunk through the system's libzstd (LibZstd); there is no managed fallback.
+// - The codec is a property of the image (header byte 72), not of a chunk: callers pass the image's codec. Code that
+//   moves compressed payloads between images (ImageFolder) must recompress when the codecs differ (Transcode).
 
-/// <summary>Per-chunk Deflate compression and decompression into caller-supplied buffers.</summary>
+/// <summary>Per-chunk Deflate or zstd compression and decompression into caller-supplied buffers.</summary>
 public static class ChunkCompressor
 {
+    /// <summary>The default zstd level (see docs/format.md for the measurement).</summary>
+    public const int DefaultZstdLevel = 3;
+
+    /// <summary>Whether the system's libzstd is there (writing zstd needs it; reading a zstd chunk too).</summary>
+    public static bool ZstdAvailable => LibZstd.Available;
+
+    /// <summary>The highest zstd level accepted.</summary>
+    public static int MaxZstdLevel => LibZstd.MaxLevel;
+
+    /// <summary>Which zstd library this process uses, for <c>--version</c>.</summary>
+    public static string ZstdImplementation => LibZstd.Version is { } v ? $"libzstd {v} ({LibZstd.LibraryName})" : $"none ({LibZstd.LibraryName} not found: install libzstd1 to read and write zstd images)";
+
+    /// <summary>The default level of <paramref name="codec"/> (0 for <see cref="ChunkCodec.None"/>).</summary>
+    public static int DefaultLevelOf(ChunkCodec codec) => codec switch
+    {
+        ChunkCodec.Deflate => DefaultLevel,
+        ChunkCodec.Zstd => DefaultZstdLevel,
+        _ => 0,
+    };
+
+    /// <summary>
+    /// Compresses with <paramref name="codec"/> (Deflate or zstd) at <paramref name="level"/>; false when the result would
+    /// not be smaller than the source (store raw then).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="codec"/> is None or unknown.</exception>
+    public static bool TryCompress(ChunkCodec codec, ReadOnlySpan<byte> source, byte[] destination, int level, out int written)
+    {
+        switch (codec)
+        {
+            case ChunkCodec.Deflate:
+                return TryCompress(source, destination, level, out written);
+            case ChunkCodec.Zstd:
+                int capacity = Math.Min(destination.Length, source.Length - 1);
+                written = capacity <= 0 ? 0 : LibZstd.Compress(source, destination.AsSpan(0, capacity), level);
+                return written > 0;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(codec), codec, "not a compression codec");
+        }
+    }
+
+    /// <summary>
+    /// Decompresses a payload written with <paramref name="codec"/> into exactly <paramref name="destination"/>; false when
+    /// the data is not a stream or frame of that length (or the codec is None or unknown).
+    /// </summary>
+    /// <exception cref="InvalidDataException">The codec is zstd and libzstd cannot be loaded.</exception>
+    public static bool TryDecompress(ChunkCodec codec, byte[] source, int offset, int length, Span<byte> destination) => codec switch
+    {
+        ChunkCodec.Deflate => TryDecompress(source, offset, length, destination),
+        ChunkCodec.Zstd => LibZstd.TryDecompress(source.AsSpan(offset, length), destination),
+        _ => false,
+    };
+
     /// <summary>
     /// The default Deflate level: 1 with libdeflate, 2 with the runtime's zlib-ng; either stores about what qemu's
     /// zlib qcow2 stores, in a fraction of its time (docs/format.md has the measurement).

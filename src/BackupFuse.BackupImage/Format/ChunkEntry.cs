@@ -22,7 +22,7 @@ public enum ChunkFlags : byte
     /// <summary>Stored as plaintext (raw).</summary>
     None = 0,
 
-    /// <summary>The payload is Deflate-compressed (else raw: compression did not shrink it, or codec None).</summary>
+    /// <summary>The payload is compressed with the image's codec (else raw: compression did not shrink it, or codec None).</summary>
     Compressed = 1,
 
     /// <summary>The payload is AES-256-GCM ciphertext followed by a 16-byte tag.</summary>

@@ -14,7 +14,10 @@ namespace BackupFuse.BackupImage.Lifecycle;
 //   with k the result of forgetting the k-1 points below the top (`prune`).
 // - For each chunk the newest folded layer that says something (Data or Zero) answers, as a reader would. Data
 //   payloads are COPIED as stored (checked, decrypted when encrypted, never inflated and deflated again), which is why
-//   a merge runs at disk speed. In a full result Zero chunks are left Absent (reads as zeros); in an incremental they
+//   a merge runs at disk speed. The codec is per image (header), so the result takes the newest folded layer's codec,
+//   and a compressed payload of a layer with ANOTHER codec (a Deflate full under zstd incrementals, or the reverse) is
+//   inflated and compressed again with the result's codec (Transcode); copying it as is would make a chunk the
+//   result's codec cannot read. In a full result Zero chunks are left Absent (reads as zeros); in an incremental they
 //   stay Zero.
 // - The header is the top's header copied with `with` (DerivedImage.Derive), so fields this code does not know (a
 //   later minor version's) survive. Encryption: the result is encrypted iff the top is, with the top's salt and
@@ -134,6 +137,8 @@ public static class ImageFolder
         var writer = new ImageStreamWriter(output, header, keys, deduplicate: true);
         int maxStored = header.ChunkSize + ImageKeys.TagSize;
         byte[] buffer = ArrayPool<byte>.Shared.Rent(maxStored);
+        byte[] plain = ArrayPool<byte>.Shared.Rent(header.ChunkSize);
+        byte[] recompressed = ArrayPool<byte>.Shared.Rent(header.ChunkSize);
         long halfway = header.ChunkCount / 2;
         bool halfwayHit = false;
         try
@@ -145,7 +150,14 @@ public static class ImageFolder
                 if (entry.Kind == ChunkKind.Data)
                 {
                     int length = source!.ReadPayloadForCopy(entry, c, buffer);
-                    writer.AddData(c, entry.Hash, buffer.AsSpan(0, length), entry.Flags & ChunkFlags.Compressed);
+                    var flags = entry.Flags & ChunkFlags.Compressed;
+                    byte[] payload = buffer;
+                    if (flags != 0 && source.Header.Codec != header.Codec)
+                    {
+                        (payload, length, flags) = Transcode(source, c, buffer, length, header.Codec, plain, recompressed);
+                    }
+
+                    writer.AddData(c, entry.Hash, payload.AsSpan(0, length), flags);
                 }
                 else if (entry.Kind == ChunkKind.Zero && !full)
                 {
@@ -171,7 +183,31 @@ public static class ImageFolder
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer, clearArray: keys != null);
+            ArrayPool<byte>.Shared.Return(plain, clearArray: keys != null);
+            ArrayPool<byte>.Shared.Return(recompressed, clearArray: keys != null);
         }
+    }
+
+    /// <summary>
+    /// A compressed payload of a layer whose codec is not the result's: inflated with the layer's codec (exactly one
+    /// chunk, else the chunk is corrupt) and compressed again with the result's at its default level, or stored raw
+    /// when that does not shrink it or the result has no codec. Returns the buffer holding the new payload.
+    /// </summary>
+    private static (byte[] Payload, int Length, ChunkFlags Flags) Transcode(BackupImageFile source, long chunk, byte[] stored, int storedLength, ChunkCodec codec, byte[] plain, byte[] recompressed)
+    {
+        int chunkLength = source.ChunkLength(chunk);
+        if (!ChunkCompressor.TryDecompress(source.Header.Codec, stored, 0, storedLength, plain.AsSpan(0, chunkLength)))
+        {
+            throw new InvalidDataException($"{source.ChunkPlace(chunk)}: the compressed data does not decompress to {chunkLength} bytes");
+        }
+
+        if (codec != ChunkCodec.None
+            && ChunkCompressor.TryCompress(codec, plain.AsSpan(0, chunkLength), recompressed, ChunkCompressor.DefaultLevelOf(codec), out int written))
+        {
+            return (recompressed, written, ChunkFlags.Compressed);
+        }
+
+        return (plain, chunkLength, ChunkFlags.None);
     }
 
     /// <summary>Checks the written file against the chain before it becomes visible (see the design notes).</summary>

@@ -337,8 +337,9 @@ public sealed partial class BackupImageFile : IDisposable
 
             if ((entry.Flags & ChunkFlags.Compressed) != 0)
             {
-                if (!ChunkCompressor.TryDecompress(data, 0, dataLength, destination))
+                if (!ChunkCompressor.TryDecompress(Header.Codec, data, 0, dataLength, destination))
                 {
+                    destination.Clear(); // what a failed decompression left there is never handed on
                     throw new InvalidDataException($"{ChunkPlace(chunkIndex)}: the compressed data does not decompress to {destination.Length} bytes");
                 }
             }

@@ -34,6 +34,9 @@ public sealed record BackupOptions
     /// <summary>Deflate level 1..9 (1 = fastest; see docs/format.md).</summary>
     public int DeflateLevel { get; init; } = ChunkCompressor.DefaultLevel;
 
+    /// <summary>zstd level 1..<see cref="ChunkCompressor.MaxZstdLevel"/> (used when <see cref="Codec"/> is zstd).</summary>
+    public int ZstdLevel { get; init; } = ChunkCompressor.DefaultZstdLevel;
+
     /// <summary>
     /// Encrypt the new image with a key derived from <see cref="Passphrase"/> (a new salt). An incremental whose parent
     /// chain is encrypted is always encrypted, with the chain's salt and iteration count, whatever this says.

@@ -176,10 +176,11 @@ internal sealed class BackupPipeline(IDiskReader disk, ImageHeader header, Backu
         }
 
         item.Result = ChunkKind.Data;
-        if (header.Codec == ChunkCodec.Deflate)
+        if (header.Codec != ChunkCodec.None)
         {
             byte[] output = ArrayPool<byte>.Shared.Rent(_chunkSize);
-            if (ChunkCompressor.TryCompress(data, output, options.DeflateLevel, out int written))
+            int level = header.Codec == ChunkCodec.Zstd ? options.ZstdLevel : options.DeflateLevel;
+            if (ChunkCompressor.TryCompress(header.Codec, data, output, level, out int written))
             {
                 item.Output = output;
                 item.OutputLength = written;

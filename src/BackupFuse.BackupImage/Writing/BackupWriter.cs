@@ -239,6 +239,16 @@ public static partial class BackupWriter
             throw new ArgumentException("deflate level must be 1..9", nameof(options));
         }
 
+        if (options.ZstdLevel < 1 || options.ZstdLevel > ChunkCompressor.MaxZstdLevel)
+        {
+            throw new ArgumentException($"zstd level must be 1..{ChunkCompressor.MaxZstdLevel}", nameof(options));
+        }
+
+        if (options.Codec == ChunkCodec.Zstd && !ChunkCompressor.ZstdAvailable)
+        {
+            throw new ArgumentException("the zstd codec needs libzstd.so.1, which could not be loaded: install the package libzstd1", nameof(options));
+        }
+
         var id = options.ImageId ?? Guid.NewGuid();
         byte[] salt = new byte[32];
         byte[] check = new byte[32];
