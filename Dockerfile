@@ -21,7 +21,7 @@
 # PID 1 (exec-form ENTRYPOINT, no shell) and `docker stop` reaches it.
 # Build arguments (BuildKit builds only the stages a build needs):
 #   BUILD_IMAGE, RUNTIME_IMAGE  the two base images (e.g. a local mirror, or a Debian 12 image: any glibc
-#                               distribution with apt; fuse3 and libdeflate0 are installed unless present)
+#                               distribution with apt; fuse3, libdeflate0 and libzstd1 are installed unless present)
 #   BINARY_FROM=prebuilt        take packaging/docker/backupfuse from the context instead of the SDK stage
 #                               (a binary published as scripts/package.sh does; no SDK image is needed)
 # docs/operations.md (section Docker) explains the run options.
@@ -42,9 +42,9 @@ COPY packaging/docker/ /out/
 FROM ${BINARY_FROM} AS binary
 
 FROM ${RUNTIME_IMAGE}
-RUN if ! dpkg -s fuse3 libdeflate0 >/dev/null 2>&1; then \
+RUN if ! dpkg -s fuse3 libdeflate0 libzstd1 >/dev/null 2>&1; then \
       apt-get update \
-      && apt-get install -y --no-install-recommends fuse3 libdeflate0 \
+      && apt-get install -y --no-install-recommends fuse3 libdeflate0 libzstd1 \
       && rm -rf /var/lib/apt/lists/*; \
     fi
 COPY --from=binary /out/backupfuse /usr/bin/backupfuse

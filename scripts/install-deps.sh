@@ -16,7 +16,7 @@
 # Packages already present are not reinstalled; apt-get runs only when something is missing.
 set -euo pipefail
 
-packages=(fuse3 libfuse3-3 libdeflate0 qemu-utils libvhdi-utils 7zip qemu-system-x86 ovmf)
+packages=(fuse3 libfuse3-3 libdeflate0 libzstd1 qemu-utils libvhdi-utils 7zip qemu-system-x86 ovmf)
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(libfuse3-dev gcc libc6-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross systemd e2fsprogs fdisk qemu-system-x86 linux-image-amd64 busybox-static extlinux syslinux-common cpio docker.io debootstrap libvirt-daemon-system libvirt-clients virtinst libvmdk-utils nginx-light openssl chromium)
   packages+=(gdisk xfsprogs ntfs-3g partclone) # volume backups: sgdisk -v, used-block maps of XFS/NTFS, the partclone bench peer
