@@ -57,4 +57,34 @@ public sealed class CacheDirectoryTests : IDisposable
 
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(path));
     }
+
+    [Fact]
+    public void ALockHeldForAMomentIsWaitedForAndOneHeldOnIsNot()
+    {
+        // A daemon just exiting (or a child between fork and exec sharing the descriptor) holds the lock briefly: the
+        // next open waits for it instead of running on a private cache; a lock another process keeps is not taken.
+        string path = _dir["cache"];
+        using (ImageCache.Open(path))
+        {
+        }
+
+        string lockFile = Path.Combine(path, "lock");
+        using (var brief = System.Diagnostics.Process.Start("flock", [lockFile, "sleep", "0.6"]))
+        {
+            Thread.Sleep(300); // flock has taken it
+            using var taken = CacheDirectory.TryOpenLocked(path);
+            Assert.NotNull(taken);
+            brief.WaitForExit();
+        }
+
+        using (var kept = System.Diagnostics.Process.Start("flock", [lockFile, "sleep", "6"]))
+        {
+            Thread.Sleep(300);
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            Assert.Null(CacheDirectory.TryOpenLocked(path));
+            Assert.InRange(clock.Elapsed.TotalSeconds, 1.5, 4);
+            kept.Kill(entireProcessTree: true);
+            kept.WaitForExit();
+        }
+    }
 }

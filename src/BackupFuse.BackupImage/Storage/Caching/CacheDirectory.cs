@@ -12,13 +12,17 @@ namespace BackupFuse.BackupImage.Storage.Caching;
 // - Ownership of a directory between processes: an exclusive flock on the file "lock" inside it, held for the life of
 //   this object (released by the kernel if the process dies). TryOpenLocked answers null when another process (or
 //   another open ImageCache in this process) holds it; the caller then uses a private directory (CreatePrivate),
-//   which is removed when disposed.
+//   which is removed when disposed. A lock that is busy is tried again for up to LockPatience first: a daemon that is
+//   just exiting, or a child process between fork and exec that still shares the descriptor for a moment, is not
+//   "another user of the cache" (without the wait a remount right after an unmount ran on a private cache).
 // - Not thread-safe for Dispose; every other member may be called from any thread.
 
 /// <summary>A cache directory held open and locked, with symlink-safe file operations inside it.</summary>
 internal sealed class CacheDirectory : IDisposable
 {
     private const string LockName = "lock";
+
+    private static readonly TimeSpan LockPatience = TimeSpan.FromSeconds(2);
     private const uint DirectoryMode = 0x1C0; // 0700
     private const uint FileMode = 0x180; // 0600
     private readonly int _dirFd;
@@ -120,7 +124,7 @@ internal sealed class CacheDirectory : IDisposable
             }
 
             lockFd = OpenChecked(dirFd, path, LockName, CacheNative.ORdWr | CacheNative.OCreat);
-            if (CacheNative.Flock(lockFd, CacheNative.LockEx | CacheNative.LockNb) != 0)
+            if (!TryLock(lockFd))
             {
                 string message = CacheNative.LastError(out int errno);
                 if (errno == CacheNative.EWouldBlock)
@@ -208,6 +212,26 @@ internal sealed class CacheDirectory : IDisposable
                 // A temporary directory left behind is the OS temp cleaner's; never fail a dispose for it.
             }
         }
+    }
+
+    /// <summary>flock(LOCK_EX|LOCK_NB), tried again while busy for up to <see cref="LockPatience"/>; false with errno.</summary>
+    private static bool TryLock(int lockFd)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (CacheNative.Flock(lockFd, CacheNative.LockEx | CacheNative.LockNb) != 0)
+        {
+            int native = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
+            CacheNative.LastError(out int errno);
+            if (errno != CacheNative.EWouldBlock || clock.Elapsed >= LockPatience)
+            {
+                System.Runtime.InteropServices.Marshal.SetLastPInvokeError(native); // the caller reads flock's errno
+                return false;
+            }
+
+            Thread.Sleep(50);
+        }
+
+        return true;
     }
 
     private static int OpenChecked(int dirFd, string dir, string name, int flags)
