@@ -238,6 +238,13 @@ public static class ImageFolder
         }
 
         var options = new ParallelOptions { CancellationToken = ct };
+        if (chunks.Count == 0)
+        {
+            // An all-zero disk stores no payload (Partitioner.Create refuses an empty range).
+            progress?.Report(new BackupProgress(result.DiskSize, result.DiskSize, 0));
+            return;
+        }
+
         Parallel.ForEach(System.Collections.Concurrent.Partitioner.Create(0, chunks.Count, 256), options, range =>
         {
             byte[] scratch = ArrayPool<byte>.Shared.Rent(result.ChunkSize);
