@@ -84,4 +84,31 @@ public sealed class MergeFoldTests : IDisposable
             Assert.Single(s.Layers);
         }
     }
+
+    [Fact]
+    public void FoldsAnAllZeroDiskAndLeavesNoTemporaryFile()
+    {
+        string raw = _dir["zeros.raw"];
+        File.WriteAllBytes(raw, new byte[64 * Chunk]);
+        string full = _dir["zeros-full.bfi"];
+        BackupWriter.Backup(raw, full, new BackupOptions { ChunkSize = Chunk });
+        string inc = _dir["zeros-inc.bfi"];
+        using (var parent = BackupChain.Open(full))
+        {
+            BackupWriter.Backup(raw, inc, new BackupOptions { Parent = parent });
+        }
+
+        string merged = _dir["zeros-merged.bfi"];
+        FoldResult r;
+        using (var chain = BackupChain.Open(inc))
+        {
+            r = ImageFolder.Fold(chain, chain.Layers.Count, merged, null, replace: false);
+        }
+
+        Assert.True(r.IsFull);
+        Assert.Equal(0, r.DataChunks);
+        using var result = BackupChain.Open(merged);
+        Assert.Equal(BackupImageFile.ReadHeader(inc).ImageId, result.Top.Id);
+        Assert.Empty(Directory.GetFiles(Path.GetDirectoryName(merged)!, "*.partial"));
+    }
 }

@@ -109,6 +109,39 @@ public sealed class BootCheckUnitTests : IDisposable
         Assert.Equal([Path.Combine(images, "a-inc2.bfi"), Path.Combine(images, "b-full.bfi")], tips.Select(Path.GetFullPath));
     }
 
+    [Fact]
+    public void LatestAfterMergeToANewFileTakesTheCatalogsFileNotAnOlderPoint()
+    {
+        string images = _dir["merged-images"];
+        Directory.CreateDirectory(images);
+        string disk = _dir["disk2.raw"];
+        File.WriteAllBytes(disk, new byte[1 << 20]);
+        BackupWriter.Backup(disk, Path.Combine(images, "p0.bfi"), new BackupOptions());
+        using (var parent = BackupChain.Open(Path.Combine(images, "p0.bfi")))
+        {
+            BackupWriter.Backup(disk, Path.Combine(images, "p1.bfi"), new BackupOptions { Parent = parent });
+        }
+
+        Thread.Sleep(20);
+        using (var parent = BackupChain.Open(Path.Combine(images, "p1.bfi")))
+        {
+            BackupWriter.Backup(disk, Path.Combine(images, "p2.bfi"), new BackupOptions { Parent = parent });
+        }
+
+        // `merge p2.bfi -o 0-merged.bfi`: a synthetic full of p2's point, sorted before the incremental.
+        string merged = Path.Combine(images, "0-merged.bfi");
+        using (var chain = BackupChain.Open(Path.Combine(images, "p2.bfi")))
+        {
+            BackupFuse.BackupImage.Lifecycle.ImageFolder.Fold(chain, chain.Layers.Count, merged, null, replace: false);
+        }
+
+        var catalog = new ImageCatalog([images]);
+        var tips = ChainTips.Newest(catalog);
+
+        Assert.Equal([catalog.Find(BackupImageFile.ReadHeader(merged).ImageId)!.Path], tips);
+        Assert.Equal(merged, Path.GetFullPath(tips[0]));
+    }
+
     private static ScreenImage Ppm(int w, int h, Func<int, int, (int R, int G, int B)> pixel)
     {
         var header = System.Text.Encoding.ASCII.GetBytes($"P6\n{w} {h}\n255\n");

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using BackupFuse.Core.Native;
 
 namespace BackupFuse.BackupImage.Lifecycle;
 
@@ -7,6 +8,8 @@ namespace BackupFuse.BackupImage.Lifecycle;
 //   onto its name (atomic: a reader sees the old file or the new one, and a process that has the old one open keeps
 //   reading it), fsync the directory so the rename itself survives a crash. Unlinking is made durable the same way.
 // - Errors of the directory fsync are reported: a rename that may not survive a power cut is not a success.
+// - The directory is opened through PosixCalls with canonical flags (O_DIRECTORY's number differs between x64 and
+//   arm64 Linux, where 0x10000 is O_DIRECT, and on macOS); never with a raw number.
 
 /// <summary>Durable rename and unlink (fsync of the containing directory).</summary>
 public static partial class DurableFile
@@ -30,10 +33,10 @@ public static partial class DurableFile
     /// <exception cref="IOException">The directory cannot be opened or synced.</exception>
     public static void SyncDirectory(string directory)
     {
-        int fd = open(directory, 0x10000 /* O_RDONLY | O_DIRECTORY */);
+        int fd = PosixCalls.Open(directory, PosixCalls.ORdOnly | PosixCalls.ODirectory | PosixCalls.OCloExec);
         if (fd < 0)
         {
-            throw new IOException($"{directory}: cannot open the directory to sync it (errno {Marshal.GetLastPInvokeError()})");
+            throw new IOException($"{directory}: cannot open the directory to sync it: {PosixCalls.Describe(PosixCalls.LastErrno())}");
         }
 
         try
@@ -48,9 +51,6 @@ public static partial class DurableFile
             _ = close(fd);
         }
     }
-
-    [LibraryImport("libc", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static partial int open(string path, int flags);
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int fsync(int fd);

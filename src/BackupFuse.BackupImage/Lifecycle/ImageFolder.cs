@@ -23,11 +23,14 @@ namespace BackupFuse.BackupImage.Lifecycle;
 //   later minor version's) survive. Encryption: the result is encrypted iff the top is, with the top's salt and
 //   iteration count (one passphrase, the same master key), under keys derived from a new file id. Folding an
 //   encrypted layer into an unencrypted result is refused.
-// - Crash safety: written to "<dest>.partial" (never a *.bfi name, so no catalog lists it), fsynced, then VERIFIED
+// - Crash safety: written to ".<dest name>.<random>.partial" in the destination's directory (never a *.bfi name, so no
+//   catalog lists it; unique per run and created O_EXCL, so a planted file or symlink of that name is never followed,
+//   truncated or deleted, and two runs never share one), fsynced, then VERIFIED
 //   (opened as an image; every chunk's entry compared with the chain's, every Data chunk read back, decompressed and
 //   hashed), and only then renamed onto its name (replacing the top's file when asked: processes that have the old
 //   file open keep reading it) and the directory fsynced. A crash at any point leaves the old file or the new one,
-//   both valid, plus perhaps a .partial file. Any failure deletes the .partial file.
+//   both valid, plus perhaps a .partial file. Any failure deletes the .partial file this run created, and only it.
+// - Callers serialise runs on one directory with LifecycleLock; the unique name protects even without it.
 // - CrashPoint marks each phase for the crash-injection tests.
 // - Single-threaded writer; verification reads in parallel (one task per core). Progress counts the disk twice over
 //   one disk size: the first half while writing, the second while verifying.
@@ -86,14 +89,17 @@ public static class ImageFolder
             header = header with { KeyCheck = check };
         }
 
-        string partial = dest + ".partial";
+        string partial = Path.Combine(Path.GetDirectoryName(dest)!, $".{Path.GetFileName(dest)}.{Guid.NewGuid():N}.partial");
         FileStream? fs = null;
+        bool created = false;
         try
         {
             WriteResult written;
             using (keys)
             {
-                fs = new FileStream(partial, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20);
+                // CreateNew: O_CREAT|O_EXCL, which fails on any existing name, a symlink included (never followed).
+                fs = new FileStream(partial, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20);
+                created = true;
                 written = Write(folded, parent == null, header, keys, fs, progress, cancellationToken);
                 fs.Flush(flushToDisk: true);
                 fs.Dispose();
@@ -121,7 +127,10 @@ public static class ImageFolder
 
             try
             {
-                File.Delete(partial);
+                if (created)
+                {
+                    File.Delete(partial);
+                }
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
@@ -265,6 +274,13 @@ public static class ImageFolder
         }
 
         var options = new ParallelOptions { CancellationToken = ct };
+        if (chunks.Count == 0)
+        {
+            // An all-zero disk stores no payload (Partitioner.Create refuses an empty range).
+            progress?.Report(new BackupProgress(result.DiskSize, result.DiskSize, 0));
+            return;
+        }
+
         Parallel.ForEach(System.Collections.Concurrent.Partitioner.Create(0, chunks.Count, 256), options, range =>
         {
             byte[] scratch = ArrayPool<byte>.Shared.Rent(result.ChunkSize);

@@ -19,6 +19,9 @@ namespace BackupFuse.BackupImage.Lifecycle;
 // - Order of execution (the command): folds first, oldest first, each made visible atomically; deletions last. A crash
 //   anywhere leaves every kept point readable, and every forgotten one either readable or gone: deletions go children
 //   first (the reverse of the chain order), never a parent before its child.
+// - A protected point that is not in the directory is reported (a warning naming why it is protected): its own file
+//   lies elsewhere, but its chain may run through images here, and the plan cannot see that chain (headers of this
+//   directory only), so it cannot protect them.
 
 /// <summary>What prune will do in one directory.</summary>
 public sealed class PrunePlan
@@ -108,6 +111,10 @@ public sealed class PrunePlan
                 }
 
                 list.Add(why);
+            }
+            else
+            {
+                warnings.Add($"{why} names point {id}, which is not in the pruned directory: images here that its chain needs are not protected by it");
             }
         }
 

@@ -1,3 +1,4 @@
+using BackupFuse.BackupImage.Format;
 using BackupFuse.BackupImage.Reading;
 
 namespace BackupFuse.Daemon.BootCheck;
@@ -7,6 +8,9 @@ namespace BackupFuse.Daemon.BootCheck;
 //   directories (headers only, ImageCatalog), the tips are those no other image names as its parent; tips are grouped
 //   by the full backup their chain starts from (followed by identity through the catalog; a chain whose parent is
 //   missing is grouped under its oldest image found), and the newest tip (header creation time) of each group is taken.
+// - An id held by several files (after `merge -o`: a synthetic full next to the incremental it reproduces) is
+//   represented by the catalog's preferred file (ImageCatalog.Find), the one a reader uses; a parent named by any of
+//   its files is not a tip, and a synthetic full belongs to the lineage it was cut from.
 // - Read-only; the catalog's admission and problem rules apply (a bad file is skipped, not fatal).
 
 /// <summary>Finds the newest backup point of every chain in some directories.</summary>
@@ -16,8 +20,11 @@ public static class ChainTips
     public static IReadOnlyList<string> Newest(ImageCatalog catalog)
     {
         ArgumentNullException.ThrowIfNull(catalog);
-        var entries = catalog.Entries.GroupBy(e => e.Id).Select(g => g.First()).ToDictionary(e => e.Id);
-        var parents = entries.Values.Where(e => e.ParentId != Guid.Empty).Select(e => e.ParentId).ToHashSet();
+        // One file per id: the catalog's choice (after `merge -o` two files carry one id; the catalog prefers the one a
+        // reader would use), never simply the first found.
+        var entries = catalog.Entries.GroupBy(e => e.Id).Select(g => catalog.Find(g.Key) ?? g.First()).ToDictionary(e => e.Id);
+        // A parent named by any file of an id (a synthetic full names none, the incremental it reproduces does).
+        var parents = catalog.Entries.Where(e => e.ParentId != Guid.Empty).Select(e => e.ParentId).ToHashSet();
         return [.. entries.Values
             .Where(e => !parents.Contains(e.Id))
             .GroupBy(e => Root(e, entries))
@@ -35,6 +42,7 @@ public static class ChainTips
             e = parent;
         }
 
-        return e.Id;
+        // A synthetic full is grouped with the lineage it was cut from (DerivedImage.LineageId).
+        return e.ParentId == Guid.Empty ? DerivedImage.LineageId(e.Header) ?? e.Id : e.Id;
     }
 }

@@ -79,6 +79,7 @@ public static partial class CommitCommand
                 throw new CliError($"{destPath} already exists: an image is never overwritten");
             }
 
+            using var directoryLock = LifecycleLock.Acquire(Path.GetDirectoryName(destPath)!);
             var pass = passphrase.Resolve(parse);
             var chain = BackupPointResolver.OpenChain(point, parse, images, pass);
             BackupResult result;

@@ -55,6 +55,9 @@ public static class MergeCommand
             }
 
             path = Path.GetFullPath(path);
+            string? outPath = parse.GetValue(output);
+            string dest = outPath == null ? path : Path.GetFullPath(outPath);
+            using var directoryLock = LifecycleLock.Acquire(Path.GetDirectoryName(dest)!);
             var pass = passphrase.Resolve(parse);
             using var chain = BackupChain.Open(path, ImagesOption.Catalog(parse, images, path), pass);
             if (chain.Top.IsFull)
@@ -63,8 +66,6 @@ public static class MergeCommand
             }
 
             int layers = parse.GetValue(intoParent) ? 2 : chain.Layers.Count;
-            string? outPath = parse.GetValue(output);
-            string dest = outPath == null ? path : Path.GetFullPath(outPath);
             FoldResult result;
             using (var bar = new ProgressBar($"merge {Path.GetFileName(path)}"))
             {

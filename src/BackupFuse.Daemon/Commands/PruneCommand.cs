@@ -15,6 +15,10 @@ namespace BackupFuse.Daemon.Commands;
 //   readable and every forgotten one readable or gone.
 // - Protected whatever the policy: points a plugin in a --plugins directory names, and points whose file any process
 //   has open (OpenFileScanner: a mount serving a plugin keeps its chain's files open). Their chains stay intact.
+//   Every image a plugin names is protected (a volume plugin, format 2, names several). Open files of other users'
+//   processes are invisible in /proc when not root: then a warning says so, once.
+// - A policy that keeps nothing (every --keep-* 0) is a usage error: it would delete every point.
+// - The run holds the directory's LifecycleLock (not with --dry-run, which only reads): one merge/prune/commit at a time.
 // - --dry-run prints the plan and touches nothing.
 
 /// <summary><c>backupfuse prune</c>: retention for a directory of backup images.</summary>
@@ -56,6 +60,13 @@ public static class PruneCommand
         command.Options.Add(dryRun);
         command.Options.Add(plugins);
         command.Options.Add(json);
+        command.Validators.Add(r =>
+        {
+            if (r.GetValue(keepLast) <= 0 && r.GetValue(keepDaily) <= 0 && r.GetValue(keepWeekly) <= 0)
+            {
+                r.AddError("prune: every --keep-* rule is 0, which would delete every point; keep at least one (e.g. --keep-last 1)");
+            }
+        });
         passphrase.AddTo(command);
         command.SetGuardedAction((parse, token) =>
         {
@@ -65,6 +76,8 @@ public static class PruneCommand
                 throw new CliError($"{dir}: no such directory");
             }
 
+            bool dry = parse.GetValue(dryRun);
+            using var directoryLock = dry ? null : LifecycleLock.Acquire(dir);
             var catalog = new ImageCatalog([dir]);
             var entries = catalog.Entries;
             var protect = new Dictionary<Guid, string>();
@@ -72,7 +85,10 @@ public static class PruneCommand
             {
                 foreach (var (file, plugin) in Plugins(pluginDir))
                 {
-                    protect.TryAdd(plugin.ImageId, $"plugin {file}");
+                    foreach (var image in plugin.Images)
+                    {
+                        protect.TryAdd(image.Id, $"plugin {file}");
+                    }
                 }
             }
 
@@ -87,9 +103,9 @@ public static class PruneCommand
 
             var policy = new RetentionPolicy(parse.GetValue(keepLast), parse.GetValue(keepDaily), parse.GetValue(keepWeekly));
             var plan = PrunePlan.Create(entries, policy, protect, catalog.Find);
-            bool dry = parse.GetValue(dryRun);
             bool asJson = parse.GetValue(json);
-            foreach (var w in plan.Warnings.Concat(catalog.Problems.Select(p => $"{p.Path}: skipped: {p.Reason}")))
+            string[] notRoot = Environment.IsPrivilegedProcess ? [] : new[] { $"{dir}: not running as root: images held open by other users' processes (their mounts) cannot be seen in /proc and are not protected" };
+            foreach (var w in notRoot.Concat(plan.Warnings).Concat(catalog.Problems.Select(p => $"{p.Path}: skipped: {p.Reason}")))
             {
                 Console.Error.WriteLine($"warning: {w}");
             }
