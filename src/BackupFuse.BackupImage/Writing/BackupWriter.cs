@@ -98,7 +98,16 @@ public static partial class BackupWriter
             fs = null;
             Lifecycle.CrashPoint.Hit("backup: written and fsynced");
             File.Move(partial, dest, overwrite: false);
-            FsyncDirectory(Path.GetDirectoryName(dest)!);
+            try
+            {
+                Lifecycle.DurableFile.SyncDirectory(Path.GetDirectoryName(Path.GetFullPath(dest))!);
+            }
+            catch (IOException)
+            {
+                // Best effort, as it always was for backups: the image is complete and in place (unlike a merge,
+                // whose publish reports it, see DurableFile).
+            }
+
             return result;
         }
         catch (Exception e)
@@ -316,20 +325,4 @@ public static partial class BackupWriter
     }
 
     private static string Bytes(long n) => n >= 1 << 20 ? $"{n / (1024.0 * 1024):F1} MiB" : $"{n / 1024.0:F1} KiB";
-
-    private static void FsyncDirectory(string dir)
-    {
-        int fd = BackupFuse.Core.Native.PosixCalls.Open(dir, BackupFuse.Core.Native.PosixCalls.ORdOnly | BackupFuse.Core.Native.PosixCalls.ODirectory);
-        if (fd >= 0)
-        {
-            _ = fsync(fd);
-            _ = close(fd);
-        }
-    }
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int fsync(int fd);
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int close(int fd);
 }

@@ -20,7 +20,7 @@ namespace BackupFuse.Fuse.Interop;
 //   libfuse answer ENOSYS, and the kernel falls back or stops asking (access: default_permissions is used).
 
 /// <summary>The libfuse3 callback table for linux-x64, dispatching to <see cref="IFuseFileSystem"/>.</summary>
-internal static unsafe class FuseCallbacks
+internal static unsafe partial class FuseCallbacks
 {
     public static FuseOperations Create() => new()
     {
@@ -56,8 +56,6 @@ internal static unsafe class FuseCallbacks
 
     private static ulong? Handle(FuseFileInfo* fi) => fi == null ? null : fi->Fh;
 
-    private static readonly NativeAbi Native = NativeAbi.Current ?? NativeAbi.LinuxX64;
-
     private static int Fail(Exception e, FuseSession? session, string operation, byte* path)
     {
         int canonical;
@@ -72,33 +70,6 @@ internal static unsafe class FuseCallbacks
 
         return -Native.Errno.ToNative(-canonical);
     }
-
-    /// <summary>Calls <paramref name="open"/> with fi->flags in canonical numbers, restoring the native word afterwards.</summary>
-    private static void WithCanonicalFlags(FuseFileInfo* fi, FuseSession s, FusePath path, uint mode, delegate*<IFuseFileSystem, FusePath, uint, ref FuseFileInfo, void> open)
-    {
-        if (Native.OpenFlags.IsIdentity)
-        {
-            open(s.FileSystem, path, mode, ref *fi);
-            return;
-        }
-
-        int native = fi->Flags;
-        fi->Flags = Native.OpenFlags.ToCanonical(native);
-        try
-        {
-            open(s.FileSystem, path, mode, ref *fi);
-        }
-        finally
-        {
-            fi->Flags = native;
-        }
-    }
-
-    private static void CallOpen(IFuseFileSystem fs, FusePath path, uint mode, ref FuseFileInfo fi) => fs.Open(path, ref fi);
-
-    private static void CallCreate(IFuseFileSystem fs, FusePath path, uint mode, ref FuseFileInfo fi) => fs.Create(path, mode, ref fi);
-
-    private static void CallOpenDirectory(IFuseFileSystem fs, FusePath path, uint mode, ref FuseFileInfo fi) => fs.OpenDirectory(path, ref fi);
 
     [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
     private static int GetAttr(byte* path, Stat* st, FuseFileInfo* fi)
@@ -432,54 +403,6 @@ internal static unsafe class FuseCallbacks
         catch (Exception e)
         {
             return Fail(e, s, "fsync", path);
-        }
-    }
-
-    [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
-    private static int OpenDirectory(byte* path, FuseFileInfo* fi)
-    {
-        FuseSession? s = null;
-        try
-        {
-            s = FuseSession.Current;
-            WithCanonicalFlags(fi, s, new FusePath(path), 0, &CallOpenDirectory);
-            return 0;
-        }
-        catch (Exception e)
-        {
-            return Fail(e, s, "opendir", path);
-        }
-    }
-
-    [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
-    private static int ReadDirectory(byte* path, void* buf, delegate* unmanaged[Cdecl]<void*, byte*, Stat*, long, int, int> filler, long offset, FuseFileInfo* fi, int flags)
-    {
-        FuseSession? s = null;
-        try
-        {
-            s = FuseSession.Current;
-            s.FileSystem.ReadDirectory(fi->Fh, new DirectoryFiller(buf, filler, Native.Stat));
-            return 0;
-        }
-        catch (Exception e)
-        {
-            return Fail(e, s, "readdir", path);
-        }
-    }
-
-    [UnmanagedCallersOnly(CallConvs = [typeof(CallConvCdecl)])]
-    private static int ReleaseDirectory(byte* path, FuseFileInfo* fi)
-    {
-        FuseSession? s = null;
-        try
-        {
-            s = FuseSession.Current;
-            s.FileSystem.ReleaseDirectory(fi->Fh);
-            return 0;
-        }
-        catch (Exception e)
-        {
-            return Fail(e, s, "releasedir", path);
         }
     }
 
