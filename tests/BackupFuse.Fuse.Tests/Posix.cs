@@ -10,6 +10,7 @@ internal static partial class Posix
     public const int O_RDWR = 2;
     public const int O_CREAT = 0x40;
     public const int O_TRUNC = 0x200;
+    private const int O_CLOEXEC = 0x80000;
     public const int SEEK_DATA = 3;
     public const int SEEK_HOLE = 4;
 
@@ -28,10 +29,14 @@ internal static partial class Posix
     [DllImport("libc.so.6", EntryPoint = "pwrite", SetLastError = true)]
     private static extern nint PwriteNative(int fd, byte[] buf, nint count, long offset);
 
-    /// <summary>open(2): the descriptor, or -errno.</summary>
+    /// <summary>
+    /// open(2) with O_CLOEXEC added: the descriptor, or -errno. Without O_CLOEXEC a process forked meanwhile by
+    /// another test (fuse_mount's fusermount3, which stays as the auto_unmount watchdog of its own mount) inherits the
+    /// descriptor and keeps this test's lazily unmounted mount alive after the test closed it: the loop then does not end.
+    /// </summary>
     public static int Open(string path, int flags, int mode = 0x1A4)
     {
-        int fd = OpenNative(path, flags, mode);
+        int fd = OpenNative(path, flags | O_CLOEXEC, mode);
         return fd >= 0 ? fd : -Marshal.GetLastPInvokeError();
     }
 
