@@ -1,0 +1,113 @@
+using System.Security.Cryptography;
+using System.Text;
+
+namespace BackupFuse.Core.FileTrees;
+
+// Design notes:
+// - The names FAT long-file-name entries and exFAT can hold: at most 255 UTF-16 code units, none of the characters
+//   U+0000..U+001F " * / : < > ? \ |, unique within a directory when compared case-insensitively, and no trailing
+//   '.' or ' ' (Windows strips them and Linux's exfat driver ignores trailing dots on lookup, so such a name could not
+//   be opened). The target file systems compare with their upcase table; ToUpperInvariant per UTF-16 unit is the
+//   same mapping for the characters both cover (the exFAT up-case table we write is built from it).
+// - Deterministic: a directory's children are mapped in their tree order (UTF-8 ordinal); a name that is already
+//   valid and unique is kept as is; otherwise forbidden characters become '_', an over-long name is cut and gets
+//   "~" + 8 hex digits of the SHA-256 of the original (extension kept when it fits), and a case collision gets
+//   "~2", "~3", ... before the extension. Every change is reported, never silent.
+
+/// <summary>Maps the names of one directory's children to names FAT (long names) and exFAT can hold.</summary>
+public static class FatLongNames
+{
+    /// <summary>The longest name, in UTF-16 code units.</summary>
+    public const int MaxLength = 255;
+
+    /// <summary>Whether <paramref name="c"/> cannot appear in a FAT long name or an exFAT name.</summary>
+    public static bool IsForbidden(char c) => c < 0x20 || c is '"' or '*' or '/' or ':' or '<' or '>' or '?' or '\\' or '|';
+
+    /// <summary>
+    /// The stored names of <paramref name="names"/> (one directory's children, in tree order): same count and order,
+    /// unique case-insensitively. <paramref name="changed"/>[i] is true where the stored name differs from the original.
+    /// </summary>
+    public static string[] Map(IReadOnlyList<string> names, out bool[] changed)
+    {
+        var result = new string[names.Count];
+        changed = new bool[names.Count];
+        var taken = new HashSet<string>(StringComparer.Ordinal);
+        var valid = new bool[names.Count];
+        for (int i = 0; i < names.Count; i++)
+        {
+            valid[i] = IsValid(names[i]);
+        }
+
+        // Valid names keep their spelling; the first of each case-insensitive group wins.
+        for (int i = 0; i < names.Count; i++)
+        {
+            if (valid[i] && taken.Add(Fold(names[i])))
+            {
+                result[i] = names[i];
+            }
+        }
+
+        for (int i = 0; i < names.Count; i++)
+        {
+            if (result[i] != null)
+            {
+                continue;
+            }
+
+            string baseName = valid[i] ? names[i] : Clean(names[i]);
+            string candidate = baseName;
+            for (int n = 2; !taken.Add(Fold(candidate)); n++)
+            {
+                candidate = WithSuffix(baseName, "~" + n.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            }
+
+            result[i] = candidate;
+            changed[i] = true;
+        }
+
+        return result;
+    }
+
+    /// <summary>The case-insensitive key two names collide on.</summary>
+    public static string Fold(string name) => name.ToUpperInvariant();
+
+    private static bool IsValid(string name) =>
+        name.Length <= MaxLength && !name.Any(IsForbidden) && name[^1] != '.' && name[^1] != ' ';
+
+    private static string Clean(string name)
+    {
+        var chars = name.Select(c => IsForbidden(c) ? '_' : c).ToArray();
+        if (chars[^1] is '.' or ' ')
+        {
+            chars[^1] = '_';
+        }
+
+        string cleaned = new(chars);
+        if (cleaned.Length <= MaxLength)
+        {
+            return cleaned;
+        }
+
+        string hash = "~" + Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(name)), 0, 4);
+        return WithSuffix(cleaned, hash);
+    }
+
+    /// <summary><paramref name="name"/> with <paramref name="suffix"/> before its extension, cut to fit <see cref="MaxLength"/>.</summary>
+    private static string WithSuffix(string name, string suffix)
+    {
+        int dot = name.LastIndexOf('.');
+        string ext = dot > 0 && name.Length - dot <= 16 ? name[dot..] : string.Empty;
+        string stem = name[..(name.Length - ext.Length)];
+        int room = MaxLength - suffix.Length - ext.Length;
+        if (stem.Length > room)
+        {
+            stem = stem[..room];
+            if (char.IsHighSurrogate(stem[^1]))
+            {
+                stem = stem[..^1];
+            }
+        }
+
+        return stem + suffix + ext;
+    }
+}
