@@ -20,6 +20,8 @@ packages=(fuse3 libfuse3-3 libdeflate0 libzstd1 qemu-utils libvhdi-utils 7zip qe
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(libfuse3-dev gcc libc6-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross systemd e2fsprogs fdisk qemu-system-x86 linux-image-amd64 busybox-static extlinux syslinux-common cpio docker.io debootstrap libvirt-daemon-system libvirt-clients virtinst libvmdk-utils nginx-light openssl chromium)
   packages+=(gdisk xfsprogs ntfs-3g partclone) # volume backups: sgdisk -v, used-block maps of XFS/NTFS, the partclone bench peer
+  packages+=(exfatprogs dosfstools exfat-fuse fusefat mtools) # file-level backups: fsck.exfat/fsck.vfat, FUSE drivers, mdir
+  packages+=(afl++) # fuzzing: scripts/fuzz.sh drives SharpFuzz targets with afl-fuzz
 fi
 
 missing=()
