@@ -86,3 +86,16 @@ public sealed class FileTreeTests
         Assert.Equal(mapped.Length, mapped.Select(FatLongNames.Fold).Distinct().Count());
     }
 }
+
+public sealed class ClusterRunsTests
+{
+    [Fact]
+    public void RunsAreContiguousInOrder_AndEveryClusterMapsToItsOwner()
+    {
+        long[] counts = [1, 0, 3, 0, 0, 2];
+        var runs = new Core.FileSystems.ClusterRuns(counts, 2);
+        Assert.Equal(8, runs.EndCluster);
+        Assert.Equal([2L, 3, 3, 6, 6, 6], Enumerable.Range(0, 6).Select(runs.StartOf));
+        Assert.Equal([-1, 0, 2, 2, 2, 5, 5, -1], Enumerable.Range(1, 8).Select(c => runs.EntryAt(c)));
+    }
+}
