@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using BackupFuse.Core.Native;
 
 namespace BackupFuse.BackupImage.Lifecycle;
@@ -12,7 +11,7 @@ namespace BackupFuse.BackupImage.Lifecycle;
 //   arm64 Linux, where 0x10000 is O_DIRECT, and on macOS); never with a raw number.
 
 /// <summary>Durable rename and unlink (fsync of the containing directory).</summary>
-public static partial class DurableFile
+public static class DurableFile
 {
     /// <summary>Renames <paramref name="temporary"/> onto <paramref name="destination"/> and fsyncs the directory.</summary>
     /// <exception cref="IOException">The rename or the directory fsync failed, or the destination exists and <paramref name="overwrite"/> is false.</exception>
@@ -31,30 +30,5 @@ public static partial class DurableFile
 
     /// <summary>Fsyncs a directory (its entries: renames, creations, deletions).</summary>
     /// <exception cref="IOException">The directory cannot be opened or synced.</exception>
-    public static void SyncDirectory(string directory)
-    {
-        int fd = PosixCalls.Open(directory, PosixCalls.ORdOnly | PosixCalls.ODirectory | PosixCalls.OCloExec);
-        if (fd < 0)
-        {
-            throw new IOException($"{directory}: cannot open the directory to sync it: {PosixCalls.Describe(PosixCalls.LastErrno())}");
-        }
-
-        try
-        {
-            if (fsync(fd) != 0)
-            {
-                throw new IOException($"{directory}: fsync of the directory failed (errno {Marshal.GetLastPInvokeError()})");
-            }
-        }
-        finally
-        {
-            _ = close(fd);
-        }
-    }
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int fsync(int fd);
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int close(int fd);
+    public static void SyncDirectory(string directory) => PosixCalls.SyncDirectory(directory);
 }

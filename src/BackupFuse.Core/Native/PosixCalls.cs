@@ -148,6 +148,32 @@ public static unsafe partial class PosixCalls
         return rc == -1 ? null : Encoding.UTF8.GetString(MemoryMarshal.CreateReadOnlySpanFromNullTerminated(buffer));
     }
 
+    /// <summary>
+    /// Fsyncs a directory, so the renames, creations and unlinks in it survive a crash (.NET has no API for it).
+    /// The descriptor is O_CLOEXEC: a child forked meanwhile does not inherit it.
+    /// </summary>
+    /// <exception cref="IOException">The directory cannot be opened or synced.</exception>
+    public static void SyncDirectory(string directory)
+    {
+        int fd = Open(directory, ORdOnly | ODirectory | OCloExec);
+        if (fd < 0)
+        {
+            throw new IOException($"{directory}: cannot open the directory to sync it: {Describe(LastErrno())}");
+        }
+
+        try
+        {
+            if (fsync_native(fd) != 0)
+            {
+                throw new IOException($"{directory}: fsync of the directory failed: {Describe(LastErrno())}");
+            }
+        }
+        finally
+        {
+            _ = close_native(fd);
+        }
+    }
+
     private static bool Finish(int rc, byte* native, out CanonicalStat stat)
     {
         stat = default;
@@ -163,6 +189,12 @@ public static unsafe partial class PosixCalls
 
         return true;
     }
+
+    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
+    private static partial int fsync_native(int fd);
+
+    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
+    private static partial int close_native(int fd);
 
     [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int open_native(string path, int flags, uint mode);

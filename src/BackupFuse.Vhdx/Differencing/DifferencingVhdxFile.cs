@@ -161,7 +161,7 @@ public sealed class DifferencingVhdxFile : BlockSource
             throw;
         }
 
-        DirectorySync.Flush(directory);
+        BackupFuse.Core.Native.PosixCalls.SyncDirectory(directory);
         return Open(full, parent.DataWriteGuid, parent.VirtualSize);
     }
 
