@@ -33,6 +33,18 @@ public sealed class PluginFileVolumeTests
     }
 
     [Fact]
+    public void TheFileSystemOfAFileLevelImageRoundTripsAsVersion2()
+    {
+        var plugin = new PluginFile(PluginFile.CurrentVersion, "/b/home.bfi", A) { FileSystem = Core.FileSystems.SynthesizedFileSystemKind.Fat32 };
+        string text = plugin.ToText();
+        Assert.StartsWith("backupfuse-plugin 2\n", text, StringComparison.Ordinal);
+        Assert.Contains("\nfilesystem = fat32\n", text, StringComparison.Ordinal);
+        var loaded = PluginFile.Parse(text, "p");
+        Assert.Equal(Core.FileSystems.SynthesizedFileSystemKind.Fat32, loaded.FileSystem);
+        Assert.NotEqual(plugin.DiskKey, (plugin with { FileSystem = Core.FileSystems.SynthesizedFileSystemKind.ExFat }).DiskKey);
+    }
+
+    [Fact]
     public void APluginWithOneImageAndNoOptionsStaysVersion1()
     {
         var plugin = new PluginFile(PluginFile.CurrentVersion, "/b/sda1.bfi", A);
@@ -47,6 +59,8 @@ public sealed class PluginFileVolumeTests
     [InlineData("backupfuse-plugin 2\nimage = /a.bfi\nimage = /b.bfi\nimage-id = 0f9c3f0e-0000-0000-0000-000000000002\n", "every 'image' needs its 'image-id'")]
     [InlineData("backupfuse-plugin 2\nimage = /a.bfi\nimage-id = 0f9c3f0e-0000-0000-0000-000000000001\nimage = b.bfi\nimage-id = 0f9c3f0e-0000-0000-0000-000000000002\n", "image 'b.bfi' is not an absolute path")]
     [InlineData("backupfuse-plugin 2\nimage = /a.bfi\nimage-id = 0f9c3f0e-0000-0000-0000-000000000001\npartition-table = apm\n", "partition-table 'apm' is unknown")]
+    [InlineData("backupfuse-plugin 2\nimage = /a.bfi\nimage-id = 0f9c3f0e-0000-0000-0000-000000000001\nfilesystem = ntfs\n", "filesystem 'ntfs' is unknown")]
+    [InlineData("backupfuse-plugin 1\nimage = /a.bfi\nimage-id = 0f9c3f0e-0000-0000-0000-000000000001\nfilesystem = fat32\n", "unknown key 'filesystem'")]
     [InlineData("backupfuse-plugin 2\nimage = /a.bfi\nimage-id = 0f9c3f0e-0000-0000-0000-000000000001\nimage-id = 0f9c3f0e-0000-0000-0000-000000000002\n", "a second 'image-id' for one image")]
     public void DamagedVolumePluginsGetAClearError(string text, string expected)
     {

@@ -78,6 +78,11 @@ public sealed class BackupPointDisk : IDisposable
         }
 
         var first = chains[0].Top;
+        if (plugin?.FileSystem != null)
+        {
+            throw new InvalidDataException($"{first.Path} holds blocks, not files: 'filesystem' applies to file-level images");
+        }
+
         if (chains.Count == 1 && !first.Header.IsVolume)
         {
             return new DiskShape(first.Id, chains[0].DiskSize, null);

@@ -24,6 +24,8 @@ namespace BackupFuse.Daemon.BackupPoints;
 //       image-id = ...
 //       partition-table = gpt | mbr              <- optional, default gpt (for volume images)
 //       partition-type = <guid>                  <- optional: GPT type of every partition (default from the file system)
+//       filesystem = exfat | fat32               <- optional, default exfat: the file system a file-level image is
+//                                                   presented in (synthesized); on a block image it is an error
 //   Each image-id follows its image line. A single image that holds a volume needs none of this: version 1 names it.
 // - Detection is by the first line only (Sniff), so a real VHDX ("vhdxfile" magic) or any other *.vhdx passes
 //   through the mount untouched. A file that starts with the magic but does not parse is a damaged plugin: its
@@ -45,22 +47,26 @@ public sealed record PluginFile(int FormatVersion, string ImagePath, Guid ImageI
     /// <summary>GPT partition type of every partition; null to derive it from the file system.</summary>
     public Guid? PartitionType { get; init; }
 
+    /// <summary>The file system a file-level image is presented in; null for the default (exFAT).</summary>
+    public BackupFuse.Core.FileSystems.SynthesizedFileSystemKind? FileSystem { get; init; }
+
     /// <summary>Every image the plugin names, in order (the first is <see cref="ImagePath"/>).</summary>
     public IReadOnlyList<PluginImage> Images => [new PluginImage(ImagePath, ImageId), .. MoreImages];
 
     /// <summary>Value equality, with <see cref="MoreImages"/> compared by content (a record would compare the list by reference).</summary>
     public bool Equals(PluginFile? other) =>
         other is not null && FormatVersion == other.FormatVersion && ImagePath == other.ImagePath && ImageId == other.ImageId &&
-        Pristine == other.Pristine && MoreImages.SequenceEqual(other.MoreImages) && PartitionTable == other.PartitionTable && PartitionType == other.PartitionType;
+        Pristine == other.Pristine && MoreImages.SequenceEqual(other.MoreImages) && PartitionTable == other.PartitionTable && PartitionType == other.PartitionType &&
+        FileSystem == other.FileSystem;
 
     /// <inheritdoc/>
-    public override int GetHashCode() => HashCode.Combine(FormatVersion, ImagePath, ImageId, Pristine, MoreImages.Count, PartitionTable, PartitionType);
+    public override int GetHashCode() => HashCode.Combine(FormatVersion, ImagePath, ImageId, Pristine, MoreImages.Count, PartitionTable, PartitionType, FileSystem);
 
     /// <summary>Whether the text needs format version 2.</summary>
-    public bool NeedsVolumesVersion => MoreImages.Count > 0 || PartitionTable != null || PartitionType != null;
+    public bool NeedsVolumesVersion => MoreImages.Count > 0 || PartitionTable != null || PartitionType != null || FileSystem != null;
 
     /// <summary>Identifies what the plugin reads as: its images, table and type (a change means another disk).</summary>
-    public string DiskKey => string.Join(";", Images.Select(i => $"{i.Path}|{i.Id:D}")) + $";{PartitionTable};{PartitionType}";
+    public string DiskKey => string.Join(";", Images.Select(i => $"{i.Path}|{i.Id:D}")) + $";{PartitionTable};{PartitionType};{FileSystem}";
 
     /// <summary>The first bytes of every plugin file.</summary>
     public const string Magic = "backupfuse-plugin ";
@@ -119,6 +125,7 @@ public sealed record PluginFile(int FormatVersion, string ImagePath, Guid ImageI
         var more = new List<PluginImage>();
         BackupFuse.Core.Partitions.PartitionTableKind? table = null;
         Guid? partitionType = null;
+        BackupFuse.Core.FileSystems.SynthesizedFileSystemKind? fileSystem = null;
         for (int i = 1; i < lines.Length; i++)
         {
             string line = lines[i].Trim();
@@ -173,6 +180,14 @@ public sealed record PluginFile(int FormatVersion, string ImagePath, Guid ImageI
                 case "partition-type" when version >= VolumesVersion:
                     partitionType = Guid.TryParse(value, out var t) ? t : throw new InvalidDataException($"{name}: damaged plugin file: partition-type '{value}' is not a GUID");
                     break;
+                case "filesystem" when version >= VolumesVersion:
+                    fileSystem = value switch
+                    {
+                        "exfat" => BackupFuse.Core.FileSystems.SynthesizedFileSystemKind.ExFat,
+                        "fat32" => BackupFuse.Core.FileSystems.SynthesizedFileSystemKind.Fat32,
+                        _ => throw new InvalidDataException($"{name}: damaged plugin file: filesystem '{value}' is unknown (exfat or fat32)"),
+                    };
+                    break;
                 case "view":
                     pristine = value == "pristine" ? true : throw new InvalidDataException($"{name}: damaged plugin file: view '{value}' is unknown (only 'pristine')");
                     break;
@@ -207,7 +222,7 @@ public sealed record PluginFile(int FormatVersion, string ImagePath, Guid ImageI
             throw new InvalidDataException($"{name}: damaged plugin file: image {more[^1].Path} has no 'image-id'");
         }
 
-        return new PluginFile(version, image, id.Value, pristine) { MoreImages = more, PartitionTable = table, PartitionType = partitionType };
+        return new PluginFile(version, image, id.Value, pristine) { MoreImages = more, PartitionTable = table, PartitionType = partitionType, FileSystem = fileSystem };
     }
 
     private static string NormalizeImage(string image, string name)
@@ -237,6 +252,7 @@ public sealed record PluginFile(int FormatVersion, string ImagePath, Guid ImageI
         string.Concat(MoreImages.Select(i => $"image = {i.Path}\nimage-id = {i.Id:D}\n")) +
         (PartitionTable is { } table ? $"partition-table = {table.ToString().ToLowerInvariant()}\n" : string.Empty) +
         (PartitionType is { } type ? $"partition-type = {type:D}\n" : string.Empty) +
+        (FileSystem is { } fs ? $"filesystem = {fs.ToString().ToLowerInvariant()}\n" : string.Empty) +
         (Pristine ? "view = pristine\n" : string.Empty);
 
     /// <summary>Writes the plugin atomically (temp file + rename) so a reader never sees half a file.</summary>
