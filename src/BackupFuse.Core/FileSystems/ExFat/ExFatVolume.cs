@@ -272,7 +272,11 @@ public sealed class ExFatVolume : BlockSource
         {
             int n = (int)Math.Min(buffer.Length, runBytes - runOffset);
             int data = (int)Math.Clamp(entry.Size - runOffset, 0, n);
-            _tree.ReadFile(entryIndex, runOffset, buffer[..data]);
+            if (data > 0)
+            {
+                _tree.ReadFile(entryIndex, runOffset, buffer[..data]);
+            }
+
             buffer[data..n].Clear();
             return n;
         }
@@ -315,7 +319,7 @@ public sealed class ExFatVolume : BlockSource
             const int E = ExFatDirectoryEntries.EntrySize;
             ExFatDirectoryEntries.WriteVolumeLabel(set, _options.VolumeLabel);
             ExFatDirectoryEntries.WriteBitmap(set[E..], 2, (ulong)_geometry.BitmapBytes);
-            ExFatDirectoryEntries.WriteUpcase(set[(2 * E)..], ExFatUpcaseTable.Checksum, (uint)_geometry.UpcaseCluster, ExFatUpcaseTable.Length);
+            ExFatDirectoryEntries.WriteUpcase(set[(2 * E)..], ExFatUpcaseTable.Checksum, (uint)_geometry.UpcaseCluster, (ulong)ExFatUpcaseTable.Length);
             CopyOverlap(set[..ExFatDirectoryListing.RootHeaderBytes], 0, offset, buffer);
         }
 
