@@ -36,13 +36,15 @@ public sealed class ExFatVolumeTests(ITestOutputHelper output)
 
         CheckWithOracles(volume, tree, dir, mnt =>
         {
+            Assert.Empty(Directory.GetFileSystemEntries(Path.Combine(mnt, "empty-dir")));
+
             // The unmapped parts are byte-for-byte the source.
             foreach (var sub in new[] { "many", "d01", "unicode" })
             {
                 var diff = ExternalTool.Run("diff", ["-r", Path.Combine(src, sub), Path.Combine(mnt, sub)]);
                 Assert.True(diff.ExitCode == 0, $"diff -r {sub}: {diff.Output}");
             }
-        });
+        }, label: "BACKUP");
     }
 
     [SkippableFact]
@@ -184,6 +186,19 @@ public sealed class ExFatVolumeTests(ITestOutputHelper output)
         Assert.True(volume.Length >= MiB, "an exFAT volume is at least 1 MiB");
     }
 
+    [Theory]
+    [InlineData("TWELVE-CHARS", null)]
+    [InlineData("A:B", null)]
+    [InlineData("", 1000)]
+    [InlineData("", 256)]
+    [InlineData("", 64 << 20)]
+    public void InvalidOptions_AreRefusedWithAClearMessage(string label, int? clusterSize)
+    {
+        using var tree = new FileTreeBuilder().Build();
+        var e = Assert.Throws<ArgumentException>(() => new ExFatVolume(tree, new ExFatOptions { VolumeLabel = label, ClusterSize = clusterSize }));
+        Assert.Contains(label.Length > 0 ? "volume label" : "cluster size", e.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void UpcaseTable_IsCompressed_AndDefinesTheCaseMappingNamesAreFoldedWith()
     {
@@ -226,12 +241,17 @@ public sealed class ExFatVolumeTests(ITestOutputHelper output)
         Assert.All(Enumerable.Range(0, 65536), u => Assert.Equal(char.ToUpperInvariant((char)u), map[u]));
     }
 
-    private static void CheckWithOracles(ExFatVolume volume, IFileTree tree, TempDirectory dir, Action<string> more)
+    private static void CheckWithOracles(ExFatVolume volume, IFileTree tree, TempDirectory dir, Action<string> more, string label = "")
     {
         string raw = Path.Combine(dir.Path, "volume.raw");
         WriteRaw(volume, raw);
         var fsck = ExternalTool.Run("fsck.exfat", ["-n", raw]);
         Assert.True(fsck.ExitCode == 0, $"fsck.exfat -n exited {fsck.ExitCode}: {fsck.Output}");
+        Assert.Contains("clean", fsck.Output, StringComparison.Ordinal);
+        if (label.Length > 0)
+        {
+            Assert.Contains("label: " + label, ExternalTool.Check("tune.exfat", "-l", raw).Output, StringComparison.Ordinal);
+        }
 
         // exfat-fuse run as root mounts fuseblk, which needs a block device: a read-only loop device over the raw file.
         string mnt = Path.Combine(dir.Path, "mnt");
@@ -338,6 +358,7 @@ public sealed class ExFatVolumeTests(ITestOutputHelper output)
         }
 
         Write("empty", []);
+        Directory.CreateDirectory(Path.Combine(src, "empty-dir"));
         Write("one", [42]);
         Write("cluster-multiple.bin", RandomBytes(3 * 32768, 1));
         Write("big.bin", RandomBytes((5 * MiB) + 17, 2));
@@ -510,5 +531,31 @@ public sealed class ExFatVolumeTests(ITestOutputHelper output)
 
             return result;
         }
+    }
+}
+
+public sealed class ExFatVolumeConformanceTests : BlockSourceConformanceTests
+{
+    protected override (IBlockSource Source, byte[] Expected) Create()
+    {
+        var b = new FileTreeBuilder();
+        var rng = new Random(5);
+        for (int i = 0; i < 300; i++)
+        {
+            var data = new byte[rng.Next(0, 20_000)];
+            rng.NextBytes(data);
+            b.Add($"d{i % 7}/file-{i:D3}.bin", FileTreeEntryKind.File, data.Length, 1_700_000_000_000_000_000 + i, 0, 0x81A4, content: (o, buf) => data.AsSpan((int)o, buf.Length).CopyTo(buf));
+        }
+
+        var volume = new ExFatVolume(b.Build(), new ExFatOptions { FreeBytes = 1 << 20, ClusterSize = 4096 });
+
+        // The expected bytes read cluster by cluster: the conformance reads cut them every other way.
+        var expected = new byte[volume.Length];
+        for (long at = 0; at < expected.Length; at += 4096)
+        {
+            volume.Read(at, expected.AsSpan((int)at, 4096));
+        }
+
+        return (volume, expected);
     }
 }
