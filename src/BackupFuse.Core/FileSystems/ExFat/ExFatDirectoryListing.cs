@@ -46,6 +46,7 @@ internal sealed class ExFatDirectoryListing
     /// </summary>
     public static ExFatDirectoryListing Build(IFileTree tree, int directory, List<FileNameMapping>? mappings)
     {
+        int reported = mappings?.Count ?? 0;
         var dir = tree.GetEntry(directory);
         var children = new List<int>(dir.ChildCount);
         var originals = new List<string>(dir.ChildCount);
@@ -77,6 +78,7 @@ internal sealed class ExFatDirectoryListing
         }
 
         offsets[^1] = at;
+        mappings?.Sort(reported, mappings.Count - reported, Comparer<FileNameMapping>.Create((a, b) => a.Entry.CompareTo(b.Entry)));
         return new ExFatDirectoryListing(directory, [.. children], names, offsets);
     }
 

@@ -29,6 +29,7 @@ public sealed class ExFatVolume : BlockSource
     private const int CachedListings = 8;
 
     private readonly IFileTree _tree;
+    private readonly bool _ownsTree;
     private readonly ExFatOptions _options;
     private readonly ExFatGeometry _geometry;
     private readonly ClusterRuns _runs;
@@ -37,10 +38,10 @@ public sealed class ExFatVolume : BlockSource
     private readonly Lock _cacheLock = new();
     private int _cacheNext;
 
-    /// <summary>Lays out <paramref name="tree"/> (not owned) as an exFAT volume.</summary>
+    /// <summary>Lays out <paramref name="tree"/> as an exFAT volume; disposing the volume disposes the tree when <paramref name="ownsTree"/>.</summary>
     /// <exception cref="ArgumentException">The options are invalid (label, cluster size, free space).</exception>
     /// <exception cref="InvalidDataException">The tree does not fit exFAT (a directory over 256 MiB of entries, too many clusters).</exception>
-    public ExFatVolume(IFileTree tree, ExFatOptions? options = null)
+    public ExFatVolume(IFileTree tree, ExFatOptions? options = null, bool ownsTree = false)
     {
         ArgumentNullException.ThrowIfNull(tree);
         options ??= new ExFatOptions();
@@ -56,6 +57,7 @@ public sealed class ExFatVolume : BlockSource
         }
 
         _tree = tree;
+        _ownsTree = ownsTree;
         _options = options;
 
         // One pass: directory sizes from their listings, the mapping report, file sizes.
@@ -104,7 +106,7 @@ public sealed class ExFatVolume : BlockSource
     /// <inheritdoc/>
     public override long Length => _geometry.VolumeSectors * ExFatGeometry.SectorSize;
 
-    /// <summary>Every entry stored under another name or left out (symlinks, special files), in tree order per directory.</summary>
+    /// <summary>Every entry stored under another name or left out (symlinks, special files), in tree order.</summary>
     public IReadOnlyList<FileNameMapping> Mappings { get; }
 
     /// <summary>Bytes per cluster.</summary>
@@ -167,6 +169,15 @@ public sealed class ExFatVolume : BlockSource
         return offset < free
             ? new Extent(offset, Math.Min(end, free) - offset, ExtentKind.Data)
             : new Extent(offset, end - offset, ExtentKind.Zero);
+    }
+
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing && _ownsTree)
+        {
+            _tree.Dispose();
+        }
     }
 
     private static void ValidateLabel(string label)
