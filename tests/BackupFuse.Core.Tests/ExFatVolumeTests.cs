@@ -130,6 +130,28 @@ public sealed class ExFatVolumeTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void ConcurrentReads_GiveTheSameBytesAsOneReader()
+    {
+        // Many directories (more than the listing cache holds) read from several threads at random offsets.
+        using var tree = SyntheticTree();
+        using var volume = new ExFatVolume(tree, new ExFatOptions { FreeBytes = MiB, ClusterSize = 4096 });
+        var expected = new byte[volume.Length];
+        volume.Read(0, expected);
+        Parallel.For(0, 4, new ParallelOptions { MaxDegreeOfParallelism = 4 }, worker =>
+        {
+            var rng = new Random(worker);
+            var buffer = new byte[64 * 1024];
+            for (int i = 0; i < 400; i++)
+            {
+                long offset = rng.NextInt64(volume.Length);
+                int n = (int)Math.Min(rng.Next(1, buffer.Length), volume.Length - offset);
+                volume.Read(offset, buffer.AsSpan(0, n));
+                Assert.True(expected.AsSpan((int)offset, n).SequenceEqual(buffer.AsSpan(0, n)), $"read at {offset}+{n} differs");
+            }
+        });
+    }
+
+    [Fact]
     public void MillionEntries_ConstructLazily_AndServeTheirDirectories()
     {
         var b = new FileTreeBuilder();
