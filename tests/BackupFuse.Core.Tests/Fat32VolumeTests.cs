@@ -148,6 +148,32 @@ public sealed class Fat32VolumeTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void VolumesNear2TiB_ShrinkTheDefaultHeadroom_BeyondAreRefusedClearly()
+    {
+        // BPB_TotSec32 caps a FAT32 volume at 2^32 - 1 sectors (2 TiB): the default headroom shrinks to fit.
+        static IFileTree Files(int count)
+        {
+            var b = new FileTreeBuilder();
+            for (int i = 0; i < count; i++)
+            {
+                b.Add($"f{i}", FileTreeEntryKind.File, uint.MaxValue, 0, 0, RegularMode, content: (_, buf) => buf.Clear());
+            }
+
+            return b.Build();
+        }
+
+        using var nearly = new Fat32Volume(Files(470)); // 1.84 TiB of files: 25 % more would not fit
+        Assert.InRange(nearly.Geometry.TotalSectors, 1L << 31, uint.MaxValue);
+        Assert.Equal(Fat32Geometry.MaxClustersFor(nearly.Geometry.ClusterSize), nearly.Geometry.ClusterCount);
+        var info = new byte[512];
+        nearly.Read(512, info);
+        Assert.Equal((uint)(nearly.Geometry.ClusterCount - nearly.UsedClusters), BinaryPrimitives.ReadUInt32LittleEndian(info.AsSpan(488)));
+
+        var e = Assert.Throws<InvalidDataException>(() => new Fat32Volume(Files(600)));
+        Assert.Contains("a FAT32 volume can have at most", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void SameTreeAndOptions_GiveTheSameBytes_ASeedChangesTheSerial()
     {
         var b = SmallTreeBuilder();

@@ -7,7 +7,8 @@ namespace BackupFuse.Core.FileSystems.Fat32;
 //   spec's count-of-clusters formula gives ClusterCount back, and the FAT holds ClusterCount + 2 entries.
 // - The reserved region is padded so the data region starts on a cluster boundary (aligned guest I/O).
 // - FAT32 needs at least 65525 clusters (fatgen103: the type is decided by the count alone); we keep a margin of
-//   16 above it because some drivers compare with off-by-a-few thresholds. At most 0x0FFFFFF5 - 2 clusters.
+//   16 above it because some drivers compare with off-by-a-few thresholds. At most 0x0FFFFFF5 - 2 clusters, and at
+//   most 2^32 - 1 sectors (BPB_TotSec32): 2 TiB with 512-byte sectors, whichever is smaller.
 
 /// <summary>The layout of a FAT32 volume.</summary>
 public sealed record Fat32Geometry
@@ -72,20 +73,37 @@ public sealed record Fat32Geometry
     public long ClusterOffset(long cluster) => DataOffset + ((cluster - 2) * ClusterSize);
 
     /// <summary>A volume of <paramref name="clusterCount"/> clusters (raised to <see cref="MinClusters"/>) of <paramref name="clusterSize"/> bytes.</summary>
-    /// <exception cref="InvalidDataException">More clusters than FAT32 can address.</exception>
+    /// <exception cref="InvalidDataException">More clusters than a FAT32 volume can have (<see cref="MaxClustersFor"/>).</exception>
     public static Fat32Geometry Create(int clusterSize, long clusterCount)
+    {
+        long max = MaxClustersFor(clusterSize);
+        if (clusterCount > max)
+        {
+            throw new InvalidDataException(
+                $"{clusterCount} clusters of {clusterSize} bytes ({clusterCount * clusterSize >> 30} GiB): a FAT32 volume can have at most {max} ({max * clusterSize >> 30} GiB)");
+        }
+
+        return new Fat32Geometry(clusterSize, Math.Max(clusterCount, MinClusters));
+    }
+
+    /// <summary>The most clusters of <paramref name="clusterSize"/> bytes a FAT32 volume can have (cluster numbers, 2^32 - 1 sectors).</summary>
+    public static long MaxClustersFor(int clusterSize)
     {
         if (clusterSize < SectorSize || clusterSize > 32768 || (clusterSize & (clusterSize - 1)) != 0)
         {
             throw new ArgumentOutOfRangeException(nameof(clusterSize), $"cluster size {clusterSize} is not a power of two from 512 to 32768");
         }
 
-        if (clusterCount > MaxClusters)
+        // Each cluster costs SectorsPerCluster sectors plus 8 bytes of the two FATs; start from that estimate and
+        // step down until the exact layout (reserved padding, FAT rounding) fits.
+        long spc = clusterSize / SectorSize;
+        long clusters = Math.Min(MaxClusters, (uint.MaxValue - MinReservedSectors - spc - 2) * SectorSize / ((spc * SectorSize) + 8));
+        while (new Fat32Geometry(clusterSize, clusters).TotalSectors > uint.MaxValue)
         {
-            throw new InvalidDataException($"{clusterCount} clusters of {clusterSize} bytes: more than FAT32 can address ({MaxClusters})");
+            clusters--;
         }
 
-        return new Fat32Geometry(clusterSize, Math.Max(clusterCount, MinClusters));
+        return clusters;
     }
 
     /// <summary>The cluster size fatgen103's table gives a FAT32 volume of <paramref name="bytes"/> bytes.</summary>

@@ -66,6 +66,7 @@ public sealed class Fat32Volume : BlockSource
         var needed = new long[tree.Count];
         var mappings = new List<FileNameMapping>();
         var tooLarge = new List<string>();
+        var directories = new System.Collections.BitArray(needed.Length);
         long raw = 0;
         for (int i = 0; i < needed.Length; i++)
         {
@@ -81,6 +82,7 @@ public sealed class Fat32Volume : BlockSource
             }
             else if (e.Kind == FileTreeEntryKind.Directory)
             {
+                directories[i] = true;
                 var (kept, mapped, changed) = MapChildren(e, mappings);
                 long slots = i == 0 ? (_rootLabel != null ? 1 : 0) : 2;
                 for (int k = 0; k < kept.Count; k++)
@@ -113,13 +115,19 @@ public sealed class Fat32Volume : BlockSource
         for (int i = 0; i < needed.Length; i++)
         {
             long clusters = (needed[i] + clusterSize - 1) / clusterSize;
-            needed[i] = i == 0 || tree.GetEntry(i).Kind == FileTreeEntryKind.Directory ? Math.Max(1, clusters) : clusters;
+            needed[i] = directories[i] ? Math.Max(1, clusters) : clusters;
         }
 
         _runs = new ClusterRuns(needed, Fat32BootRegion.RootCluster);
         long used = _runs.EndCluster - _runs.FirstCluster;
-        long headroom = options.FreeSpaceHeadroom ?? Math.Max(GiB, used * clusterSize / 4);
-        Geometry = Fat32Geometry.Create(clusterSize, used + ((headroom + clusterSize - 1) / clusterSize));
+        long headroomClusters = ((options.FreeSpaceHeadroom ?? Math.Max(GiB, used * clusterSize / 4)) + clusterSize - 1) / clusterSize;
+        if (options.FreeSpaceHeadroom == null)
+        {
+            // The default headroom shrinks to what still fits a FAT32 volume; an explicit one does not.
+            headroomClusters = Math.Clamp(Fat32Geometry.MaxClustersFor(clusterSize) - used, 0, headroomClusters);
+        }
+
+        Geometry = Fat32Geometry.Create(clusterSize, used + headroomClusters);
         long free = Geometry.ClusterCount - used;
         uint firstFree = free > 0 ? (uint)_runs.EndCluster : uint.MaxValue;
         _reserved = Fat32BootRegion.Build(Geometry, label, SerialFor(options.Seed), free, firstFree, options.HiddenSectors);
