@@ -217,6 +217,11 @@ public sealed class Fat32VolumeTests(ITestOutputHelper output)
         }
 
         Assert.Equal(0u, FatEntry(volume, (uint)(volume.UsedClusters + 2))); // first free cluster
+        long freeEntry = g.FatOffset + ((volume.UsedClusters + 2) * 4);
+        Assert.Equal(new Extent(g.FatOffset, freeEntry - g.FatOffset, ExtentKind.Data), volume.GetExtent(g.FatOffset, g.FatBytes));
+        Assert.Equal(new Extent(freeEntry, g.FatOffset + g.FatBytes - freeEntry, ExtentKind.Zero), volume.GetExtent(freeEntry, g.FatBytes));
+        Assert.Equal(ExtentKind.Data, volume.GetExtent(g.FatOffset + g.FatBytes, 4).Kind); // the second FAT starts over
+        Assert.Equal(ExtentKind.Zero, volume.GetExtent(g.ClusterOffset(volume.UsedClusters + 2), 4).Kind);
         var info = new byte[512];
         volume.Read(512, info);
         Assert.Equal((uint)(g.ClusterCount - volume.UsedClusters), BinaryPrimitives.ReadUInt32LittleEndian(info.AsSpan(488)));

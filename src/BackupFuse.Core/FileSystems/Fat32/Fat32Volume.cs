@@ -12,6 +12,7 @@ namespace BackupFuse.Core.FileSystems.Fat32;
 //   so cluster 2 is the root directory). A FAT entry is computed from the runs (next = c + 1, last = EOC, beyond the
 //   runs free = 0); a directory cluster from the directory's children (built whole, at most 2 MiB, kept in a
 //   byte-bounded LRU); a file cluster from IFileTree.ReadFile, its slack as zeros; free clusters as zeros.
+//   GetExtent reports the free clusters and the FAT entries of free clusters as Zero, everything else as Data.
 // - Construction is one pass over the tree: per directory the stored long names (FatLongNames.Map over the children
 //   FAT can hold), the entry count (8.3 entry + LFN entries, "." and ".." or the root's label entry) and the renames;
 //   per file its size (files over 4 GiB - 1 are collected and refused together, FileTooLargeForFat32Exception).
@@ -187,10 +188,22 @@ public sealed class Fat32Volume : BlockSource
     public override Extent GetExtent(long offset, long maxLength)
     {
         AssertRange(offset, 1);
-        long freeStart = Geometry.ClusterOffset(_runs.EndCluster);
+        var g = Geometry;
         long end = Math.Min(offset + maxLength, Length);
-        return offset < freeStart
-            ? new Extent(offset, Math.Min(end, freeStart) - offset, ExtentKind.Data)
+        if (offset >= g.FatOffset && offset < g.DataOffset)
+        {
+            // Each FAT is Data up to the entry of the first free cluster, then zeros (free entries) to its end.
+            long fat = g.FatOffset + ((offset - g.FatOffset) / g.FatBytes * g.FatBytes);
+            long zerosFrom = fat + (_runs.EndCluster * 4);
+            return offset < zerosFrom
+                ? new Extent(offset, Math.Min(end, zerosFrom) - offset, ExtentKind.Data)
+                : new Extent(offset, Math.Min(end, fat + g.FatBytes) - offset, ExtentKind.Zero);
+        }
+
+        long freeStart = g.ClusterOffset(_runs.EndCluster);
+        long dataEnd = offset < g.FatOffset ? g.FatOffset : freeStart;
+        return offset < dataEnd
+            ? new Extent(offset, Math.Min(end, dataEnd) - offset, ExtentKind.Data)
             : new Extent(offset, end - offset, ExtentKind.Zero);
     }
 
