@@ -65,9 +65,10 @@ public sealed class Fat32VolumeTests(ITestOutputHelper output)
         string extracted = work["x"];
         var x = ExternalTool.Run("7zz", ["x", "-y", "-o" + extracted, raw], TimeSpan.FromMinutes(2), Utc);
         Assert.True(x.ExitCode == 0, x.Output);
-        var list = ExternalTool.Run("7zz", ["l", raw], TimeSpan.FromMinutes(2), Utc);
+        var list = ExternalTool.Run("7zz", ["l", "-slt", raw], TimeSpan.FromMinutes(2), Utc);
         Assert.True(list.ExitCode == 0, list.Output);
-        Assert.Contains("Long File Name 1199.txt", list.Output, StringComparison.Ordinal);
+        var listed = list.StdOut.Split('\n').Where(l => l.StartsWith("Path = ", StringComparison.Ordinal)).Skip(1).Select(l => l[7..].TrimEnd('\r'));
+        Assert.Equal(expected.Keys.Order(StringComparer.Ordinal), listed.Order(StringComparer.Ordinal));
         CompareWithSource(extracted, expected, tree, checkTimes: true);
 
         string mnt = work["mnt"];

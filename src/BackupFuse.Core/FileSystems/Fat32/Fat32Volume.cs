@@ -22,7 +22,8 @@ namespace BackupFuse.Core.FileSystems.Fat32;
 // - Deterministic: the same tree and options give the same bytes (serial from the seed, times from the tree).
 // - Thread-safe: immutable apart from the directory cache (locked); the tree must allow concurrent reads (IFileTree
 //   contract). Owns the tree when asked to. Not done: writes (the differencing layer above takes them), FAT12/16,
-//   sector sizes other than 512, a bootable boot sector.
+//   sector sizes other than 512, a bootable boot sector, Windows' reserved device names (CON, NUL, ...: FatLongNames
+//   keeps them), local-time stamps (we write UTC; Windows shows FAT times as local time).
 
 /// <summary>A FAT32 volume whose bytes are synthesized on demand from a <see cref="IFileTree"/>.</summary>
 public sealed class Fat32Volume : BlockSource
@@ -47,7 +48,7 @@ public sealed class Fat32Volume : BlockSource
     /// <summary>The volume of <paramref name="tree"/>.</summary>
     /// <param name="tree">The files; read on demand, so it must stay usable while the volume is.</param>
     /// <param name="options">Layout options; null for the defaults.</param>
-    /// <param name="ownsTree">Whether disposing the volume disposes the tree.</param>
+    /// <param name="ownsTree">Whether disposing the volume disposes the tree (when the constructor throws, the caller still owns it).</param>
     /// <exception cref="FileTooLargeForFat32Exception">Files larger than 4 GiB - 1 byte (all of them are named).</exception>
     /// <exception cref="InvalidDataException">A directory with more entries than FAT allows, or a tree too large for FAT32.</exception>
     public Fat32Volume(IFileTree tree, Fat32VolumeOptions? options = null, bool ownsTree = true)
