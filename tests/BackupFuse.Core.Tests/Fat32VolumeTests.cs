@@ -51,10 +51,7 @@ public sealed class Fat32VolumeTests(ITestOutputHelper output)
         string raw = work["fat32.raw"];
         WriteSparse(volume, raw);
 
-        var fsck = ExternalTool.Run("fsck.vfat", ["-n", "-v", raw], TimeSpan.FromMinutes(2), Utc);
-        output.WriteLine(fsck.Output);
-        Assert.True(fsck.ExitCode == 0, $"fsck.vfat -n exited {fsck.ExitCode}: {fsck.Output}");
-        Assert.DoesNotContain("differences between boot sector", fsck.Output, StringComparison.OrdinalIgnoreCase);
+        AssertFsckClean(raw);
 
         var mdir = ExternalTool.Run("mdir", ["-i", raw, "::/"], TimeSpan.FromMinutes(1), Utc);
         Assert.True(mdir.ExitCode == 0, mdir.Output);
@@ -115,8 +112,7 @@ public sealed class Fat32VolumeTests(ITestOutputHelper output)
         using var work = new TempDirectory("bf-fat32n");
         string raw = work["n.raw"];
         WriteSparse(volume, raw);
-        var fsck = ExternalTool.Run("fsck.vfat", ["-n", raw], TimeSpan.FromMinutes(1), Utc);
-        Assert.True(fsck.ExitCode == 0, fsck.Output);
+        AssertFsckClean(raw);
         var x = ExternalTool.Run("7zz", ["x", "-y", "-o" + work["x"], raw], TimeSpan.FromMinutes(1), Utc);
         Assert.True(x.ExitCode == 0, x.Output);
         Assert.Equal(data, File.ReadAllBytes(Path.Combine(work["x"], cut)));
@@ -396,6 +392,19 @@ public sealed class Fat32VolumeTests(ITestOutputHelper output)
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// fsck.vfat -n exits 0 and says nothing but its banner and the summary line: it exits 0 on some problems it
+    /// only reports (a long name whose checksum does not match its short name, for one).
+    /// </summary>
+    private static void AssertFsckClean(string raw)
+    {
+        var fsck = ExternalTool.Run("fsck.vfat", ["-n", raw], TimeSpan.FromMinutes(2), Utc);
+        Assert.True(fsck.ExitCode == 0, $"fsck.vfat -n exited {fsck.ExitCode}: {fsck.Output}");
+        var lines = fsck.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        Assert.True(lines.Length == 2 && lines[0].StartsWith("fsck.fat", StringComparison.Ordinal), $"fsck.vfat -n reported: {fsck.Output}");
+        Assert.Matches(@": \d+ files, \d+/\d+ clusters$", lines[1]);
     }
 
     private static void AssertClose(DateTime expected, DateTime actual, string path) =>
