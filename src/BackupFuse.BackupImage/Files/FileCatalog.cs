@@ -88,7 +88,7 @@ public sealed class FileCatalog
         string name = Encoding.UTF8.GetString(_blob, _nameStart[index], _nameLength[index]);
         string? target = kind == FileTreeEntryKind.Symlink ? Encoding.UTF8.GetString(_blob, _nameStart[index] + _nameLength[index], (int)_size[index]) : null;
         bool dir = kind == FileTreeEntryKind.Directory;
-        return new FileTreeEntry(name, kind, _parent[index], dir ? _link[index] : 0, dir ? _children[index] : 0,
+        return new FileTreeEntry(name, kind, _parent[index], dir && _children[index] > 0 ? _link[index] : 0, dir ? _children[index] : 0,
             kind == FileTreeEntryKind.File ? _size[index] : 0, _mtime[index], _atime[index], _mode[index], target);
     }
 
