@@ -38,13 +38,13 @@ internal static class FileCatalogWriter
         return length;
     }
 
-    /// <summary>Checks that every entry of <paramref name="tree"/> can be written (names, targets, modes).</summary>
+    /// <summary>Checks that every entry of <paramref name="tree"/> can be written (names, targets, modes); messages start with <paramref name="sourceName"/>.</summary>
     /// <exception cref="InvalidDataException">An entry cannot be stored; the message names its path.</exception>
-    public static void Check(IFileTree tree)
+    public static void Check(IFileTree tree, string sourceName)
     {
         if (tree.Count < 1 || tree.Count > FileCatalog.MaxLength / FileCatalog.EntryFixedLength)
         {
-            throw new InvalidDataException($"a tree of {tree.Count} entries cannot be stored");
+            throw new InvalidDataException($"{sourceName}: a tree of {tree.Count} entries cannot be stored");
         }
 
         for (int i = 0; i < tree.Count; i++)
@@ -53,12 +53,12 @@ internal static class FileCatalogWriter
             int nameBytes = Encoding.UTF8.GetByteCount(e.Name);
             if (i > 0 && (nameBytes == 0 || nameBytes > FileCatalog.MaxNameBytes))
             {
-                throw new InvalidDataException($"{PathOf(tree, i)}: a name of {nameBytes} bytes cannot be stored (1..{FileCatalog.MaxNameBytes})");
+                throw new InvalidDataException($"{sourceName}: {PathOf(tree, i)}: a name of {nameBytes} bytes cannot be stored (1..{FileCatalog.MaxNameBytes})");
             }
 
             if (e.Kind == FileTreeEntryKind.Symlink && Encoding.UTF8.GetByteCount(e.SymlinkTarget!) is var t && (t == 0 || t > FileCatalog.MaxTargetBytes))
             {
-                throw new InvalidDataException($"{PathOf(tree, i)}: a symlink target of {t} bytes cannot be stored (1..{FileCatalog.MaxTargetBytes})");
+                throw new InvalidDataException($"{sourceName}: {PathOf(tree, i)}: a symlink target of {t} bytes cannot be stored (1..{FileCatalog.MaxTargetBytes})");
             }
 
             uint type = e.Mode & 0xF000;
@@ -71,7 +71,7 @@ internal static class FileCatalogWriter
             };
             if (!fits)
             {
-                throw new InvalidDataException($"{PathOf(tree, i)}: mode 0{Convert.ToString(e.Mode, 8)} does not fit a {e.Kind}");
+                throw new InvalidDataException($"{sourceName}: {PathOf(tree, i)}: mode 0{Convert.ToString(e.Mode, 8)} does not fit a {e.Kind}");
             }
         }
     }

@@ -56,6 +56,35 @@ public sealed class FileImageTree : IFileTree
     }
 
     /// <summary>
+    /// Opens the tree of an older point of <paramref name="chain"/>: the image <paramref name="layer"/> (0 = the top)
+    /// read with the images below it (keep the chain open while the tree is used).
+    /// </summary>
+    /// <exception cref="InvalidDataException">The image is not a file-level image, or its catalog or a chunk is damaged.</exception>
+    public static FileImageTree Open(BackupChain chain, int layer)
+    {
+        ArgumentNullException.ThrowIfNull(chain);
+        if (layer == 0)
+        {
+            return Open(chain);
+        }
+
+        var layers = chain.Layers.Skip(layer).ToList();
+        long length = layers[0].DiskSize;
+        var source = new ChainSource([.. layers.Select(l => l.DiskSize == length
+            ? (IBlockSource)new BackupImageSource(l)
+            : new ExtendedLayerSource(new BackupImageSource(l), length))]);
+        try
+        {
+            return Open(source, layers[0].Header, layers[0].Path, ownsSource: true);
+        }
+        catch
+        {
+            source.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
     /// Opens the tree stored in <paramref name="stream"/> (the chain's data stream) as described by the top image's
     /// <paramref name="header"/>; <paramref name="name"/> is used in messages.
     /// </summary>

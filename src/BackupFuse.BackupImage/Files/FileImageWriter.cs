@@ -101,6 +101,22 @@ public static class FileImageWriter
             TarEntry? entry;
             while ((entry = NextEntry(reader)) != null)
             {
+                try
+                {
+                    AddTarEntry(entry);
+                }
+                catch (InvalidDataException e) when (!e.Message.StartsWith("tar stream", StringComparison.Ordinal))
+                {
+                    throw new InvalidDataException($"tar stream: {e.Message}", e);
+                }
+                catch (Exception e) when (e is FormatException or EndOfStreamException)
+                {
+                    throw new InvalidDataException($"tar stream, entry '{entry.Name}': {e.Message}", e);
+                }
+            }
+
+            void AddTarEntry(TarEntry entry)
+            {
                 cancellationToken.ThrowIfCancellationRequested();
                 string path = TarPath(entry.Name);
                 long mtime = UnixNs(entry.ModificationTime);
@@ -137,7 +153,7 @@ public static class FileImageWriter
                         {
                             long offset = AlignUp(sink.Position, FileAlignment);
                             sink.SkipTo(offset);
-                            var data = entry.DataStream ?? throw new InvalidDataException($"tar entry '{entry.Name}': no data for a file of {size} bytes");
+                            var data = entry.DataStream ?? throw new InvalidDataException($"tar stream, entry '{entry.Name}': no data for a file of {size} bytes");
                             using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
                             long left = size;
                             while (left > 0)
@@ -145,7 +161,7 @@ public static class FileImageWriter
                                 int n = data.Read(buffer, 0, (int)Math.Min(buffer.Length, left));
                                 if (n == 0)
                                 {
-                                    throw new InvalidDataException($"tar entry '{entry.Name}': the archive ends inside its data ({size - left} of {size} bytes)");
+                                    throw new InvalidDataException($"tar stream, entry '{entry.Name}': the archive ends inside its data ({size - left} of {size} bytes)");
                                 }
 
                                 sink.Append(buffer.AsSpan(0, n));
@@ -173,7 +189,7 @@ public static class FileImageWriter
                         RequireName(path, entry);
                         if (!stored.TryGetValue(Canonical(TarPath(entry.LinkName)), out var target))
                         {
-                            throw new InvalidDataException($"tar entry '{entry.Name}': hard link to '{entry.LinkName}', which is not an earlier file of the archive");
+                            throw new InvalidDataException($"tar stream, entry '{entry.Name}': hard link to '{entry.LinkName}', which is not an earlier file of the archive");
                         }
 
                         builder.Add(path, FileTreeEntryKind.File, target.Size, mtime, atime, 0x8000 | permissions, content: NoContent);
@@ -200,12 +216,12 @@ public static class FileImageWriter
                     case TarEntryType.GlobalExtendedAttributes:
                         break;
                     default:
-                        throw new InvalidDataException($"tar entry '{entry.Name}': entry type {entry.EntryType} is not supported");
+                        throw new InvalidDataException($"tar stream, entry '{entry.Name}': entry type {entry.EntryType} is not supported");
                 }
             }
 
             using var tree = builder.Build();
-            FileCatalogWriter.Check(tree);
+            FileCatalogWriter.Check(tree, "tar stream");
             var fields = Finish(tree, sink, writer, header.ChunkSize, i => stored[Canonical(FileCatalogWriter.PathOf(tree, i))] is var p ? (p.Offset, p.Sha) : default, newBytes);
             header = fields.ApplyTo(header with { DiskSize = fields.CatalogOffset + fields.CatalogLength });
 
@@ -226,7 +242,7 @@ public static class FileImageWriter
     {
         ArgumentNullException.ThrowIfNull(options);
         var sw = Stopwatch.StartNew();
-        FileCatalogWriter.Check(tree);
+        FileCatalogWriter.Check(tree, directory);
         using var parent = OpenParent(options);
         int chunkSize = options.ChunkSize ?? options.Parent?.ChunkSize ?? BackupOptions.DefaultChunkSize;
         long start = parent == null ? 0 : AlignUp(options.Parent!.DiskSize, chunkSize);
@@ -411,7 +427,7 @@ public static class FileImageWriter
         }
         catch (Exception e) when (e is FormatException or EndOfStreamException or ArgumentException)
         {
-            throw new InvalidDataException($"not a readable tar archive: {e.Message}", e);
+            throw new InvalidDataException($"tar stream: not a readable tar archive: {e.Message}", e);
         }
     }
 
@@ -419,7 +435,7 @@ public static class FileImageWriter
     {
         if (path.Length == 0)
         {
-            throw new InvalidDataException($"tar entry '{entry.Name}': a {entry.EntryType} cannot be the root directory");
+            throw new InvalidDataException($"tar stream, entry '{entry.Name}': a {entry.EntryType} cannot be the root directory");
         }
     }
 
