@@ -82,7 +82,7 @@ public sealed class FilesIncrementalTests : IDisposable
         using var parent = BackupChain.Open(_dir["full.bfi"]);
         var r = FileImageWriter.BackupDirectory(src, _dir["same.bfi"], new BackupOptions { Parent = parent });
         Assert.Equal(0, r.Fields.NewContentBytes);
-        Assert.Equal(r.Fields.CatalogOffset, (parent.DiskSize + parent.ChunkSize - 1) / parent.ChunkSize * parent.ChunkSize);
+        Assert.Equal(r.Fields.CatalogOffset, parent.DiskSize); // the parent's stream is whole chunks
         FilesTestKit.AssertPointEquals(_dir["same.bfi"], src);
     }
 
@@ -139,6 +139,48 @@ public sealed class FilesIncrementalTests : IDisposable
         ImageTestKit.RewriteHeader(_dir["child.bfi"], h => h with { DiskSize = fullSize - 1 });
         var e = Assert.ThrowsAny<Exception>(() => BackupChain.Open(_dir["child.bfi"]));
         Assert.True(e is InvalidDataException && e.Message.Contains("disk size", StringComparison.Ordinal), e.ToString());
+    }
+
+    [Fact]
+    public void FoldingAFileChainKeepsEveryPointReadable()
+    {
+        string src = _dir["src"];
+        FilesTestKit.MakeTree(src, seed: 12);
+        FileImageWriter.BackupDirectory(src, _dir["p0.bfi"], new BackupOptions());
+        Snapshot(src, "s0");
+        var rng = new Random(13);
+        FilesTestKit.WriteRandom(Path.Combine(src, "n1.bin"), 70_000, rng);
+        using (var parent = BackupChain.Open(_dir["p0.bfi"]))
+        {
+            FileImageWriter.BackupDirectory(src, _dir["p1.bfi"], new BackupOptions { Parent = parent });
+        }
+
+        Snapshot(src, "s1");
+        FilesTestKit.WriteRandom(Path.Combine(src, "big.bin"), 90_000, rng);
+        File.Delete(Path.Combine(src, "one"));
+        using (var parent = BackupChain.Open(_dir["p1.bfi"]))
+        {
+            FileImageWriter.BackupDirectory(src, _dir["p2.bfi"], new BackupOptions { Parent = parent });
+        }
+
+        Directory.CreateDirectory(_dir["synthetic"]);
+        Directory.CreateDirectory(_dir["folded"]);
+        using (var chain = BackupChain.Open(_dir["p2.bfi"]))
+        {
+            Lifecycle.ImageFolder.Fold(chain, 3, Path.Combine(_dir["synthetic"], "p2.bfi"), passphrase: null, replace: false);
+            Lifecycle.ImageFolder.Fold(chain, 2, _dir["p2-on-p0.bfi"], passphrase: null, replace: false);
+        }
+
+        FilesTestKit.AssertPointEquals(Path.Combine(_dir["synthetic"], "p2.bfi"), src);
+        using (var synthetic = BackupChain.Open(Path.Combine(_dir["synthetic"], "p2.bfi")))
+        {
+            Assert.Single(synthetic.Layers);
+        }
+
+        File.Move(_dir["p2.bfi"], Path.Combine(_dir["folded"], "p2-original.bfi"));
+        FilesTestKit.AssertPointEquals(_dir["p2-on-p0.bfi"], src);
+        FilesTestKit.AssertPointEquals(_dir["p0.bfi"], _dir["s0"]);
+        FilesTestKit.AssertPointEquals(_dir["p1.bfi"], _dir["s1"]);
     }
 
     private void Snapshot(string src, string name) => ExternalTool.Check("cp", "-a", src, _dir[name]);

@@ -15,7 +15,7 @@ namespace BackupFuse.BackupImage.Files;
 
 /// <summary>The fields of a file-level image's header (bytes 184..247, see docs/format.md section 12).</summary>
 /// <param name="CatalogOffset">Stream offset of the catalog (a chunk boundary; the data stream ends there).</param>
-/// <param name="CatalogLength">Bytes of the catalog; the stream (the image's disk size) ends with it.</param>
+/// <param name="CatalogLength">Bytes of the catalog; the stream (the image's disk size) ends with it, padded with zeros to a whole chunk.</param>
 /// <param name="Files">Regular files in the tree.</param>
 /// <param name="Directories">Directories in the tree, the root included.</param>
 /// <param name="Symlinks">Symbolic links in the tree.</param>

@@ -95,7 +95,9 @@ public sealed class FileImageTree : IFileTree
         ArgumentNullException.ThrowIfNull(header);
         var fields = FileImageFields.Read(header) ?? throw new InvalidDataException($"{name}: not a file-level backup (a disk image: mount it as a disk)");
         long length = stream.Length;
-        if (fields.CatalogOffset < 0 || fields.CatalogLength <= 0 || fields.CatalogOffset > length || fields.CatalogLength != length - fields.CatalogOffset)
+        // The catalog ends the stream, which is padded with zeros to a whole chunk.
+        if (fields.CatalogOffset < 0 || fields.CatalogLength <= 0 || fields.CatalogOffset > length || fields.CatalogLength > length - fields.CatalogOffset ||
+            length - fields.CatalogOffset - fields.CatalogLength >= header.ChunkSize)
         {
             throw new InvalidDataException($"{name}: damaged file-level header: catalog {fields.CatalogOffset}+{fields.CatalogLength} does not end the {length}-byte data stream");
         }

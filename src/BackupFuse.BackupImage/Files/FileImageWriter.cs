@@ -10,7 +10,9 @@ namespace BackupFuse.BackupImage.Files;
 
 // Design notes:
 // - A file-level image is an ordinary image whose "disk" is a data stream: file contents, each starting at a 4 KiB
-//   boundary, then the catalog starting at a chunk boundary (docs/format.md section 12). Chunking, compression,
+//   boundary, then the catalog starting at a chunk boundary, then zeros to the next chunk boundary: the stream is whole
+//   chunks, so a chunk has one length in every image of a chain and a merge copies payloads as they are
+//   (docs/format.md section 12). Chunking, compression,
 //   checksums, encryption, the index and the trailer are exactly those of block images (ImageStreamWriter).
 // - An incremental (options.Parent, a file-level chain) keeps every offset of its parent valid: its own part of the
 //   stream starts at the first chunk boundary after the parent's whole stream, its catalog points unchanged files at
@@ -223,7 +225,7 @@ public static class FileImageWriter
             using var tree = builder.Build();
             FileCatalogWriter.Check(tree, "tar stream");
             var fields = Finish(tree, sink, writer, header.ChunkSize, i => stored[Canonical(FileCatalogWriter.PathOf(tree, i))] is var p ? (p.Offset, p.Sha) : default, newBytes);
-            header = fields.ApplyTo(header with { DiskSize = fields.CatalogOffset + fields.CatalogLength });
+            header = fields.ApplyTo(header with { DiskSize = AlignUp(fields.CatalogOffset + fields.CatalogLength, header.ChunkSize) });
 
             // The header is only complete now: rewrite it in place, then return to the end.
             long end = destination.Position;
@@ -291,7 +293,7 @@ public static class FileImageWriter
 
         long catalogOffset = AlignUp(position, chunkSize);
         long catalogLength = FileCatalogWriter.Measure(tree);
-        long total = catalogOffset + catalogLength;
+        long total = AlignUp(catalogOffset + catalogLength, chunkSize);
         var header = BackupWriter.BuildHeader(directory, total, options, files: true, out var keys);
         var planned = Fields(tree, catalogOffset, catalogLength, newBytes);
         header = planned.ApplyTo(header);
@@ -342,6 +344,7 @@ public static class FileImageWriter
         sink.SkipTo(catalogOffset);
         FileCatalogWriter.Write(tree, locate, sink.Append);
         long catalogLength = sink.Position - catalogOffset;
+        sink.SkipTo(AlignUp(sink.Position, chunkSize)); // whole chunks only: every layer's chunks have one length
         sink.Finish();
         writer.Finish();
         return Fields(tree, catalogOffset, catalogLength, newBytes);
