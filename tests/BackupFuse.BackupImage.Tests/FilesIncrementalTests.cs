@@ -142,6 +142,34 @@ public sealed class FilesIncrementalTests : IDisposable
     }
 
     [Fact]
+    public void ChainQueriesPastAnOlderLayersEndAnswerFromTheNewerOnes()
+    {
+        string src = _dir["src"];
+        FilesTestKit.MakeTree(src, seed: 14);
+        FileImageWriter.BackupDirectory(src, _dir["p0.bfi"], new BackupOptions { EntriesPerPage = 1 });
+        FilesTestKit.WriteRandom(Path.Combine(src, "more.bin"), 200_000, new Random(15));
+        File.WriteAllBytes(Path.Combine(src, "zeros.bin"), new byte[300_000]); // chunks the child leaves Absent past the parent's end
+        using (var parent = BackupChain.Open(_dir["p0.bfi"]))
+        {
+            FileImageWriter.BackupDirectory(src, _dir["p1.bfi"], new BackupOptions { Parent = parent, EntriesPerPage = 1 });
+        }
+
+        FilesTestKit.AssertPointEquals(_dir["p1.bfi"], src);
+
+        using var chain = BackupChain.Open(_dir["p1.bfi"]);
+        long parentChunks = chain.Layers[1].ChunkCount;
+        Assert.True(chain.Top.ChunkCount > parentChunks + 2);
+        for (long c = 0; c < chain.Top.ChunkCount; c++)
+        {
+            long next = chain.NextChunkInAnyPage(c);
+            Assert.True(next >= c && next <= chain.Top.ChunkCount, $"NextChunkInAnyPage({c}) = {next}");
+            var (isZero, hash) = chain.EffectiveChunk(c);
+            Assert.Equal(chain.Top.GetEntry(c).Kind == Format.ChunkKind.Data ? chain.Top.GetEntry(c).Hash : hash, hash);
+            Assert.True(c >= parentChunks || !isZero || chain.Layers[1].GetEntry(c).Kind != Format.ChunkKind.Data);
+        }
+    }
+
+    [Fact]
     public void FoldingAFileChainKeepsEveryPointReadable()
     {
         string src = _dir["src"];
