@@ -21,4 +21,10 @@ public enum ImageHeaderFlags : ushort
     /// it inside a synthesized partition table. The file system is in <see cref="ImageHeader.FileSystem"/>.
     /// </summary>
     Volume = 4,
+
+    /// <summary>
+    /// A file-level image: the "disk" is a data stream of file contents followed by a catalog of the tree
+    /// (<see cref="Files.FileImageFields"/>, docs/format.md section 12). Its incrementals extend the parent's stream.
+    /// </summary>
+    Files = 8,
 }

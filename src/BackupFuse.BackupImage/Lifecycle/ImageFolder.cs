@@ -307,7 +307,9 @@ public static class ImageFolder
         long next = long.MaxValue;
         foreach (var l in folded)
         {
-            next = Math.Min(next, l.NextChunkInAnyPage(chunk));
+            // An older image of a file-level chain is shorter (children extend the stream): past its end it has nothing.
+            long n = chunk < l.ChunkCount ? l.NextChunkInAnyPage(chunk) : long.MaxValue;
+            next = Math.Min(next, n < l.ChunkCount ? n : long.MaxValue);
         }
 
         return next;
@@ -317,7 +319,7 @@ public static class ImageFolder
     {
         foreach (var l in folded)
         {
-            var e = l.GetEntry(chunk);
+            var e = chunk < l.ChunkCount ? l.GetEntry(chunk) : ChunkEntry.Absent;
             if (e.Kind != ChunkKind.Absent)
             {
                 return (e, l);

@@ -8,7 +8,8 @@ namespace BackupFuse.BackupImage.Reading;
 // - Open follows parent ids from the given image down to a full backup, finding each parent BY IDENTITY through the
 //   catalog (never by a stored path). Checks at each step, in this order: parent found (else FileNotFoundException
 //   naming the id and the directories searched), no cycle (an id seen twice), the file found really has that id
-//   (the catalog may be stale), same disk size, same chunk size, then (format 1.1) the child's parent binding against
+//   (the catalog may be stale), same disk size (a file-level child: not smaller, it extends its parent's stream; block
+//   and file-level images never mix), same chunk size, then (format 1.1) the child's parent binding against
 //   the parent's header and trailer: a file that only carries the expected id, not the content the child was made
 //   from, is refused. An older child without a binding is accepted on its parent's id alone (ImageInfo.ParentBound).
 // - An id may have several files (ImageCatalog.FindAll: a synthetic full beside the incremental it reproduces); the
@@ -135,7 +136,14 @@ public sealed class BackupChain : IDisposable
             throw new InvalidDataException($"{parent.Path} was expected to be image {parentId} (the parent of {current.Path}) but is image {parent.Id}");
         }
 
-        if (parent.DiskSize != current.DiskSize)
+        bool files = Files.FileImageFields.IsFileImage(current.Header);
+        if (files != Files.FileImageFields.IsFileImage(parent.Header))
+        {
+            throw new InvalidDataException($"{current.Path} is a {(files ? "file-level" : "block")} image but its parent {parent.Path} is a {(files ? "block" : "file-level")} image: they cannot form a chain");
+        }
+
+        // A file-level child appends to its parent's data stream (docs/format.md section 12.3): longer, never shorter.
+        if (files ? parent.DiskSize > current.DiskSize : parent.DiskSize != current.DiskSize)
         {
             throw new InvalidDataException($"{current.Path} has disk size {current.DiskSize} but its parent {parent.Path} has {parent.DiskSize}");
         }
@@ -166,7 +174,10 @@ public sealed class BackupChain : IDisposable
     }
 
     /// <summary>A block source reading the chain as one disk (the sources do not own the files: keep the chain open).</summary>
-    public ChainSource CreateSource() => new([.. _layers.Select(l => (IBlockSource)new BackupImageSource(l))]);
+    /// <remarks>The older, shorter layers of a file-level chain are lengthened with unallocated space to the top's length.</remarks>
+    public ChainSource CreateSource() => new([.. _layers.Select(l => l.DiskSize == DiskSize
+        ? (IBlockSource)new BackupImageSource(l)
+        : new Files.ExtendedLayerSource(new BackupImageSource(l), DiskSize))]);
 
     /// <summary>What `info` shows for each image, newest first.</summary>
     public IReadOnlyList<ImageInfo> Describe() => [.. _layers.Select(l => l.GetInfo())];
@@ -179,6 +190,11 @@ public sealed class BackupChain : IDisposable
     {
         foreach (var layer in _layers)
         {
+            if (chunkIndex >= layer.ChunkCount)
+            {
+                continue; // an older layer of a file-level chain ends before this chunk: it holds nothing here
+            }
+
             var e = layer.GetEntry(chunkIndex);
             if (e.Kind == ChunkKind.Data)
             {
@@ -195,7 +211,8 @@ public sealed class BackupChain : IDisposable
     }
 
     /// <summary>First chunk at or after <paramref name="chunkIndex"/> that any layer has an index page for, or ChunkCount.</summary>
-    public long NextChunkInAnyPage(long chunkIndex) => _layers.Min(l => l.NextChunkInAnyPage(chunkIndex));
+    public long NextChunkInAnyPage(long chunkIndex) => _layers.Min(l =>
+        chunkIndex < l.ChunkCount && l.NextChunkInAnyPage(chunkIndex) is var next && next < l.ChunkCount ? next : Top.ChunkCount);
 
     /// <inheritdoc/>
     public void Dispose()

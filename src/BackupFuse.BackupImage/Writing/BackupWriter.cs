@@ -62,7 +62,14 @@ public static partial class BackupWriter
         return Run(disk, destination, "stream", options, progress, cancellationToken);
     }
 
-    private static BackupResult ToDestination(IDiskReader disk, string destinationPath, BackupOptions options, IProgress<BackupProgress>? progress, CancellationToken ct)
+    private static BackupResult ToDestination(IDiskReader disk, string destinationPath, BackupOptions options, IProgress<BackupProgress>? progress, CancellationToken ct) =>
+        ToDestination(destinationPath, (output, name) => Run(disk, output, name, options, progress, ct));
+
+    /// <summary>
+    /// Runs <paramref name="run"/> on the destination: standard output for "-", else "&lt;dest&gt;.partial" (seekable),
+    /// fsynced and renamed to <paramref name="destinationPath"/> on success, deleted on failure.
+    /// </summary>
+    internal static T ToDestination<T>(string destinationPath, Func<Stream, string, T> run)
     {
         ArgumentException.ThrowIfNullOrEmpty(destinationPath);
         if (destinationPath == "-")
@@ -70,7 +77,7 @@ public static partial class BackupWriter
             // Not Console.OpenStandardOutput, which ignores EPIPE (StandardOutputStream says why). Not disposed on
             // failure: disposing flushes, and a second error from the flush would hide the first.
             var stdout = StandardOutputStream.OpenBuffered();
-            var streamed = Run(disk, stdout, "-", options, progress, ct);
+            var streamed = run(stdout, "-");
             stdout.Dispose();
             return streamed;
         }
@@ -92,7 +99,7 @@ public static partial class BackupWriter
         try
         {
             fs = new FileStream(partial, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20);
-            var result = Run(disk, fs, dest, options, progress, ct);
+            var result = run(fs, dest);
             fs.Flush(flushToDisk: true);
             fs.Dispose();
             fs = null;
@@ -210,21 +217,36 @@ public static partial class BackupWriter
         }
     }
 
-    private static ImageHeader BuildHeader(IDiskReader disk, BackupOptions options, out ImageKeys? keys)
+    private static ImageHeader BuildHeader(IDiskReader disk, BackupOptions options, out ImageKeys? keys) =>
+        BuildHeader(disk.Name, disk.Length, options, files: false, out keys);
+
+    /// <summary>
+    /// The header of a new image of <paramref name="length"/> bytes (identity, geometry, codec, encryption and parent
+    /// binding); a file-level image (<paramref name="files"/>) extends its parent's stream, so its length is not checked
+    /// against the parent's here (FileImageWriter places it).
+    /// </summary>
+    internal static ImageHeader BuildHeader(string sourceName, long length, BackupOptions options, bool files, out ImageKeys? keys)
     {
         var parent = options.Parent;
-        if (disk.Length <= 0)
+        if (length <= 0)
         {
-            throw new IOException($"source {disk.Name} is empty");
+            throw new IOException($"source {sourceName} is empty");
         }
 
         int chunkSize = options.ChunkSize ?? parent?.ChunkSize ?? BackupOptions.DefaultChunkSize;
         if (parent != null)
         {
             // InvalidDataException: the parent does not fit this source; the caller shows the message as it is.
-            if (parent.DiskSize != disk.Length)
+            if (Files.FileImageFields.IsFileImage(parent.Top.Header) != files)
             {
-                throw new InvalidDataException($"source {disk.Name} is a disk of {disk.Length} bytes but the parent image {parent.Top.Path} is a disk of {parent.DiskSize} bytes: an incremental needs a parent of the same disk");
+                throw new InvalidDataException(files
+                    ? $"the parent image {parent.Top.Path} is a disk backup: an incremental of files needs a file-level parent (backup --files)"
+                    : $"the parent image {parent.Top.Path} is a file-level backup: an incremental of {sourceName} needs a disk backup as its parent");
+            }
+
+            if (!files && parent.DiskSize != length)
+            {
+                throw new InvalidDataException($"source {sourceName} is a disk of {length} bytes but the parent image {parent.Top.Path} is a disk of {parent.DiskSize} bytes: an incremental needs a parent of the same disk");
             }
 
             if (chunkSize != parent.ChunkSize)
@@ -310,7 +332,7 @@ public static partial class BackupWriter
         {
             ImageId = id,
             ParentId = parent?.Top.Id ?? Guid.Empty,
-            DiskSize = disk.Length,
+            DiskSize = length,
             ChunkSize = chunkSize,
             EntriesPerPage = options.EntriesPerPage,
             CreatedUtc = DateTime.UtcNow,

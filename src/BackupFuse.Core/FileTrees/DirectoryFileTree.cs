@@ -81,7 +81,9 @@ public static class DirectoryFileTree
     {
         if (info.LinkTarget != null)
         {
-            return 0xA000u | (uint)info.UnixFileMode;
+            // FileSystemInfo.UnixFileMode follows the link (the target's mode; -1 for a dangling link). A symlink's
+            // own permission bits are always 0777 on Linux and never consulted.
+            return 0xA000u | 0x1FFu;
         }
 
         // Not a symlink, so stat(2) is lstat(2) here; it tells FIFOs, sockets and devices from files.

@@ -56,6 +56,11 @@ public static class BackupCommand
                 "with a synthesized partition table. Partitions and device-mapper devices (LVM) are detected without it.",
         };
         var allBlocks = new Option<bool>("--all-blocks") { Description = "For a volume: store every block, also those its file system marks free (default: used blocks only for ext2/3/4, XFS and NTFS)." };
+        var files = new Option<bool>("--files")
+        {
+            Description = "Back up FILES, not a disk: the source is a directory (its tree: files, directories, symlinks, modes, times), or - for a tar " +
+                "stream (ustar, pax or GNU) on standard input, written to a local file. --parent stores only files whose content changed.",
+        };
         var passphrase = new PassphraseOptions();
         var command = new Command("backup",
             "Back up a disk into one image file (a backup point), full or incremental.\n\n" +
@@ -66,7 +71,10 @@ public static class BackupCommand
             "  backupfuse backup disk.raw - > /mnt/tape/disk.bfi\n" +
             "  backupfuse backup /dev/sdb2 /backups/web01-root.bfi        (a partition: a volume, used blocks only)\n" +
             "  backupfuse backup root.ext4 /backups/root.bfi --volume\n" +
-            "  backupfuse backup /dev/sdb s3://backups/web01/web01-1122.bfi --parent s3://backups/web01/web01-full.bfi");
+            "  backupfuse backup /dev/sdb s3://backups/web01/web01-1122.bfi --parent s3://backups/web01/web01-full.bfi\n" +
+            "  backupfuse backup --files /srv/www /backups/www-full.bfi          (a directory tree: a file-level backup)\n" +
+            "  backupfuse backup --files /srv/www /backups/www-1122.bfi --parent /backups/www-full.bfi\n" +
+            "  tar c -C /srv/www . | backupfuse backup --files - /backups/www.bfi");
         command.Arguments.Add(source);
         command.Arguments.Add(dest);
         command.Options.Add(parent);
@@ -78,6 +86,7 @@ public static class BackupCommand
         command.Options.Add(noEncrypt);
         command.Options.Add(volume);
         command.Options.Add(allBlocks);
+        command.Options.Add(files);
         command.Validators.Add(r =>
         {
             string? c = r.GetValue(codec);
@@ -95,12 +104,22 @@ public static class BackupCommand
             {
                 r.AddError("--encrypt and --no-encrypt contradict each other; give one");
             }
+
+            if (r.GetValue(files) && (r.GetValue(volume) || r.GetValue(allBlocks)))
+            {
+                r.AddError("--files backs up a tree of files; --volume and --all-blocks are for disks and volumes");
+            }
         });
         passphrase.AddTo(command);
         command.SetGuardedAction((parse, token) =>
         {
             string src = parse.GetValue(source)!;
             string dst = parse.GetValue(dest)!;
+            if (parse.GetValue(files))
+            {
+                return BackupFiles(parse, src, dst, passphrase, parent, images, codec, level, chunkSize, encrypt, noEncrypt, token);
+            }
+
             if (!File.Exists(src))
             {
                 throw new CliError($"{src}: no such file or block device");
@@ -182,6 +201,103 @@ public static class BackupCommand
         return command;
     }
 
+    /// <summary><c>backup --files</c>: a file-level image of a directory or of a tar stream on standard input.</summary>
+    private static int BackupFiles(ParseResult parse, string src, string dst, PassphraseOptions passphrase, Option<string?> parent, Option<string[]> images,
+        Option<string> codec, Option<int?> level, Option<int?> chunkSize, Option<bool> encrypt, Option<bool> noEncrypt, CancellationToken token)
+    {
+        bool tar = src == "-";
+        if (!tar && !Directory.Exists(src))
+        {
+            throw new CliError($"{src}: no such directory (--files backs up a directory, or - for a tar stream on standard input)");
+        }
+
+        if (tar && (dst == "-" || ImageAddress.IsRemote(dst)))
+        {
+            throw new CliError($"--files - (a tar stream) writes to a local image file: its header is completed at the end, so {(dst == "-" ? "standard output" : dst)} cannot take it; back up a directory to stream");
+        }
+
+        var pass = passphrase.Resolve(parse);
+        string? parentPath = parse.GetValue(parent);
+        using var chain = parentPath == null ? null : BackupChain.Open(parentPath, ImagesOption.Catalog(parse, images, parentPath), pass);
+        if (chain != null && !BackupFuse.BackupImage.Files.FileImageFields.IsFileImage(chain.Top.Header))
+        {
+            throw new CliError($"--parent {parentPath}: a disk backup; an incremental of files needs a file-level backup (backup --files) as its parent");
+        }
+
+        int? kib = parse.GetValue(chunkSize);
+        if (kib is { } k && (k < ImageHeader.MinChunkSize / 1024 || k > ImageHeader.MaxChunkSize / 1024 || (k & (k - 1)) != 0))
+        {
+            throw new CliError($"--chunk-size {k}: must be a power of two from {ImageHeader.MinChunkSize / 1024} to {ImageHeader.MaxChunkSize / 1024} (KiB)");
+        }
+
+        var encryptedLayer = chain?.Layers.FirstOrDefault(l => l.IsEncrypted);
+        if (encryptedLayer != null && parse.GetValue(noEncrypt))
+        {
+            throw new CliError($"--no-encrypt: the parent chain is encrypted ({encryptedLayer.Path}); an incremental of it is always encrypted");
+        }
+
+        var chosen = parse.GetValue(codec) switch { "none" => ChunkCodec.None, "zstd" => ChunkCodec.Zstd, _ => ChunkCodec.Deflate };
+        if (chosen == ChunkCodec.Zstd && !ChunkCompressor.ZstdAvailable)
+        {
+            throw new CliError("--codec zstd: libzstd.so.1 could not be loaded; install the package libzstd1 (or use --codec deflate)");
+        }
+
+        var options = new BackupOptions
+        {
+            Parent = chain,
+            Codec = chosen,
+            ChunkSize = kib * 1024,
+            DeflateLevel = chosen == ChunkCodec.Deflate && parse.GetValue(level) is { } dl ? dl : ChunkCompressor.DefaultLevel,
+            ZstdLevel = chosen == ChunkCodec.Zstd && parse.GetValue(level) is { } zl ? zl : ChunkCompressor.DefaultZstdLevel,
+            Encrypt = parse.GetValue(encrypt),
+            NoEncrypt = parse.GetValue(noEncrypt),
+            Passphrase = pass,
+        };
+        BackupFuse.BackupImage.Files.FileBackupResult result;
+        string shown;
+        if (ImageAddress.IsRemote(dst))
+        {
+            S3MultipartUploadStream upload;
+            try
+            {
+                upload = RemoteOptions.Stores(parse).Upload(dst, warn: m => Log.Warning("{Message}", m));
+            }
+            catch (FormatException e)
+            {
+                throw new CliError(e.Message);
+            }
+
+            using (upload)
+            {
+                using (var bar = new ProgressBar(ImageAddress.NameOf(upload.Location)))
+                {
+                    result = BackupFuse.BackupImage.Files.FileImageWriter.BackupDirectory(src, upload, options, new Progress(bar), token);
+                }
+
+                upload.Complete();
+                shown = upload.Location;
+            }
+        }
+        else
+        {
+            using (var bar = new ProgressBar(dst == "-" ? "backup" : Path.GetFileName(dst)))
+            {
+                result = tar
+                    ? BackupFuse.BackupImage.Files.FileImageWriter.BackupTar(Console.OpenStandardInput(), dst, options, new StreamProgress(bar), token)
+                    : BackupFuse.BackupImage.Files.FileImageWriter.BackupDirectory(src, dst, options, new Progress(bar), token);
+            }
+
+            shown = dst == "-" ? "stdout" : result.Image.Destination;
+        }
+
+        var f = result.Fields;
+        Console.Error.WriteLine(
+            $"{shown}: {(chain == null ? "full" : "incremental")} file backup {result.Image.ImageId} of {(tar ? "a tar stream" : src)}: " +
+            $"{f.Files} files, {f.Directories} directories, {f.Symlinks} symlinks, {f.Others} other, {Bytes.Format(f.ContentBytes)} of content" +
+            $" ({Bytes.Format(f.NewContentBytes)} {(chain == null ? "stored" : "new or changed")}) -> {Bytes.Format(result.Image.ImageSize)} in {result.Image.Elapsed.TotalSeconds:F1} s");
+        return ExitCodes.Ok;
+    }
+
     /// <summary>
     /// Streams the image into an S3 multipart upload (no local copy): the object appears only when the writer has
     /// finished; any failure or cancellation aborts the upload (RemoteStores, S3MultipartUploadStream).
@@ -208,6 +324,21 @@ public static class BackupCommand
 
             upload.Complete();
             return (result, upload.Location);
+        }
+    }
+
+    // A tar stream's length is unknown: the bar shows bytes read, redrawn at most every two seconds.
+    private sealed class StreamProgress(ProgressBar bar) : IProgress<BackupProgress>
+    {
+        private long _last = -2000;
+
+        public void Report(BackupProgress value)
+        {
+            if (value.BytesTotal > 0 || Environment.TickCount64 - _last >= 2000)
+            {
+                _last = Environment.TickCount64;
+                bar.Report(value.BytesDone, Math.Max(value.BytesTotal, value.BytesDone));
+            }
         }
     }
 

@@ -65,6 +65,7 @@ public static class InfoCommand
                 noVhdx = e.Message;
             }
 
+            var files = BackupFuse.BackupImage.Files.FileImageFields.Read(chain.Top.Header);
             if (parse.GetValue(json))
             {
                 var doc = new
@@ -73,7 +74,13 @@ public static class InfoCommand
                     image = chain.Top.Path,
                     id = chain.Top.Id,
                     diskSize = chain.DiskSize,
-                    content = chain.Top.Header.IsVolume ? "volume" : "disk",
+                    content = files != null ? "files" : chain.Top.Header.IsVolume ? "volume" : "disk",
+                    files = files == null ? null : new
+                    {
+                        files = files.Files, directories = files.Directories, symlinks = files.Symlinks, others = files.Others,
+                        contentBytes = files.ContentBytes, newContentBytes = files.NewContentBytes,
+                        catalogOffset = files.CatalogOffset, catalogLength = files.CatalogLength,
+                    },
                     fileSystem = chain.Top.Header.IsVolume ? BackupFuse.BackupImage.Volumes.FileSystemProbe.Describe(chain.Top.Header.FileSystem) : null,
                     vhdxSize = vhdx?.FileLength,
                     vhdxDataWriteGuid = vhdx?.DataWriteGuid,
@@ -103,10 +110,13 @@ public static class InfoCommand
                 }
             }
 
-            Console.WriteLine(chain.Top.Header.IsVolume
+            Console.WriteLine(files != null
+                ? $"content:      files: {files.Files} files, {files.Directories} directories, {files.Symlinks} symlinks, {files.Others} other; " +
+                  $"{Bytes.Format(files.ContentBytes)} of content ({Bytes.Format(files.NewContentBytes)} stored by this image)"
+                : chain.Top.Header.IsVolume
                 ? $"content:      volume, file system {BackupFuse.BackupImage.Volumes.FileSystemProbe.Describe(chain.Top.Header.FileSystem)} (a plugin shows it as partition 1 of a synthesized disk)"
                 : "content:      whole disk");
-            Console.WriteLine($"{(chain.Top.Header.IsVolume ? "volume size: " : "disk size:   ")} {Bytes.Format(chain.DiskSize)} ({chain.DiskSize} bytes)");
+            Console.WriteLine($"{(files != null ? "data stream: " : chain.Top.Header.IsVolume ? "volume size: " : "disk size:   ")} {Bytes.Format(chain.DiskSize)} ({chain.DiskSize} bytes)");
             if (disk.Shape.Partitions is { } partitions && point.PluginPath != null)
             {
                 Console.WriteLine($"  disk:       {Bytes.Format(disk.DiskSize)} with {disk.Chains.Count} partition(s) ({(point.Plugin!.PartitionTable == BackupFuse.Core.Partitions.PartitionTableKind.Mbr ? "MBR" : "GPT")}):");

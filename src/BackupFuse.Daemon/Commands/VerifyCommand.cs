@@ -23,7 +23,8 @@ public static class VerifyCommand
         command.SetGuardedAction((parse, token) =>
         {
             var point = BackupPointResolver.Resolve(parse.GetValue(target)!);
-            using var chain = BackupPointResolver.OpenChain(point, parse, images, passphrase.Resolve(parse));
+            var pass = passphrase.Resolve(parse);
+            using var chain = BackupPointResolver.OpenChain(point, parse, images, pass);
             VerifyResult result;
             using (var bar = new ProgressBar("verify"))
             {
@@ -41,10 +42,43 @@ public static class VerifyCommand
                 Console.WriteLine($"BAD {b.ImagePath}: chunk {b.ChunkIndex} (disk offset {b.DiskOffset}): {b.Reason}");
             }
 
-            Console.WriteLine($"{(result.IsValid ? "OK" : "FAILED")}: {result.Images} image(s), {result.ChunksChecked} chunks, {Bytes.Format(result.BytesChecked)} checked, {result.BadChunks.Count} bad");
-            return result.IsValid ? ExitCodes.Ok : ExitCodes.Error;
+            bool catalogsValid = VerifyCatalogs(chain);
+            bool valid = result.IsValid && catalogsValid;
+            Console.WriteLine($"{(valid ? "OK" : "FAILED")}: {result.Images} image(s), {result.ChunksChecked} chunks, {Bytes.Format(result.BytesChecked)} checked, {result.BadChunks.Count} bad" +
+                (catalogsValid ? string.Empty : ", damaged file catalog"));
+            return valid ? ExitCodes.Ok : ExitCodes.Error;
         });
         return command;
+    }
+
+    /// <summary>
+    /// For a file-level chain: every point's catalog parses and every file's data lies inside its stream
+    /// (FileCatalog's checks). Prints one line per point; false if any is damaged.
+    /// </summary>
+    private static bool VerifyCatalogs(BackupChain chain)
+    {
+        if (!BackupFuse.BackupImage.Files.FileImageFields.IsFileImage(chain.Top.Header))
+        {
+            return true;
+        }
+
+        bool ok = true;
+        for (int i = 0; i < chain.Layers.Count; i++)
+        {
+            var layer = chain.Layers[i];
+            try
+            {
+                using var tree = BackupFuse.BackupImage.Files.FileImageTree.Open(chain, i);
+                Console.WriteLine($"catalog {layer.Path}: {tree.Count} entries, {tree.Catalog.FileCount} files, every file inside the data stream");
+            }
+            catch (Exception e) when (e is InvalidDataException or IOException)
+            {
+                Console.WriteLine($"BAD {e.Message}");
+                ok = false;
+            }
+        }
+
+        return ok;
     }
 
     private sealed class Progress(ProgressBar bar) : IProgress<VerifyProgress>
