@@ -39,6 +39,12 @@ public sealed class PartitionedDiskLayout
     /// <summary>Table structures (offset on the disk, bytes), sorted by offset, not overlapping.</summary>
     public IReadOnlyList<(long Offset, byte[] Bytes)> Structures { get; }
 
+    /// <summary>Where partition 1 starts.</summary>
+    public const long FirstPartitionOffset = Alignment;
+
+    /// <summary>Where the partition after one of <paramref name="length"/> bytes at <paramref name="offset"/> starts.</summary>
+    public static long NextPartitionOffset(long offset, long length) => RoundUp(offset + length, Alignment);
+
     /// <summary>Lays out <paramref name="partitions"/> in order under a table of <paramref name="kind"/>.</summary>
     /// <exception cref="InvalidDataException">No partition, an empty one, or more than the table holds.</exception>
     public static PartitionedDiskLayout Create(IReadOnlyList<PartitionSpec> partitions, Guid diskGuid, PartitionTableKind kind)
@@ -51,7 +57,7 @@ public sealed class PartitionedDiskLayout
 
         var offsets = new long[partitions.Count];
         var lengths = new long[partitions.Count];
-        long next = Alignment;
+        long next = FirstPartitionOffset;
         for (int i = 0; i < partitions.Count; i++)
         {
             if (partitions[i].Length <= 0)
@@ -61,7 +67,7 @@ public sealed class PartitionedDiskLayout
 
             offsets[i] = next;
             lengths[i] = partitions[i].Length;
-            next = RoundUp(next + partitions[i].Length, Alignment);
+            next = NextPartitionOffset(next, partitions[i].Length);
         }
 
         long length = next + Alignment;

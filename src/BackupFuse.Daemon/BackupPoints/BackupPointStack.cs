@@ -220,12 +220,7 @@ public sealed class BackupPointStack : IDisposable
             {
                 var pristine = new SynthesizedVhdx(source, chain.Identity, ownsDisk: false);
                 var stack = new BackupPointStack(chain, source, pristine, null);
-                var basePlugin = new PluginFile(PluginFile.CurrentVersion, plugin.ImagePath, plugin.ImageId, Pristine: true)
-                {
-                    MoreImages = plugin.MoreImages,
-                    PartitionTable = plugin.PartitionTable,
-                    PartitionType = plugin.PartitionType,
-                };
+                var basePlugin = plugin with { Pristine = true }; // every key that shapes the disk, so the base reads the same
                 stack.ServedFile = new ChangesOnFirstWrite(pristine, () => stack.Attach(changes.Create(basePlugin, DifferencingParent.FromLayout(layout, changes.BaseViewName))));
                 return stack;
             }

@@ -23,6 +23,12 @@ public static class PluginCommand
             AllowMultipleArgumentsPerToken = false,
         };
         var partitionType = new Option<string?>("--partition-type") { Description = "GPT partition type GUID of the volume partitions (default: from the file system: Linux filesystem data, or Microsoft basic data for NTFS/FAT/exFAT)." };
+        var fileSystem = new Option<string?>("--filesystem")
+        {
+            Description = "For a file-level image (backup --files): the file system its files are presented in: exfat (default; no file size limit) " +
+                "or fat32 (for old guests and firmware; files must be under 4 GiB).",
+        };
+        fileSystem.AcceptOnlyFromAmong("exfat", "fat32");
         var mbr = new Option<bool>("--mbr") { Description = "Synthesize a classic MBR instead of GPT (at most 4 volumes, disk up to 2 TiB), for guests that want one." };
         var imageRoots = ImagesOption.Create();
         var force = new Option<bool>("--force") { Description = "Replace an existing plugin file (never a file that is not a plugin)." };
@@ -32,13 +38,16 @@ public static class PluginCommand
             "format its extension names: .vhdx (VHDX), .vhd (fixed VHD), .vmdk (single-file sparse VMDK), .img or .raw (raw).\n" +
             "The image and its chain are checked first.\n\n" +
             "A volume image (a partition, an LV, a file-system image) reads as a disk with a synthesized partition table\n" +
-            "(protective MBR and GPT, the volume as partition 1 at 1 MiB), and --volume assembles several into one disk.\n\n" +
+            "(protective MBR and GPT, the volume as partition 1 at 1 MiB), and --volume assembles several into one disk.\n" +
+            "A file-level image (backup --files) reads as such a disk whose partition holds a synthesized exFAT (or, with\n" +
+            "--filesystem fat32, FAT32) file system with the backed-up files; names it cannot hold are mapped and listed.\n\n" +
             "Examples:\n  backupfuse plugin create /backups/web01-1122.bfi /vms/web01.vhdx\n  backupfuse plugin create /backups/web01-1122.bfi /vms/web01.img\n" +
             "  backupfuse plugin create --volume /backups/sda1.bfi --volume /backups/sda2.bfi /vms/sda.vhdx");
         create.Arguments.Add(paths);
         create.Options.Add(volumes);
         create.Options.Add(partitionType);
         create.Options.Add(mbr);
+        create.Options.Add(fileSystem);
         create.Validators.Add(r =>
         {
             int count = r.GetValue(paths)?.Length ?? 0;
@@ -94,7 +103,13 @@ public static class PluginCommand
                     chains.Add(BackupPointResolver.OpenChain(new BackupPoint(i, null, null), parse, imageRoots, pass));
                 }
 
-                bool volumeDisk = volumeImages.Length > 0 || chains[0].Top.Header.IsVolume;
+                bool anyFiles = chains.Any(c => BackupFuse.BackupImage.Files.FileImageFields.IsFileImage(c.Top.Header));
+                if (parse.GetValue(fileSystem) != null && !anyFiles)
+                {
+                    throw new CliError($"--filesystem applies to file-level images (backup --files); {imagePath} holds blocks");
+                }
+
+                bool volumeDisk = volumeImages.Length > 0 || chains[0].Top.Header.IsVolume || anyFiles;
                 if (!volumeDisk && (typeOverride != null || parse.GetValue(mbr)))
                 {
                     throw new CliError($"--partition-type and --mbr apply to volume images; {imagePath} holds a whole disk");
@@ -105,13 +120,21 @@ public static class PluginCommand
                     MoreImages = [.. chains.Skip(1).Select((c, k) => new PluginImage(images[k + 1], c.Top.Id))],
                     PartitionTable = parse.GetValue(mbr) ? BackupFuse.Core.Partitions.PartitionTableKind.Mbr : null,
                     PartitionType = typeOverride,
+                    FileSystem = parse.GetValue(fileSystem) switch
+                    {
+                        "exfat" => BackupFuse.Core.FileSystems.SynthesizedFileSystemKind.ExFat,
+                        "fat32" => BackupFuse.Core.FileSystems.SynthesizedFileSystemKind.Fat32,
+                        _ => null,
+                    },
                 };
                 DiskShape shape;
+                int mapped;
                 try
                 {
-                    shape = BackupPointDisk.ShapeOf(chains, file);
+                    // This lays out any file-level volume: FAT32's refusals and the name mappings show now.
+                    shape = BackupPointDisk.ShapeOf(chains, file, out mapped);
                 }
-                catch (InvalidDataException e)
+                catch (Exception e) when (e is InvalidDataException or IOException)
                 {
                     throw new CliError($"{pluginPath}: {e.Message}");
                 }
@@ -120,8 +143,12 @@ public static class PluginCommand
                 string what = shape.Partitions == null
                     ? $"disk {Bytes.Format(chains[0].DiskSize)}"
                     : $"disk {Bytes.Format(shape.DiskSize)} with {chains.Count} partition(s) ({(file.PartitionTable == BackupFuse.Core.Partitions.PartitionTableKind.Mbr ? "MBR" : "GPT")}): " +
-                        string.Join(", ", chains.Select((c, k) => $"{FileSystemName(c)} {Bytes.Format(c.DiskSize)} at {shape.Partitions.PartitionOffsets[k]}"));
+                        string.Join(", ", chains.Select((c, k) => $"{FileSystemName(c, file)} {Bytes.Format(shape.Partitions.PartitionLengths[k])} at {shape.Partitions.PartitionOffsets[k]}"));
                 Console.Error.WriteLine($"{pluginPath} -> {string.Join(" + ", images)} ({chains[0].Top.Id}, chain of {chains[0].Layers.Count}, {what})");
+                if (mapped > 0)
+                {
+                    Console.Error.WriteLine($"{mapped} name(s) the file system cannot hold are stored under other names or left out; 'backupfuse info {pluginPath} --json' lists them");
+                }
             }
             finally
             {
@@ -138,6 +165,8 @@ public static class PluginCommand
         return group;
     }
 
-    private static string FileSystemName(BackupFuse.BackupImage.Reading.BackupChain chain) =>
-        BackupFuse.BackupImage.Volumes.FileSystemProbe.Describe(chain.Top.Header.FileSystem);
+    private static string FileSystemName(BackupFuse.BackupImage.Reading.BackupChain chain, PluginFile plugin) =>
+        !BackupFuse.BackupImage.Files.FileImageFields.IsFileImage(chain.Top.Header)
+            ? BackupFuse.BackupImage.Volumes.FileSystemProbe.Describe(chain.Top.Header.FileSystem)
+            : plugin.FileSystem == BackupFuse.Core.FileSystems.SynthesizedFileSystemKind.Fat32 ? "files as FAT32" : "files as exFAT";
 }
