@@ -86,7 +86,9 @@ install_busybox "$ird"
 install -m 0755 "$here/initramfs-init.sh" "$ird/init"
 : >"$ird/modules.order"
 declare -A seen=()
-for m in virtio_pci virtio_blk crc32c_generic ext4 qemu_fw_cfg; do
+# exfat, vfat and their code pages: file-level backups are presented as exFAT/FAT32 disks (optional: a kernel without
+# them still boots; only the tests that mount such a disk in the guest need them).
+for m in virtio_pci virtio_blk crc32c_generic ext4 qemu_fw_cfg exfat vfat nls_cp437 nls_utf8; do
   while read -r verb path _; do
     [[ "$verb" == insmod ]] || continue
     base="$(basename "$path")"

@@ -1,0 +1,100 @@
+using System.Security.Cryptography;
+using BackupFuse.Testing;
+
+namespace BackupFuse.IntegrationTests;
+
+/// <summary>
+/// Issue 13 in a real guest: the incremental of a file-level backup, presented as an exFAT disk through the mount, is
+/// the test VM's second virtio disk. The guest's own exfat driver mounts it, reads a file that exists only in the
+/// incremental, writes a file and reads it back after a remount; after the VM, on a new mount, the host finds the
+/// write with another exFAT implementation (exfat-fuse) and fsck.exfat finds the guest-changed file system clean.
+/// Boots a VM: run it under `flock /work/heavy.lock`.
+/// </summary>
+[Collection("mounts")]
+public sealed class FileLevelGuestBootTests : IDisposable
+{
+    private readonly TempDirectory _dir = new("bffileboot");
+
+    public void Dispose() => _dir.Dispose();
+
+    [SkippableFact]
+    public void GuestMountsTheExFatDiskOfAnIncrementalAndItsWriteSurvives()
+    {
+        Prerequisite.SkipIf(GuestBoot.Missing());
+        Prerequisite.Tool("qemu-img", "qemu-utils");
+        Prerequisite.Tool("fsck.exfat", "exfatprogs");
+        Prerequisite.Tool("mount.exfat-fuse", "exfat-fuse");
+        string images = _dir["images"], vms = _dir["vms"], src = _dir["src"];
+        Directory.CreateDirectory(images);
+        Directory.CreateDirectory(vms);
+        Directory.CreateDirectory(Path.Combine(src, "sub"));
+        File.WriteAllText(Path.Combine(src, "sub", "old.txt"), "in the full backup\n");
+        Cli.Ok("backup", "--files", src, Path.Combine(images, "full.bfi"));
+        File.WriteAllText(Path.Combine(src, "sub", "new.txt"), "only in the incremental\n");
+        Cli.Ok("backup", "--files", src, Path.Combine(images, "inc.bfi"), "--parent", Path.Combine(images, "full.bfi"));
+        string plugin = Path.Combine(vms, "files.vhdx");
+        Cli.Ok("plugin", "create", Path.Combine(images, "inc.bfi"), plugin);
+        string hashes = HashImages(images);
+
+        string boot = _dir["boot.raw"];
+        GuestBoot.Script("guest/make-boot-disk.sh", [boot, "128"]);
+        File.WriteAllText(_dir["bf-hook.sh"], """
+            mkdir -p /mnt/f
+            mount -t exfat /dev/vdb1 /mnt/f && echo "FILEGUEST-NEW:$(cat /mnt/f/sub/new.txt)"
+            echo "FILEGUEST-OLD:$(cat /mnt/f/sub/old.txt)"
+            echo guest-wrote-this > /mnt/f/written.txt && sync && umount /mnt/f
+            mount -t exfat /dev/vdb1 /mnt/f && echo "FILEGUEST-REMOUNT:$(cat /mnt/f/written.txt)"
+            umount /mnt/f
+            """.Replace("\r", string.Empty, StringComparison.Ordinal));
+        ExternalTool.Check("debugfs", "-w", "-R", $"write {_dir["bf-hook.sh"]} /etc/bf-hook.sh", boot + "?offset=1048576");
+
+        string log = _dir["console.log"];
+        using (var daemon = DaemonProcess.Start(vms, [vms, "--images", images]))
+        {
+            var r = ExternalTool.Run(Path.Combine(GuestBoot.Repo, "scripts", "guest", "boot-vm.sh"),
+                ["--drive", $"file={boot},format=raw", "--log", log, "--timeout", "240", "--accel", "tcg", "--", "-drive", $"file={plugin},format=vhdx,if=virtio"],
+                TimeSpan.FromMinutes(8));
+            string console = File.Exists(log) ? File.ReadAllText(log).Replace("\r", string.Empty, StringComparison.Ordinal) : string.Empty;
+            Assert.True(r.ExitCode == 0, $"boot-vm.sh exited {r.ExitCode}: {r.Output}\n{console}\n{daemon.Log}");
+            Assert.Contains("FILEGUEST-NEW:only in the incremental", console, StringComparison.Ordinal);
+            Assert.Contains("FILEGUEST-OLD:in the full backup", console, StringComparison.Ordinal);
+            Assert.Contains("FILEGUEST-REMOUNT:guest-wrote-this", console, StringComparison.Ordinal);
+            Assert.Contains("BFGUEST-HOOK-EXIT:0", console, StringComparison.Ordinal);
+        }
+
+        // After the VM, on a new mount: the guest's write is in the plugin's changes and the file system checks clean.
+        using (var daemon = DaemonProcess.Start(vms, [vms, "--images", images]))
+        {
+            string part = _dir["part.exfat"];
+            ExternalTool.Check("qemu-img", "convert", "--image-opts",
+                $"driver=raw,offset={1024 * 1024},file.driver=vhdx,file.file.filename={plugin}", "-O", "raw", part);
+            var fsck = ExternalTool.Run("fsck.exfat", ["-n", part]);
+            Assert.True(fsck.ExitCode == 0, fsck.Output);
+            string mnt = _dir["mnt"];
+            Directory.CreateDirectory(mnt);
+            string loop = ExternalTool.Check("losetup", "-r", "-f", "--show", part).StdOut.Trim();
+            try
+            {
+                ExternalTool.Check("mount.exfat-fuse", "-o", "ro", loop, mnt);
+                try
+                {
+                    Assert.Equal("guest-wrote-this\n", File.ReadAllText(Path.Combine(mnt, "written.txt")));
+                    Assert.Equal("only in the incremental\n", File.ReadAllText(Path.Combine(mnt, "sub", "new.txt")));
+                }
+                finally
+                {
+                    ExternalTool.Run("umount", [mnt]);
+                }
+            }
+            finally
+            {
+                ExternalTool.Run("losetup", ["-d", loop]);
+            }
+        }
+
+        Assert.Equal(hashes, HashImages(images));
+    }
+
+    private static string HashImages(string images) =>
+        string.Join(",", Directory.GetFiles(images).Order(StringComparer.Ordinal).Select(f => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(f)))));
+}
