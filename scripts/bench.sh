@@ -294,7 +294,8 @@ record "seq read MiB/s, deflate backup" "$o" "xmount raw->vhd" "${seq_mibs[xmoun
 o=${warm_mibs[ours-deflate]}
 record "seq read MiB/s, deflate, 2nd pass (warm)" "$o" "qsd qcow2+zlib export" "${seq_mibs[qsd]}" MiB/s "$(ratio "$o" "${seq_mibs[qsd]}")" -
 o=${seq_mibs[ours-none]}
-record "seq read MiB/s, uncompressed backup" "$o" "bindfs over raw" "${seq_mibs[bindfs]}" MiB/s "$(ratio "$o" "${seq_mibs[bindfs]}")" 2
+# single run, info: the target line (>= 1.2x bindfs, >= 0.8x the FUSE ceiling, 3 repetitions) is in the ceiling section
+record "seq read MiB/s, uncompressed backup" "$o" "bindfs over raw" "${seq_mibs[bindfs]}" MiB/s "$(ratio "$o" "${seq_mibs[bindfs]}")" -
 o=${warm_mibs[ours-none]}
 record "seq read MiB/s, uncompressed, 2nd pass" "$o" "bindfs over raw" "${seq_mibs[bindfs]}" MiB/s "$(ratio "$o" "${seq_mibs[bindfs]}")" -
 o=${rand_iops[ours-deflate]}
