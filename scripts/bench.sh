@@ -21,7 +21,7 @@
 #                                    blocks only, against partclone.ext4 -c | zstd -1 and against our every-block backup
 #   scripts/bench.sh --only zstd     only the zstd codec: backup vs zstd -1 -T0 and our Deflate; sequential read vs
 #                                    qemu-storage-daemon's export of a compression_type=zstd qcow2 and our Deflate (issue 17)
-#   The issue-17 sections below measure every figure --reps N times (default 3) and print median [min-max]; ratios
+#   The issue-17 sections below measure every figure --reps N times (default 3), print medians and min-max; ratios
 #   are ratios of medians; each prints the daemon's peak RSS for the disk size, so RSS growth with size is visible:
 #   scripts/bench.sh --only ceiling  the FUSE ceiling (our binding serving a synthetic file, scripts/bench/FuseCeiling)
 #                                    vs the uncompressed backup vs bindfs, sequential 1 MiB O_DIRECT
