@@ -96,8 +96,8 @@ results="$W/results.tsv"
 : > "$results"
 
 # figure, ours, peer name, peer value, unit, ratio (ours/peer, or peer/ours for "lower is better"), target ratio
-record() {
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >> "$results"
+record() { # ... and, from record_reps, an 8th field: the spread over the repetitions
+  local IFS=$'\t'; printf '%s\n' "$*" >> "$results"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b <= 0) print "inf"; else printf "%.2f", a / b }'; }
 now() { date +%s.%N; }
