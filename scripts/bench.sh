@@ -21,6 +21,15 @@
 #                                    blocks only, against partclone.ext4 -c | zstd -1 and against our every-block backup
 #   scripts/bench.sh --only zstd     only the zstd codec: backup vs zstd -1 -T0 and our Deflate; sequential read vs
 #                                    qemu-storage-daemon's export of a compression_type=zstd qcow2 and our Deflate (issue 17)
+#   The issue-17 sections below measure every figure --reps N times (default 3), print medians and min-max; ratios
+#   are ratios of medians; each prints the daemon's peak RSS for the disk size, so RSS growth with size is visible:
+#   scripts/bench.sh --only ceiling  the FUSE ceiling (our binding serving a synthetic file, scripts/bench/FuseCeiling)
+#                                    vs the uncompressed backup vs bindfs, sequential 1 MiB O_DIRECT
+#   scripts/bench.sh --only random   4 KiB random reads (fio, 4 jobs, O_DIRECT): uncompressed backup vs bindfs,
+#                                    zstd backup vs qemu-storage-daemon's export of a compression_type=zstd qcow2
+#   scripts/bench.sh --only readers  four plugins of one chain read at once (one fio job each) vs one reader alone
+#   scripts/bench.sh --only boot     test-guest boot (TCG) from a plugin, cold daemon, vs from the local raw disk
+#   scripts/bench.sh --size 8G       the disk size (NNNM or NG; same as --size-mib); --reps N  repetitions
 #   BF_BENCH_KEEP=1 scripts/bench.sh keep the work directory
 # Needs root (mounts, drop_caches). Installs fio, bindfs, xmount, qemu-utils, qemu-system-common (for
 # qemu-storage-daemon) and libvhdi-utils when missing. Do not run it beside other heavy work: the ratios are only
@@ -32,16 +41,26 @@ repo=$(pwd)
 size_mib=1024
 random_seconds=10
 only=all
+reps=3
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --size-mib) size_mib=$2; shift 2 ;;
+    --size) case "$2" in
+              *[0-9]G) size_mib=$(( ${2%G} * 1024 )) ;;
+              *[0-9]M) size_mib=${2%M} ;;
+              *) echo "bench.sh: --size takes a size like 256M, 1G or 8G" >&2; exit 2 ;;
+            esac; shift 2 ;;
+    --reps) reps=$2; shift 2 ;;
     --random-seconds) random_seconds=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
 done
-[[ $only == all || $only == local || $only == remote || $only == lifecycle || $only == volume || $only == zstd ]] || { echo "bench.sh: --only takes local, remote, lifecycle, volume or zstd" >&2; exit 2; }
+case "$only" in all|local|remote|lifecycle|volume|zstd|ceiling|random|readers|boot) ;;
+  *) echo "bench.sh: --only takes local, remote, lifecycle, volume, zstd, ceiling, random, readers or boot" >&2; exit 2 ;;
+esac
+[[ $reps =~ ^[1-9][0-9]*$ ]] || { echo "bench.sh: --reps takes a positive whole number" >&2; exit 2; }
 (( size_mib >= 128 && size_mib % 64 == 0 )) || { echo "bench.sh: --size-mib must be a multiple of 64, at least 128" >&2; exit 2; }
 [[ $(id -u) == 0 ]] || { echo "bench.sh: run as root (FUSE mounts of other tools, drop_caches)" >&2; exit 1; }
 
@@ -57,7 +76,7 @@ if [[ ${#need[@]} -gt 0 ]]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 scripts/install-deps.sh >/dev/null
-[[ $only == local || $only == lifecycle || $only == zstd ]] || scripts/install-deps.sh --test >/dev/null # s3rver (npm), the guest-disk tools
+[[ $only == local || $only == lifecycle || $only == zstd || $only == ceiling || $only == random || $only == readers ]] || scripts/install-deps.sh --test >/dev/null # s3rver (npm), the guest-disk tools
 
 say "Building backupfuse (Release)"
 dotnet build -c Release src/BackupFuse.Daemon --nologo -v q -clp:NoSummary >&2
@@ -77,8 +96,8 @@ results="$W/results.tsv"
 : > "$results"
 
 # figure, ours, peer name, peer value, unit, ratio (ours/peer, or peer/ours for "lower is better"), target ratio
-record() {
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >> "$results"
+record() { # ... and, from record_reps, an 8th field: the spread over the repetitions
+  local IFS=$'\t'; printf '%s\n' "$*" >> "$results"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b <= 0) print "inf"; else printf "%.2f", a / b }'; }
 now() { date +%s.%N; }
@@ -94,12 +113,51 @@ wait_for() { # path-test... ; up to 30 s
 is_mounted() { grep -q " $1 " /proc/mounts; }
 peak_mib() { awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; } # a process's peak RSS
 
+# Repetitions (the issue-17 sections): every figure is measured $reps times, interleaved with its peer's so a drift of
+# the host hits both sides alike; the table shows the medians, their ratio and the min-max of each side.
+stats() { # values... -> "median min max"
+  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; print m, v[1], v[NR] }'
+}
+record_reps() { # figure, "ours values", peer name, "peer values", unit, target ratio or -, [lower: lower is better]
+  local om omin omax pm pmin pmax r
+  read -r om omin omax <<< "$(stats $2)"
+  read -r pm pmin pmax <<< "$(stats $4)"
+  if [[ ${7:-} == lower ]]; then r=$(ratio "$pm" "$om"); else r=$(ratio "$om" "$pm"); fi
+  record "$1" "$om" "$3" "$pm" "$5" "$r" "$6" "n=$reps, ours $omin-$omax, peer $pmin-$pmax"
+}
+seq_read() { # file -> MiB/s (fio, 1 MiB, O_DIRECT, one job, the whole disk once)
+  fio --name=seq --filename="$1" --rw=read --bs=1M --direct=1 --ioengine=psync --numjobs=1 --size="$bytes" \
+    --minimal | awk -F';' '{ printf "%.0f", $7 / 1024 }'
+}
+rand_read() { # file -> IOPS (fio, 4 KiB, O_DIRECT, 4 jobs, time-based)
+  fio --name=rand --filename="$1" --rw=randread --bs=4k --direct=1 --ioengine=psync --numjobs=4 --group_reporting \
+    --size="$bytes" --time_based --runtime="$random_seconds" --randrepeat=1 --minimal | awk -F';' '{ printf "%.0f", $8 }'
+}
+# Our daemon, read-only, for the issue-17 sections: bf_up DIR IMAGES; bf_down DIR records its peak RSS (VmHWM) first,
+# the largest seen in the section going to rss_peak.
+rss_peak=0
+bf_up() {
+  "$bf" mount "$1" --images "$2" --read-only 2>/dev/null; mounts+=("$1")
+  bf_pid=$(pgrep -f -- "mount $1 --images" | head -1)
+  [[ -n $bf_pid ]] || { echo "bench.sh: no daemon process found for the mount at $1" >&2; exit 1; }
+}
+bf_down() {
+  local hwm; hwm=$(peak_mib "$bf_pid")
+  (( hwm > rss_peak )) && rss_peak=$hwm
+  "$bf" unmount "$1" >/dev/null 2>&1 || umount "$1"
+  wait_for "! is_mounted $1"; sleep 0.3
+}
+record_rss() { # section name: the daemon's peak RSS over the section, for this disk size
+  record "daemon peak RSS (MiB), $1, ${size_mib} MiB disk" "$rss_peak" "-" "-" MiB "-" "-"
+  rss_peak=0
+}
+
 report() { # prints the results table
 echo
 echo "BackupFuse benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r), disk ${size_mib} MiB, commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 echo "$("$bf" --version | sed -n '1p;/^deflate/p' | paste -sd';' -), $(qemu-img --version | head -1), $(bindfs --version 2>&1 | head -1), $(fio --version)"
 printf '%-44s %10s  %-28s %10s %-6s %7s %8s  %s\n' figure ours peer "peer" unit ratio target verdict
-while IFS=$'\t' read -r fig ours peer pval unit r target; do
+while IFS=$'\t' read -r fig ours peer pval unit r target spread; do
   case "$target" in
     -) verdict=info ;;
     "<1s") verdict=$(awk -v v="$ours" 'BEGIN { print (v < 1) ? "PASS" : "MISS" }') ;;
@@ -107,7 +165,7 @@ while IFS=$'\t' read -r fig ours peer pval unit r target; do
     *) verdict=$(awk -v r="$r" -v t="$target" 'BEGIN { print (r == "inf" || r + 0 >= t + 0) ? "PASS" : "MISS" }') ;;
   esac
   [[ $target == - ]] || [[ $target == \<* ]] || target=">=${target}x"
-  printf '%-44s %10s  %-28s %10s %-6s %6sx %8s  %s\n' "$fig" "$ours" "$peer" "$pval" "$unit" "$r" "$target" "$verdict"
+  printf '%-44s %10s  %-28s %10s %-6s %6sx %8s  %s%s\n' "$fig" "$ours" "$peer" "$pval" "$unit" "$r" "$target" "$verdict" "${spread:+  $spread}"
 done < "$results"
 }
 
@@ -154,7 +212,7 @@ exec 3<&- 4<&-
 bytes=$(( size_mib << 20 ))
 echo "disk: $(du -h --apparent-size "$disk" | cut -f1) apparent, $(du -h "$disk" | cut -f1) allocated" >&2
 
-if [[ $only != lifecycle && $only != zstd ]]; then
+if [[ $only == all || $only == local || $only == remote ]]; then
 # ---------------------------------------------------------------------------------------------------------------
 say "Backup creation: backupfuse backup vs qemu-img convert -c -O qcow2 (source in the page cache)"
 warm "$disk"
@@ -236,7 +294,8 @@ record "seq read MiB/s, deflate backup" "$o" "xmount raw->vhd" "${seq_mibs[xmoun
 o=${warm_mibs[ours-deflate]}
 record "seq read MiB/s, deflate, 2nd pass (warm)" "$o" "qsd qcow2+zlib export" "${seq_mibs[qsd]}" MiB/s "$(ratio "$o" "${seq_mibs[qsd]}")" -
 o=${seq_mibs[ours-none]}
-record "seq read MiB/s, uncompressed backup" "$o" "bindfs over raw" "${seq_mibs[bindfs]}" MiB/s "$(ratio "$o" "${seq_mibs[bindfs]}")" 2
+# single run, info: the target line (>= 1.2x bindfs, >= 0.8x the FUSE ceiling, 3 repetitions) is in the ceiling section
+record "seq read MiB/s, uncompressed backup" "$o" "bindfs over raw" "${seq_mibs[bindfs]}" MiB/s "$(ratio "$o" "${seq_mibs[bindfs]}")" -
 o=${warm_mibs[ours-none]}
 record "seq read MiB/s, uncompressed, 2nd pass" "$o" "bindfs over raw" "${seq_mibs[bindfs]}" MiB/s "$(ratio "$o" "${seq_mibs[bindfs]}")" -
 o=${rand_iops[ours-deflate]}
@@ -481,5 +540,131 @@ record "seq read MiB/s, zstd backup" "${zseq[zstd]}" "qsd qcow2+zstd export" "${
 record "seq read MiB/s, zstd backup" "${zseq[zstd]}" "1.5 GB/s (1431 MiB/s)" 1431 MiB/s "$(ratio "${zseq[zstd]}" 1431)" 1
 record "seq read MiB/s, zstd backup" "${zseq[zstd]}" "backupfuse deflate" "${zseq[deflate]}" MiB/s "$(ratio "${zseq[zstd]}" "${zseq[deflate]}")" -
 fi # zstd
+
+# ---------------------------------------------------------------------------------------------------------------
+# Issue 17 sections: each figure $reps times (median, min-max), fresh daemon per repetition, peak RSS per disk size.
+I="$W/i17"; mkdir -p "$I/img" "$I/vms"
+i17_image() { # codec -> $I/img/<codec>.bfi (made once) and its plugin $I/vms/<codec>.vhdx
+  [[ -e $I/img/$1.bfi ]] && return 0
+  "$bf" backup "$disk" "$I/img/$1.bfi" --codec "$1" 2>/dev/null
+  "$bf" plugin create "$I/img/$1.bfi" "$I/vms/$1.vhdx" >/dev/null
+}
+i17_bindfs_up() { mkdir -p "$I/m-bindfs"; bindfs -r "$W/raw" "$I/m-bindfs"; mounts+=("$I/m-bindfs"); }
+
+if [[ $only == all || $only == ceiling ]]; then
+say "FUSE ceiling: our binding serving a synthetic file vs the uncompressed backup vs bindfs (fio 1 MiB O_DIRECT, ${reps}x)"
+dotnet build -c Release scripts/bench/FuseCeiling --nologo -v q -clp:NoSummary >&2
+ceiling="$repo/scripts/bench/FuseCeiling/bin/Release/net10.0/FuseCeiling"
+i17_image none
+mkdir -p "$I/ceil"
+c_ceil=(); c_ours=(); c_bindfs=()
+for (( i = 1; i <= reps; i++ )); do
+  drop_caches
+  "$ceiling" "$I/ceil" "$bytes" > "$I/ceil.out" 2>&1 & ceil_pid=$!; pids+=("$ceil_pid"); mounts+=("$I/ceil")
+  wait_for "grep -q mounted $I/ceil.out"
+  c_ceil+=("$(seq_read "$I/ceil/ceiling.vhdx")")
+  kill "$ceil_pid"; wait "$ceil_pid" 2>/dev/null || true
+  wait_for "! is_mounted $I/ceil"
+  drop_caches; warm "$I/img/none.bfi"
+  bf_up "$I/vms" "$I/img"; c_ours+=("$(seq_read "$I/vms/none.vhdx")"); bf_down "$I/vms"
+  drop_caches; warm "$disk"
+  i17_bindfs_up; c_bindfs+=("$(seq_read "$I/m-bindfs/disk.raw")"); umount "$I/m-bindfs"
+  echo "ceiling rep $i: FUSE ceiling ${c_ceil[-1]} MiB/s, uncompressed backup ${c_ours[-1]} MiB/s, bindfs ${c_bindfs[-1]} MiB/s" >&2
+done
+record_reps "seq read MiB/s, uncompressed backup" "${c_ours[*]}" "FUSE ceiling (synthetic file)" "${c_ceil[*]}" MiB/s 0.8
+record_reps "seq read MiB/s, uncompressed backup" "${c_ours[*]}" "bindfs over raw" "${c_bindfs[*]}" MiB/s 1.2
+record_reps "seq read MiB/s, FUSE ceiling (synthetic)" "${c_ceil[*]}" "bindfs over raw" "${c_bindfs[*]}" MiB/s -
+record_rss ceiling
+fi # ceiling
+
+if [[ $only == all || $only == random ]]; then
+say "4 KiB random reads (fio, 4 jobs, O_DIRECT, ${random_seconds} s, ${reps}x): uncompressed vs bindfs, zstd vs qsd qcow2(zstd)"
+i17_image none; i17_image zstd
+[[ -e $I/disk-zstd.qcow2 ]] || qemu-img convert -c -O qcow2 -o compression_type=zstd "$disk" "$I/disk-zstd.qcow2"
+r_none=(); r_bindfs=(); r_zstd=(); r_qsd=()
+for (( i = 1; i <= reps; i++ )); do
+  drop_caches; warm "$I/img/none.bfi"
+  bf_up "$I/vms" "$I/img"; r_none+=("$(rand_read "$I/vms/none.vhdx")"); bf_down "$I/vms"
+  drop_caches; warm "$disk"
+  i17_bindfs_up; r_bindfs+=("$(rand_read "$I/m-bindfs/disk.raw")"); umount "$I/m-bindfs"
+  drop_caches; warm "$I/img/zstd.bfi"
+  bf_up "$I/vms" "$I/img"; r_zstd+=("$(rand_read "$I/vms/zstd.vhdx")"); bf_down "$I/vms"
+  drop_caches; warm "$I/disk-zstd.qcow2"
+  : > "$I/qsd.export"
+  qemu-storage-daemon --blockdev "driver=file,node-name=f,filename=$I/disk-zstd.qcow2,read-only=on" \
+    --blockdev driver=qcow2,node-name=q,file=f,read-only=on \
+    --export "type=fuse,id=e,node-name=q,mountpoint=$I/qsd.export,writable=off" >/dev/null 2>&1 &
+  iqsd=$!; pids+=("$iqsd"); mounts+=("$I/qsd.export")
+  wait_for "is_mounted $I/qsd.export"
+  r_qsd+=("$(rand_read "$I/qsd.export")")
+  kill "$iqsd"; wait "$iqsd" 2>/dev/null || true
+  echo "random rep $i: uncompressed ${r_none[-1]}, bindfs ${r_bindfs[-1]}, zstd ${r_zstd[-1]}, qsd qcow2+zstd ${r_qsd[-1]} IOPS" >&2
+done
+record_reps "4K random read IOPS, uncompressed backup" "${r_none[*]}" "bindfs over raw" "${r_bindfs[*]}" IOPS 1
+record_reps "4K random read IOPS, zstd backup" "${r_zstd[*]}" "qsd qcow2+zstd export" "${r_qsd[*]}" IOPS 4
+record_rss random
+fi # random
+
+if [[ $only == all || $only == readers ]]; then
+say "Many readers: four plugins of one chain (zstd full + incremental) read at once vs one reader alone (${reps}x)"
+mkdir -p "$I/chain" "$I/rvms"
+cp --sparse=always "$disk" "$I/disk2.raw" # the incremental: 1/16 of the disk rewritten with other real data
+for (( k = 0; k < size_mib / 32; k++ )); do
+  dd if="$disk" of="$I/disk2.raw" bs=1M count=2 skip=$(( (k * 37 + 5) % (size_mib - 2) )) seek=$(( (k * 32 + 3) % (size_mib - 2) )) conv=notrunc status=none
+done
+"$bf" backup "$disk" "$I/chain/full.bfi" --codec zstd 2>/dev/null
+"$bf" backup "$I/disk2.raw" "$I/chain/inc.bfi" --parent "$I/chain/full.bfi" --codec zstd 2>/dev/null
+rm -f "$I/disk2.raw"
+for v in 1 2 3 4; do "$bf" plugin create "$I/chain/inc.bfi" "$I/rvms/vm$v.vhdx" >/dev/null; done
+m_one=(); m_four=()
+for (( i = 1; i <= reps; i++ )); do
+  drop_caches; warm "$I"/chain/*.bfi
+  bf_up "$I/rvms" "$I/chain"; m_one+=("$(seq_read "$I/rvms/vm1.vhdx")"); bf_down "$I/rvms"
+  drop_caches; warm "$I"/chain/*.bfi
+  bf_up "$I/rvms" "$I/chain"
+  # one fio job per plugin, all at once; group_reporting sums their bandwidth (field 7, KiB/s)
+  m_four+=("$(fio --rw=read --bs=1M --direct=1 --ioengine=psync --size="$bytes" --group_reporting --minimal \
+    --name=vm1 --filename="$I/rvms/vm1.vhdx" --name=vm2 --filename="$I/rvms/vm2.vhdx" \
+    --name=vm3 --filename="$I/rvms/vm3.vhdx" --name=vm4 --filename="$I/rvms/vm4.vhdx" | awk -F';' '{ printf "%.0f", $7 / 1024 }')")
+  "$bf" status > "$I/status.txt" 2>&1 || true
+  bf_down "$I/rvms"
+  echo "readers rep $i: one reader ${m_one[-1]} MiB/s, four at once ${m_four[-1]} MiB/s aggregate" >&2
+done
+if grep -q "cache" "$I/status.txt"; then
+  echo "backupfuse status during the four readers:" >&2; sed 's/^/  /' "$I/status.txt" >&2
+else
+  echo "shared cache hit rate: not shown (backupfuse status publishes only a remote image cache's figures, none for local images)" >&2
+fi
+record_reps "seq read MiB/s, 4 plugins of a chain at once" "${m_four[*]}" "one reader alone" "${m_one[*]}" MiB/s 1.5
+record_rss readers
+fi # readers
+
+if [[ $only == all || $only == boot ]]; then
+say "VM boot (the test guest): from a plugin, cold daemon, vs from the same disk as a local raw file (${reps}x)"
+gdisk="$I/guest.raw"
+scripts/guest/make-boot-disk.sh "$gdisk" 128 >/dev/null 2>&1
+mkdir -p "$I/gimg" "$I/gvms"
+"$bf" backup "$gdisk" "$I/gimg/guest.bfi" 2>/dev/null
+"$bf" plugin create "$I/gimg/guest.bfi" "$I/gvms/guest.vhdx" >/dev/null
+i17_boot() { # drive-spec log -> seconds
+  local t; t=$(now)
+  scripts/guest/boot-vm.sh --drive "$1" --log "$2" --timeout 600 >/dev/null 2>&1 \
+    || { echo "bench.sh: boot from $1 failed; see $2" >&2; exit 1; }
+  elapsed "$t"
+}
+scripts/guest/boot-vm.sh --drive "file=$gdisk,format=raw,snapshot=on" --log "$I/boot-warmup.log" --timeout 600 >/dev/null 2>&1 || true # KVM verdict
+b_ours=(); b_raw=()
+for (( i = 1; i <= reps; i++ )); do
+  drop_caches; warm "$gdisk"
+  b_raw+=("$(i17_boot "file=$gdisk,format=raw,cache=none,aio=threads,snapshot=on" "$I/boot-raw.log")")
+  drop_caches; warm "$I/gimg/guest.bfi"
+  bf_up "$I/gvms" "$I/gimg"
+  b_ours+=("$(i17_boot "file=$I/gvms/guest.vhdx,format=vhdx,cache=none,aio=threads,snapshot=on" "$I/boot-ours.log")")
+  bf_down "$I/gvms"
+  echo "boot rep $i: local raw ${b_raw[-1]} s, plugin (cold daemon) ${b_ours[-1]} s" >&2
+done
+record_reps "VM boot (s), plugin, cold daemon, lower=better" "${b_ours[*]}" "the same disk as a local raw file" "${b_raw[*]}" s 0.91 lower
+record_rss boot
+fi # boot
 
 report
