@@ -10,7 +10,7 @@
 # is found (hangs are reported, not failed: the machine may be busy); 2 on usage errors.
 # Environment: FUZZ_OUT, FUZZ_TIMEOUT_MS (afl -t, default 10000), FUZZ_NO_SAVE=1 (do not copy crashes into tests/).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "${FUZZ_REPO:-$(dirname "$0")/..}"
 repo=$(pwd)
 target=${1:-all}
 minutes=${2:-10}
@@ -31,9 +31,12 @@ done
 # fuzzer) and a copy in $FUZZ_OUT/bin/afl whose project assemblies are instrumented (never the harness itself, whose
 # loop would only add noise, and never a shared build output).
 # One directory per source state, so that a rebuild never pulls the files from under a run still going.
-stamp=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo none)-$( (git -C "$repo" diff HEAD -- src fuzz; git -C "$repo" ls-files -o --exclude-standard -- src fuzz) 2>/dev/null | md5sum | cut -c1-8)
+stamp=$( (git -C "$repo" rev-parse HEAD:src HEAD:fuzz; git -C "$repo" diff HEAD -- src fuzz; git -C "$repo" ls-files -o --exclude-standard -- src fuzz) 2>/dev/null | md5sum | cut -c1-12)
 bin=$FUZZ_OUT/bin/$stamp
 mkdir -p "$FUZZ_OUT"
+mkdir -p "$FUZZ_OUT/bin"
+exec 9>"$FUZZ_OUT/bin/.lock"
+flock 9 # two runs started together build once
 if [[ ! -f $bin/.instrumented ]]; then
   rm -rf "$bin"
   dotnet tool restore >/dev/null
@@ -44,6 +47,7 @@ if [[ ! -f $bin/.instrumented ]]; then
   done
   touch "$bin/.instrumented"
 fi
+flock -u 9
 harness=(dotnet "$bin/plain/BackupFuse.Fuzz.dll")
 instrumented=(dotnet "$bin/afl/BackupFuse.Fuzz.dll")
 if [[ $target == all ]]; then
