@@ -79,11 +79,15 @@ public sealed class HttpRepository : RemoteRepository
 
             foreach (var e in doc.RootElement.EnumerateArray())
             {
+                // The body is the server's: a field of another JSON type, or a string that is not valid UTF-8 (the
+                // parser checks only the structure; GetString would throw InvalidOperationException), is not a file
+                // entry, and a size that is not a non-negative integer is not a size.
                 if (e.ValueKind == JsonValueKind.Object && e.TryGetProperty("name", out var name) && name.ValueKind == JsonValueKind.String &&
-                    (!e.TryGetProperty("type", out var type) || type.GetString() == "file"))
+                    (!e.TryGetProperty("type", out var type) || (type.ValueKind == JsonValueKind.String && type.ValueEquals("file"))) &&
+                    TryGetText(name) is { } text)
                 {
-                    long? size = e.TryGetProperty("size", out var s) && s.TryGetInt64(out long v) ? v : null;
-                    result.Add((name.GetString()!, size));
+                    long? size = e.TryGetProperty("size", out var s) && s.ValueKind == JsonValueKind.Number && s.TryGetInt64(out long v) && v >= 0 ? v : null;
+                    result.Add((text, size));
                 }
             }
         }
@@ -94,5 +98,17 @@ public sealed class HttpRepository : RemoteRepository
         }
 
         return result;
+    }
+
+    private static string? TryGetText(JsonElement value)
+    {
+        try
+        {
+            return value.GetString();
+        }
+        catch (InvalidOperationException)
+        {
+            return null; // not valid UTF-8
+        }
     }
 }
