@@ -28,7 +28,7 @@ public sealed class DifferencingVhdxTarget : FuzzTarget
         try
         {
             using var child = DifferencingVhdxFile.Open(_path, VhdxFiles.ParentLinkage);
-            VhdxFiles.ReadAll(child, child.LogicalSectorSize);
+            ExtentWalk.ReadAll(child, child.LogicalSectorSize);
         }
         catch (Exception e) when (e is InvalidDataException or NotSupportedException or IOException)
         {

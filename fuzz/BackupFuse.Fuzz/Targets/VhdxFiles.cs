@@ -1,4 +1,3 @@
-using BackupFuse.Core;
 using BackupFuse.Vhdx;
 using BackupFuse.Vhdx.Differencing;
 
@@ -8,11 +7,8 @@ namespace BackupFuse.Fuzz.Targets;
 // - Seeds of the two VHDX targets, made by the project's writers: differencing children (DifferencingVhdxFile.Create
 //   + writes: FULLY_PRESENT and PARTIALLY_PRESENT blocks, sector bitmaps), one copied while its log still holds the
 //   last commit (what a crashed daemon leaves), and a synthesized VHDX of a small disk. Stored in the sparse encoding.
-// - ReadAll reads a virtual disk block by block the way the daemon's consumers do: GetExtent, then the first and last
-//   sector of every extent piece that has data (every BAT entry and bitmap run is looked up; the payload bytes
-//   themselves are plain copies). Extents are capped so that a huge sparse disk stays cheap, as it is for the daemon.
 
-/// <summary>Seeds and reading shared by the VHDX targets.</summary>
+/// <summary>Seeds shared by the VHDX targets.</summary>
 internal static class VhdxFiles
 {
     /// <summary>The parent's DataWriteGuid that every seed child is linked to (the harness's expected linkage).</summary>
@@ -20,32 +16,6 @@ internal static class VhdxFiles
 
     /// <summary>Most pages a decoded input may have (16 MiB files).</summary>
     public const long MaxPages = 4096;
-
-    private const int MaxExtents = 100_000;
-
-    /// <summary>Reads every extent of <paramref name="disk"/> (its first and last sector where it holds data).</summary>
-    public static void ReadAll(IBlockSource disk, int sectorSize)
-    {
-        var sector = new byte[Math.Clamp(sectorSize, 512, 4096)];
-        long offset = 0;
-        for (int n = 0; offset < disk.Length && n < MaxExtents; n++)
-        {
-            var extent = disk.GetExtent(offset, disk.Length - offset);
-            if (extent.Length <= 0 || extent.Offset != offset)
-            {
-                throw new FuzzFailureException($"GetExtent({offset}) returned {extent.Offset}+{extent.Length}: no progress");
-            }
-
-            if (extent.Kind == ExtentKind.Data)
-            {
-                int first = (int)Math.Min(sector.Length, extent.Length);
-                disk.Read(offset, sector.AsSpan(0, first));
-                disk.Read(offset + extent.Length - first, sector.AsSpan(0, first));
-            }
-
-            offset += extent.Length;
-        }
-    }
 
     /// <summary>Writes the differencing and synthesized seeds (sparse-encoded) into <paramref name="directory"/>.</summary>
     public static void WriteSeeds(string directory, bool differencingOnly)

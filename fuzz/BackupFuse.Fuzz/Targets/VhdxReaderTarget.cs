@@ -19,7 +19,7 @@ public sealed class VhdxReaderTarget : FuzzTarget
         try
         {
             using var reader = VhdxReader.Open(new SparseSource(sparse), "fuzz.vhdx");
-            VhdxFiles.ReadAll(reader, reader.LogicalSectorSize);
+            ExtentWalk.ReadAll(reader, reader.LogicalSectorSize);
         }
         catch (Exception e) when (e is InvalidDataException or NotSupportedException)
         {
