@@ -55,6 +55,11 @@ public abstract class VolumeTarget : FuzzTarget
         };
         _ = FileSystemProbe.Probe(read, length);
         var map = UsedBlocks.TryBuild(Kind, read, length, out string reason);
+        if (Environment.GetEnvironmentVariable("FUZZ_VERBOSE") == "1")
+        {
+            Console.Error.WriteLine(map == null ? $"{Name}: no map: {reason}" : $"{Name}: map of {map.BlockCount} blocks, {map.UsedBlocks} used");
+        }
+
         if (map == null && string.IsNullOrWhiteSpace(reason))
         {
             throw new FuzzFailureException("no map and no reason");
