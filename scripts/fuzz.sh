@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing of the parsers of untrusted bytes (docs/fuzzing.md).
 #   scripts/fuzz.sh [TARGET|all] [MINUTES]      default: all, 10 minutes per target (decimals allowed: 0.25 = 15 s)
+#   scripts/fuzz.sh build                       only build and instrument (later runs of the same sources reuse it)
 # Builds the harness (fuzz/BackupFuse.Fuzz), instruments the project's assemblies with sharpfuzz, makes the seed corpus
 # with the project's writers, replays the seeds and tests/fuzz-regressions/<target>/, then runs afl-fuzz for MINUTES
 # and prints, per target: run time, executions, corpus count, bitmap coverage, crashes, hangs. New crash inputs are
@@ -48,6 +49,7 @@ if [[ ! -f $bin/.instrumented ]]; then
   touch "$bin/.instrumented"
 fi
 flock -u 9
+[[ $target == build ]] && { echo "built: $bin"; exit 0; }
 harness=(dotnet "$bin/plain/BackupFuse.Fuzz.dll")
 instrumented=(dotnet "$bin/afl/BackupFuse.Fuzz.dll")
 if [[ $target == all ]]; then
