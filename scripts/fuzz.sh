@@ -2,6 +2,7 @@
 # Coverage-guided fuzzing of the parsers of untrusted bytes (docs/fuzzing.md).
 #   scripts/fuzz.sh [TARGET|all] [MINUTES]      default: all, 10 minutes per target (decimals allowed: 0.25 = 15 s)
 #   scripts/fuzz.sh build                       only build and instrument (later runs of the same sources reuse it)
+#   scripts/fuzz.sh report                      one Markdown table row per target fuzzed in $FUZZ_OUT (docs/fuzzing.md)
 # Builds the harness (fuzz/BackupFuse.Fuzz), instruments the project's assemblies with sharpfuzz, makes the seed corpus
 # with the project's writers, replays the seeds and tests/fuzz-regressions/<target>/, then runs afl-fuzz for MINUTES
 # and prints, per target: run time, executions, corpus count, bitmap coverage, crashes, hangs. New crash inputs are
@@ -24,6 +25,17 @@ if [[ -z ${FUZZ_OUT:-} ]]; then
   if [[ -d /work && -w /work ]]; then FUZZ_OUT=/work/fuzz-runs; else FUZZ_OUT=$repo/fuzz-runs; fi
 fi
 timeout_ms=${FUZZ_TIMEOUT_MS:-10000}
+
+stat() { awk -F' *: *' -v k="$1" '$1 == k { print $2 }' "$stats"; }
+if [[ $target == report ]]; then
+  echo "| target | run time | executions | corpus | edges | bitmap | crashes | hangs |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+  for stats in "$FUZZ_OUT"/*/findings/default/fuzzer_stats; do
+    t=$(basename "$(dirname "$(dirname "$(dirname "$stats")")")")
+    echo "| \`$t\` | $(($(stat run_time) / 60)) min | $(stat execs_done) | $(stat corpus_count) | $(stat edges_found) | $(stat bitmap_cvg) | $(stat saved_crashes) | $(stat saved_hangs) |"
+  done
+  exit 0
+fi
 for tool in afl-fuzz afl-tmin dotnet; do
   command -v "$tool" >/dev/null || { echo "error: $tool is not installed (scripts/install-deps.sh --test installs afl++)" >&2; exit 1; }
 done
@@ -96,10 +108,9 @@ for t in "${targets[@]}"; do
   }
 
   stats=$out/findings/default/fuzzer_stats
-  stat() { awk -F' *: *' -v k="$1" '$1 == k { print $2 }' "$stats"; }
   crashes=$(stat saved_crashes)
   hangs=$(stat saved_hangs)
-  summary+=("$t: run $(stat run_time) s total, $(stat execs_done) execs ($(stat execs_per_sec)/s), corpus $(stat corpus_count), bitmap $(stat bitmap_cvg), crashes $crashes, hangs $hangs")
+  summary+=("$t: run $(stat run_time) s total, $(stat execs_done) execs ($(stat execs_per_sec)/s), corpus $(stat corpus_count), edges $(stat edges_found), bitmap $(stat bitmap_cvg), crashes $crashes, hangs $hangs")
 
   # New crash inputs: minimized (when afl-tmin manages) into tests/fuzz-regressions/<target>/.
   new=$(ls "$out/findings/default/crashes" 2>/dev/null | grep -c '^id' || true)
