@@ -6,7 +6,7 @@ namespace BackupFuse.IntegrationTests;
 
 /// <summary>
 /// Issue 19, the http-listing fuzz finding: one listing entry with a field of another JSON type or a string that is not
-/// valid UTF-8 made HttpRepository.List fail as a whole ("request failed (InvalidOperationException)"). Such an entry is
+/// valid UTF-8 or an escaped lone surrogate (in a value or a property name) made HttpRepository.List fail as a whole ("request failed (InvalidOperationException)"). Such an entry is
 /// now not a file entry (and such a size no size), and the other entries are still listed.
 /// </summary>
 public sealed class HttpListingFuzzFindingTests
@@ -15,6 +15,9 @@ public sealed class HttpListingFuzzFindingTests
     [InlineData("{\"name\":\"bad.bfi\",\"type\":0}", false)]
     [InlineData("{\"name\":\"bad\xff.bfi\",\"type\":\"file\"}", false)]
     [InlineData("{\"name\":\"bad.bfi\",\"type\":\"f\xffile\"}", false)]
+    [InlineData("{\"name\":\"bad.bfi\",\"type\":\"\\ud800file\"}", false)]
+    [InlineData("{\"n\\udc00\":1,\"name\":\"odd.bfi\"}", true)]
+    [InlineData("{\"name\":\"bad\\ud800.bfi\"}", false)]
     [InlineData("{\"name\":\"odd.bfi\",\"type\":\"\\u0066ile\",\"size\":{}}", true)]
     [InlineData("{\"name\":\"odd.bfi\",\"type\":\"file\",\"size\":\"12\"}", true)]
     [InlineData("{\"name\":\"odd.bfi\",\"type\":\"file\",\"size\":-5}", true)]
