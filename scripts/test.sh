@@ -25,4 +25,15 @@ if ((skipped > 0)); then
   echo "error: $skipped test(s) skipped: every test must run here (their reasons are in the log above)" >&2
   status=1
 fi
+
+# --- fuzz smoke (issue 19, docs/fuzzing.md): every fuzz target replays its seeds and tests/fuzz-regressions/, then
+# runs 15 s under afl-fuzz; a failing seed or regression input or a new crash fails the run (about 6 min in all). ---
+fuzz_out=$(mktemp -d)
+if ! FUZZ_OUT=$fuzz_out FUZZ_NO_SAVE=1 scripts/fuzz.sh all 0.25; then
+  echo "error: fuzz smoke failed (crash inputs: $fuzz_out/<target>/findings/default/crashes)" >&2
+  status=1
+else
+  rm -rf "$fuzz_out"
+fi
+# --- end fuzz smoke ---
 exit $status

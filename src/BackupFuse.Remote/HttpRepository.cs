@@ -79,11 +79,9 @@ public sealed class HttpRepository : RemoteRepository
 
             foreach (var e in doc.RootElement.EnumerateArray())
             {
-                if (e.ValueKind == JsonValueKind.Object && e.TryGetProperty("name", out var name) && name.ValueKind == JsonValueKind.String &&
-                    (!e.TryGetProperty("type", out var type) || type.GetString() == "file"))
+                if (TryReadEntry(e) is { } entry)
                 {
-                    long? size = e.TryGetProperty("size", out var s) && s.TryGetInt64(out long v) ? v : null;
-                    result.Add((name.GetString()!, size));
+                    result.Add(entry);
                 }
             }
         }
@@ -94,5 +92,30 @@ public sealed class HttpRepository : RemoteRepository
         }
 
         return result;
+    }
+
+    /// <summary>A file entry of the listing (name, and size when it is a non-negative integer), or null.</summary>
+    private static (string Name, long? Size)? TryReadEntry(JsonElement e)
+    {
+        // The body is the server's. JsonDocument checks only the structure: a string that is not valid UTF-8, or an
+        // escaped lone surrogate ("\ud800") in a value or in a property name, makes GetString, ValueEquals and even
+        // TryGetProperty throw InvalidOperationException, as does GetString or TryGetInt64 on a field of another JSON
+        // type. Such an entry is not a file entry, and such a size is no size; the other entries still count
+        // (found by the http-listing fuzz target).
+        try
+        {
+            if (e.ValueKind != JsonValueKind.Object || !e.TryGetProperty("name", out var name) || name.ValueKind != JsonValueKind.String ||
+                (e.TryGetProperty("type", out var type) && !(type.ValueKind == JsonValueKind.String && type.ValueEquals("file"))))
+            {
+                return null;
+            }
+
+            long? size = e.TryGetProperty("size", out var s) && s.ValueKind == JsonValueKind.Number && s.TryGetInt64(out long v) && v >= 0 ? v : null;
+            return (name.GetString()!, size);
+        }
+        catch (InvalidOperationException)
+        {
+            return null;
+        }
     }
 }

@@ -1,6 +1,6 @@
 using System.Net.Sockets;
 using System.Text;
-using System.Text.Json.Nodes;
+using System.Text.Json;
 
 namespace BackupFuse.Daemon.BootCheck;
 
@@ -86,11 +86,16 @@ public sealed class GuestAgentPing(string socketPath) : IDisposable
 
     private static bool Answers(string line, long id)
     {
+        // The guest writes these lines, so they may be anything. JsonDocument, unlike JsonObject, does not throw on
+        // duplicate property names (JsonObject's indexer threw ArgumentException, which escaped Ping; found by the
+        // guest-agent fuzz target).
         try
         {
-            return JsonNode.Parse(line) is JsonObject o && o["return"] is JsonValue v && v.TryGetValue<long>(out long got) && got == id;
+            using var answer = JsonDocument.Parse(line);
+            return answer.RootElement.ValueKind == JsonValueKind.Object && answer.RootElement.TryGetProperty("return", out var value) &&
+                value.ValueKind == JsonValueKind.Number && value.TryGetInt64(out long got) && got == id;
         }
-        catch (System.Text.Json.JsonException)
+        catch (JsonException)
         {
             return false;
         }
