@@ -100,6 +100,15 @@ public sealed class FileLevelPluginTests : IClassFixture<FileLevelPluginTests.Ba
         Assert.Contains("files as exFAT", created.Output, StringComparison.Ordinal);
         Assert.Contains("3 name(s) the file system cannot hold", created.Output, StringComparison.Ordinal); // case~2.txt, co_lon, the symlink
         Cli.Ok("plugin", "create", Path.Combine(_b.Images, "inc.bfi"), vhdx);
+        using (var info = System.Text.Json.JsonDocument.Parse(Cli.Ok("info", raw, "--json").StdOut))
+        {
+            Assert.Equal("exfat", info.RootElement.GetProperty("presentedAs").GetString());
+            var mapped = info.RootElement.GetProperty("nameMappings").EnumerateArray()
+                .Select(m => (m.GetProperty("path").GetString(), m.GetProperty("storedName").GetString())).ToList();
+            Assert.Equal([("case.txt", "case~2.txt"), ("co:lon", "co_lon"), ("link", null)], mapped.OrderBy(m => m.Item1, StringComparer.Ordinal));
+        }
+
+        Assert.Contains("presented as: exFAT, 3 name(s)", Cli.Ok("info", raw).StdOut, StringComparison.Ordinal);
         using var daemon = _b.Mount();
 
         // QEMU's VHDX driver reads the same disk as the raw view.

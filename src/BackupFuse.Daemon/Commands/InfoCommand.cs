@@ -66,6 +66,7 @@ public static class InfoCommand
             }
 
             var files = BackupFuse.BackupImage.Files.FileImageFields.Read(chain.Top.Header);
+            var mappings = disk.FileVolumes.Where(v => v != null).SelectMany(v => v!.Mappings).ToList();
             if (parse.GetValue(json))
             {
                 var doc = new
@@ -82,6 +83,8 @@ public static class InfoCommand
                         catalogOffset = files.CatalogOffset, catalogLength = files.CatalogLength,
                     },
                     fileSystem = chain.Top.Header.IsVolume ? BackupFuse.BackupImage.Volumes.FileSystemProbe.Describe(chain.Top.Header.FileSystem) : null,
+                    presentedAs = disk.FileVolumes.FirstOrDefault(v => v != null) is { } fv ? fv.Kind.ToString().ToLowerInvariant() : null,
+                    nameMappings = files == null ? null : mappings.Select(m => new { path = m.Path, storedName = m.StoredName, reason = m.Reason }),
                     vhdxSize = vhdx?.FileLength,
                     vhdxDataWriteGuid = vhdx?.DataWriteGuid,
                     chain = layers.Select(l => new
@@ -117,6 +120,11 @@ public static class InfoCommand
                 ? $"content:      volume, file system {BackupFuse.BackupImage.Volumes.FileSystemProbe.Describe(chain.Top.Header.FileSystem)} (a plugin shows it as partition 1 of a synthesized disk)"
                 : "content:      whole disk");
             Console.WriteLine($"{(files != null ? "data stream: " : chain.Top.Header.IsVolume ? "volume size: " : "disk size:   ")} {Bytes.Format(chain.DiskSize)} ({chain.DiskSize} bytes)");
+            if (disk.FileVolumes.FirstOrDefault(v => v != null) is { } presented)
+            {
+                Console.WriteLine($"presented as: {(presented.Kind == BackupFuse.Core.FileSystems.SynthesizedFileSystemKind.Fat32 ? "FAT32" : "exFAT")}, " +
+                    $"{mappings.Count} name(s) stored under another name or left out{(mappings.Count > 0 ? " (--json lists them)" : string.Empty)}");
+            }
             if (disk.Shape.Partitions is { } partitions && point.PluginPath != null)
             {
                 Console.WriteLine($"  disk:       {Bytes.Format(disk.DiskSize)} with {disk.Chains.Count} partition(s) ({(point.Plugin!.PartitionTable == BackupFuse.Core.Partitions.PartitionTableKind.Mbr ? "MBR" : "GPT")}):");
