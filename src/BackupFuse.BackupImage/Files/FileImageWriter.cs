@@ -378,19 +378,7 @@ public static class FileImageWriter
     }
 
     private static FileBackupResult Result(string destination, ImageHeader header, ImageStreamWriter writer, FileImageFields fields, long read, TimeSpan elapsed) =>
-        new(new BackupResult(
-            destination,
-            header.ImageId,
-            header.ParentId,
-            header.DiskSize,
-            writer.Position,
-            writer.DataChunks,
-            writer.ZeroChunks,
-            header.ChunkCount - writer.DataChunks - writer.ZeroChunks,
-            writer.UniquePayloads,
-            writer.PayloadBytes,
-            read,
-            elapsed), fields);
+        new(BackupResult.Of(destination, header, writer, read, elapsed), fields);
 
     private static FileImageTree? OpenParent(BackupOptions options)
     {

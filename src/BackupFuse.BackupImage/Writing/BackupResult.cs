@@ -29,4 +29,9 @@ public sealed record BackupResult(
 {
     /// <summary>For a volume: its file system, and whether only its used blocks were read (or why not). Null for a disk.</summary>
     public string? VolumeNote { get; init; }
+
+    /// <summary>The result of a finished image written by <paramref name="writer"/> under <paramref name="header"/>.</summary>
+    internal static BackupResult Of(string destination, Format.ImageHeader header, ImageStreamWriter writer, long sourceBytesRead, TimeSpan elapsed) =>
+        new(destination, header.ImageId, header.ParentId, header.DiskSize, writer.Position, writer.DataChunks, writer.ZeroChunks,
+            header.ChunkCount - writer.DataChunks - writer.ZeroChunks, writer.UniquePayloads, writer.PayloadBytes, sourceBytesRead, elapsed);
 }

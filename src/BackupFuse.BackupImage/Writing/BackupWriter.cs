@@ -198,19 +198,7 @@ public static partial class BackupWriter
             pipeline.Run(ct);
             writer.Finish();
             progress?.Report(new BackupProgress(header.DiskSize, header.DiskSize, writer.Position));
-            return new BackupResult(
-                destName,
-                header.ImageId,
-                header.ParentId,
-                header.DiskSize,
-                writer.Position,
-                writer.DataChunks,
-                writer.ZeroChunks,
-                header.ChunkCount - writer.DataChunks - writer.ZeroChunks,
-                writer.UniquePayloads,
-                writer.PayloadBytes,
-                pipeline.SourceBytesRead,
-                sw.Elapsed)
+            return BackupResult.Of(destName, header, writer, pipeline.SourceBytesRead, sw.Elapsed) with
             {
                 VolumeNote = volumeNote,
             };

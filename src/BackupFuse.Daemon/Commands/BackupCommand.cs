@@ -128,18 +128,7 @@ public static class BackupCommand
             var pass = passphrase.Resolve(parse);
             string? parentPath = parse.GetValue(parent);
             using var chain = parentPath == null ? null : BackupChain.Open(parentPath, ImagesOption.Catalog(parse, images, parentPath), pass);
-            int? kib = parse.GetValue(chunkSize);
-            if (kib is { } k && (k < ImageHeader.MinChunkSize / 1024 || k > ImageHeader.MaxChunkSize / 1024 || (k & (k - 1)) != 0))
-            {
-                throw new CliError($"--chunk-size {k}: must be a power of two from {ImageHeader.MinChunkSize / 1024} to {ImageHeader.MaxChunkSize / 1024} (KiB)");
-            }
-
-            var encryptedLayer = chain?.Layers.FirstOrDefault(l => l.IsEncrypted);
-            if (encryptedLayer != null && parse.GetValue(noEncrypt))
-            {
-                throw new CliError($"--no-encrypt: the parent chain is encrypted ({encryptedLayer.Path}); an incremental of it is always encrypted");
-            }
-
+            var common = CommonOptions(parse, chain, pass, codec, level, chunkSize, encrypt, noEncrypt);
             string? detected = BackupFuse.BackupImage.Volumes.VolumeDetection.Detect(src);
             bool isVolume = parse.GetValue(volume) || detected != null || chain?.Top.Header.IsVolume == true;
             if (chain != null && chain.Top.Header.IsVolume != isVolume)
@@ -152,25 +141,7 @@ public static class BackupCommand
                 throw new CliError($"--all-blocks: {src} is not a volume (give --volume for a file-system image)");
             }
 
-            var chosen = parse.GetValue(codec) switch { "none" => ChunkCodec.None, "zstd" => ChunkCodec.Zstd, _ => ChunkCodec.Deflate };
-            if (chosen == ChunkCodec.Zstd && !ChunkCompressor.ZstdAvailable)
-            {
-                throw new CliError("--codec zstd: libzstd.so.1 could not be loaded; install the package libzstd1 (or use --codec deflate)");
-            }
-
-            var options = new BackupOptions
-            {
-                Volume = isVolume,
-                AllBlocks = parse.GetValue(allBlocks),
-                Parent = chain,
-                Codec = chosen,
-                ChunkSize = kib * 1024,
-                DeflateLevel = chosen == ChunkCodec.Deflate && parse.GetValue(level) is { } dl ? dl : ChunkCompressor.DefaultLevel,
-                ZstdLevel = chosen == ChunkCodec.Zstd && parse.GetValue(level) is { } zl ? zl : ChunkCompressor.DefaultZstdLevel,
-                Encrypt = parse.GetValue(encrypt),
-                NoEncrypt = parse.GetValue(noEncrypt),
-                Passphrase = pass,
-            };
+            var options = common with { Volume = isVolume, AllBlocks = parse.GetValue(allBlocks) };
             BackupResult result;
             string shown;
             if (ImageAddress.IsRemote(dst))
@@ -201,6 +172,41 @@ public static class BackupCommand
         return command;
     }
 
+    /// <summary>The options block and file backups share: chunk size, codec and level, encryption; checked.</summary>
+    private static BackupOptions CommonOptions(ParseResult parse, BackupChain? chain, BackupFuse.BackupImage.Crypto.PassphraseSource? pass, Option<string> codec, Option<int?> level, Option<int?> chunkSize,
+        Option<bool> encrypt, Option<bool> noEncrypt)
+    {
+        int? kib = parse.GetValue(chunkSize);
+        if (kib is { } k && (k < ImageHeader.MinChunkSize / 1024 || k > ImageHeader.MaxChunkSize / 1024 || (k & (k - 1)) != 0))
+        {
+            throw new CliError($"--chunk-size {k}: must be a power of two from {ImageHeader.MinChunkSize / 1024} to {ImageHeader.MaxChunkSize / 1024} (KiB)");
+        }
+
+        var encryptedLayer = chain?.Layers.FirstOrDefault(l => l.IsEncrypted);
+        if (encryptedLayer != null && parse.GetValue(noEncrypt))
+        {
+            throw new CliError($"--no-encrypt: the parent chain is encrypted ({encryptedLayer.Path}); an incremental of it is always encrypted");
+        }
+
+        var chosen = parse.GetValue(codec) switch { "none" => ChunkCodec.None, "zstd" => ChunkCodec.Zstd, _ => ChunkCodec.Deflate };
+        if (chosen == ChunkCodec.Zstd && !ChunkCompressor.ZstdAvailable)
+        {
+            throw new CliError("--codec zstd: libzstd.so.1 could not be loaded; install the package libzstd1 (or use --codec deflate)");
+        }
+
+        return new BackupOptions
+        {
+            Parent = chain,
+            Codec = chosen,
+            ChunkSize = kib * 1024,
+            DeflateLevel = chosen == ChunkCodec.Deflate && parse.GetValue(level) is { } dl ? dl : ChunkCompressor.DefaultLevel,
+            ZstdLevel = chosen == ChunkCodec.Zstd && parse.GetValue(level) is { } zl ? zl : ChunkCompressor.DefaultZstdLevel,
+            Encrypt = parse.GetValue(encrypt),
+            NoEncrypt = parse.GetValue(noEncrypt),
+            Passphrase = pass,
+        };
+    }
+
     /// <summary><c>backup --files</c>: a file-level image of a directory or of a tar stream on standard input.</summary>
     private static int BackupFiles(ParseResult parse, string src, string dst, PassphraseOptions passphrase, Option<string?> parent, Option<string[]> images,
         Option<string> codec, Option<int?> level, Option<int?> chunkSize, Option<bool> encrypt, Option<bool> noEncrypt, CancellationToken token)
@@ -224,35 +230,7 @@ public static class BackupCommand
             throw new CliError($"--parent {parentPath}: a disk backup; an incremental of files needs a file-level backup (backup --files) as its parent");
         }
 
-        int? kib = parse.GetValue(chunkSize);
-        if (kib is { } k && (k < ImageHeader.MinChunkSize / 1024 || k > ImageHeader.MaxChunkSize / 1024 || (k & (k - 1)) != 0))
-        {
-            throw new CliError($"--chunk-size {k}: must be a power of two from {ImageHeader.MinChunkSize / 1024} to {ImageHeader.MaxChunkSize / 1024} (KiB)");
-        }
-
-        var encryptedLayer = chain?.Layers.FirstOrDefault(l => l.IsEncrypted);
-        if (encryptedLayer != null && parse.GetValue(noEncrypt))
-        {
-            throw new CliError($"--no-encrypt: the parent chain is encrypted ({encryptedLayer.Path}); an incremental of it is always encrypted");
-        }
-
-        var chosen = parse.GetValue(codec) switch { "none" => ChunkCodec.None, "zstd" => ChunkCodec.Zstd, _ => ChunkCodec.Deflate };
-        if (chosen == ChunkCodec.Zstd && !ChunkCompressor.ZstdAvailable)
-        {
-            throw new CliError("--codec zstd: libzstd.so.1 could not be loaded; install the package libzstd1 (or use --codec deflate)");
-        }
-
-        var options = new BackupOptions
-        {
-            Parent = chain,
-            Codec = chosen,
-            ChunkSize = kib * 1024,
-            DeflateLevel = chosen == ChunkCodec.Deflate && parse.GetValue(level) is { } dl ? dl : ChunkCompressor.DefaultLevel,
-            ZstdLevel = chosen == ChunkCodec.Zstd && parse.GetValue(level) is { } zl ? zl : ChunkCompressor.DefaultZstdLevel,
-            Encrypt = parse.GetValue(encrypt),
-            NoEncrypt = parse.GetValue(noEncrypt),
-            Passphrase = pass,
-        };
+        var options = CommonOptions(parse, chain, pass, codec, level, chunkSize, encrypt, noEncrypt);
         BackupFuse.BackupImage.Files.FileBackupResult result;
         string shown;
         if (ImageAddress.IsRemote(dst))
