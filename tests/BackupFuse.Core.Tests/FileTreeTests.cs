@@ -99,3 +99,35 @@ public sealed class ClusterRunsTests
         Assert.Equal([-1, 0, 2, 2, 2, 5, 5, -1], Enumerable.Range(1, 8).Select(c => runs.EntryAt(c)));
     }
 }
+
+public sealed class UnixNanosecondsTests
+{
+    [Fact]
+    public void TimesOutsideTheRangeSaturateInsteadOfWrapping()
+    {
+        Assert.Equal(0, UnixNanoseconds.From(DateTime.UnixEpoch));
+        Assert.Equal(1_500_000_000L, UnixNanoseconds.From(DateTime.UnixEpoch.AddSeconds(1.5)));
+        Assert.Equal(long.MaxValue, UnixNanoseconds.From(new DateTime(3000, 1, 1, 0, 0, 0, DateTimeKind.Utc))); // wrapped negative before
+        Assert.Equal(long.MinValue, UnixNanoseconds.From(new DateTime(1000, 1, 1, 0, 0, 0, DateTimeKind.Utc)));
+        Assert.Equal(1_700_000_000_123_456_789L, UnixNanoseconds.FromSeconds(1700000000.123456789m));
+        Assert.Equal(long.MaxValue, UnixNanoseconds.FromSeconds(1e20m)); // threw OverflowException before
+        Assert.Equal(long.MinValue, UnixNanoseconds.FromSeconds(-1e20m));
+    }
+}
+
+public sealed class ExFatHostileSizeTests
+{
+    [Fact]
+    public void SizesThatAddUpPastTheLongRangeAreRefusedClearly()
+    {
+        var b = new FileTreeBuilder();
+        for (int i = 0; i < 3; i++)
+        {
+            b.Add($"huge{i}", FileTreeEntryKind.File, long.MaxValue / 2, 0, 0, 0x81A4, content: (_, buffer) => buffer.Clear());
+        }
+
+        using var tree = b.Build();
+        var e = Assert.Throws<InvalidDataException>(() => new Core.FileSystems.ExFat.ExFatVolume(tree));
+        Assert.Contains("too large for exFAT", e.Message, StringComparison.Ordinal);
+    }
+}

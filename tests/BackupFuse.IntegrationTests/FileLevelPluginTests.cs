@@ -126,6 +126,11 @@ public sealed class FileLevelPluginTests : IClassFixture<FileLevelPluginTests.Ba
         string again = Path.Combine(_b.Vms, "inc-again.raw");
         Cli.Ok("plugin", "create", Path.Combine(_b.Images, "inc.bfi"), again);
         Assert.Equal(Hash(File.ReadAllBytes(raw)), Hash(File.ReadAllBytes(again)));
+
+        // export of the image itself gives that disk too (not the image's internal data stream).
+        string exported = _b.Dir["inc-export.img"];
+        Cli.Ok("export", Path.Combine(_b.Images, "inc.bfi"), exported);
+        Assert.Equal(Hash(File.ReadAllBytes(raw)), Hash(File.ReadAllBytes(exported)));
         Assert.Equal(_b.ImageHashes, _b.HashImages());
     }
 

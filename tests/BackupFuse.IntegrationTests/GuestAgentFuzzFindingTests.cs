@@ -21,6 +21,7 @@ public sealed partial class GuestAgentFuzzFindingTests : IDisposable
     [InlineData("{\"return\":1,\"return\":2}")]
     [InlineData("{\"a\":{\"b\":1,\"b\":2},\"return\":\"x\"}")]
     [InlineData("{\"return\":{\"return\":1},\"return\":[]}")]
+    [InlineData("{\"\\ud800xx\":1,\"return\":7}")]
     public async Task AnOddLineBeforeTheAnswerIsSkipped(string odd)
     {
         string path = _dir["agent.sock"];

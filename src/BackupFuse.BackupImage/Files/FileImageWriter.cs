@@ -448,13 +448,13 @@ public static class FileImageWriter
         if (entry is PaxTarEntry pax && pax.ExtendedAttributes.TryGetValue("atime", out string? value) &&
             decimal.TryParse(value, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out decimal seconds))
         {
-            return (long)(seconds * 1_000_000_000m);
+            return UnixNanoseconds.FromSeconds(seconds);
         }
 
         return null;
     }
 
-    private static long UnixNs(DateTimeOffset time) => (time.UtcTicks - DateTime.UnixEpoch.Ticks) * 100;
+    private static long UnixNs(DateTimeOffset time) => UnixNanoseconds.From(time);
 
     private static long AlignUp(long value, long alignment) => (value + alignment - 1) / alignment * alignment;
 }

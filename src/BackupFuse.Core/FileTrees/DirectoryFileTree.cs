@@ -75,7 +75,7 @@ public static class DirectoryFileTree
         }
     }
 
-    private static long UnixNs(DateTime utc) => (utc.Ticks - DateTime.UnixEpoch.Ticks) * 100;
+    private static long UnixNs(DateTime utc) => UnixNanoseconds.From(utc);
 
     private static uint ModeOf(FileSystemInfo info)
     {

@@ -45,19 +45,18 @@ public sealed class FileLevelVolume : IDisposable
         IFileTree tree = FileImageTree.Open(chain);
         try
         {
-            string label = Label(chain.Top.Path);
             if (kind == SynthesizedFileSystemKind.Fat32)
             {
                 var fat = new Fat32Volume(tree, new Fat32VolumeOptions
                 {
-                    VolumeLabel = label,
+                    VolumeLabel = Label,
                     Seed = serialSeed.ToString("D"),
                     HiddenSectors = (uint)(partitionOffset / 512),
                 }, ownsTree: true);
                 return new FileLevelVolume(kind, fat, fat.Mappings);
             }
 
-            var exfat = new ExFatVolume(tree, new ExFatOptions { VolumeLabel = label, SerialSeed = serialSeed }, ownsTree: true);
+            var exfat = new ExFatVolume(tree, new ExFatOptions { VolumeLabel = Label, SerialSeed = serialSeed }, ownsTree: true);
             return new FileLevelVolume(kind, exfat, exfat.Mappings);
         }
         catch
@@ -73,13 +72,11 @@ public sealed class FileLevelVolume : IDisposable
     /// <inheritdoc/>
     public void Dispose() => Volume.Dispose();
 
-    /// <summary>The image's file name, upper-cased to what both labels hold (11 characters, A-Z 0-9 _ -).</summary>
-    private static string Label(string imagePath)
-    {
-        string stem = Path.GetFileNameWithoutExtension(imagePath.TrimEnd('/'));
-        var chars = stem.ToUpperInvariant().Where(c => c is (>= 'A' and <= 'Z') or (>= '0' and <= '9') or '_' or '-').Take(11).ToArray();
-        return chars.Length == 0 ? "BACKUP" : new string(chars);
-    }
+    /// <summary>
+    /// The volume label: fixed, never from the image's path. A point's bytes must not change when its image is renamed
+    /// or found by identity elsewhere (a changes file is bound to them, and FAT32 keeps the label in the boot sector).
+    /// </summary>
+    private const string Label = "BACKUPFUSE";
 
     private sealed class Borrowed(IBlockSource volume) : BlockFilter(volume)
     {

@@ -95,8 +95,9 @@ public sealed class GuestAgentPing(string socketPath) : IDisposable
             return answer.RootElement.ValueKind == JsonValueKind.Object && answer.RootElement.TryGetProperty("return", out var value) &&
                 value.ValueKind == JsonValueKind.Number && value.TryGetInt64(out long got) && got == id;
         }
-        catch (JsonException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
+            // InvalidOperationException: an escaped lone surrogate in a property name, met by TryGetProperty.
             return false;
         }
     }

@@ -79,10 +79,12 @@ public static class ExportCommand
                 }
             }
 
-            if (!asVhdx && (changes == null || !changes.Exists) && (point.PluginPath == null || (chain.DiskSize % 512 == 0 && pointDisk.Shape.Partitions == null)))
+            if (!asVhdx && (changes == null || !changes.Exists) && !BackupFuse.BackupImage.Files.FileImageFields.IsFileImage(chain.Top.Header) &&
+                (point.PluginPath == null || (chain.DiskSize % 512 == 0 && pointDisk.Shape.Partitions == null)))
             {
                 // The plain disk straight from the chain: no VHDX layout is built, so a disk beyond VHDX's 64 TiB exports too.
-                // (A plugin of a disk that ends mid-sector goes through the stack: its guests saw it rounded up.)
+                // (A plugin of a disk that ends mid-sector goes through the stack: its guests saw it rounded up. A file-level
+                // image too: its chain is a data stream and a catalog, the disk is the synthesized file system around them.)
                 using (pointDisk)
                 using (var raw = chain.CreateSource())
                 {

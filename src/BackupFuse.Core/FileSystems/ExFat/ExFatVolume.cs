@@ -80,7 +80,7 @@ public sealed class ExFatVolume : BlockSource
             else if (e.Kind == FileTreeEntryKind.File)
             {
                 bytes[i] = e.Size;
-                fileBytes += e.Size;
+                fileBytes = AddOrRefuse(fileBytes, e.Size);
             }
         }
 
@@ -92,10 +92,15 @@ public sealed class ExFatVolume : BlockSource
         {
             bool directory = tree.GetEntry(i).Kind == FileTreeEntryKind.Directory;
             counts[i] = directory ? Math.Max(1, ExFatGeometry.Ceil(counts[i], clusterSize)) : ExFatGeometry.Ceil(counts[i], clusterSize);
-            treeClusters += counts[i];
+            treeClusters = AddOrRefuse(treeClusters, counts[i]);
         }
 
-        long free = options.FreeBytes ?? Math.Max(1L << 30, treeClusters * clusterSize / 4);
+        if (treeClusters > ExFatGeometry.MaxClusterCount)
+        {
+            throw new InvalidDataException($"the tree needs {treeClusters} clusters of {clusterSize} bytes, more than exFAT's {ExFatGeometry.MaxClusterCount}");
+        }
+
+        long free = options.FreeBytes ?? Math.Max(1L << 30, treeClusters / 4 * clusterSize);
         _geometry = new ExFatGeometry(clusterSize, treeClusters, ExFatGeometry.Ceil(free, clusterSize));
         _runs = new ClusterRuns(counts, _geometry.TreeCluster);
         uint serial = BinaryPrimitives.ReadUInt32LittleEndian(SHA256.HashData(options.SerialSeed.ToByteArray()));
@@ -189,9 +194,16 @@ public sealed class ExFatVolume : BlockSource
         }
     }
 
+    /// <summary>
+    /// <paramref name="a"/> + <paramref name="b"/> (both non-negative), refused as too large where it overflows: sizes come from
+    /// a catalog, and files may share content (hard links), so their sum is not bounded by what the backup holds.
+    /// </summary>
+    private static long AddOrRefuse(long a, long b) =>
+        a > long.MaxValue - b ? throw new InvalidDataException($"the tree's sizes add up to more than {long.MaxValue} bytes: too large for exFAT") : a + b;
+
     private static int ChooseClusterSize(long fileBytes, long? freeBytes)
     {
-        long total = fileBytes + (freeBytes ?? Math.Max(1L << 30, fileBytes / 4));
+        long total = AddOrRefuse(fileBytes, freeBytes ?? Math.Max(1L << 30, fileBytes / 4));
         return total <= 256L << 20 ? 4096 : total <= 32L << 30 ? 32768 : 131072;
     }
 
