@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using BackupFuse.Testing;
 
 namespace BackupFuse.IntegrationTests;
@@ -34,32 +33,24 @@ public sealed class FileLevelGuestBootTests : IDisposable
         Cli.Ok("backup", "--files", src, Path.Combine(images, "inc.bfi"), "--parent", Path.Combine(images, "full.bfi"));
         string plugin = Path.Combine(vms, "files.vhdx");
         Cli.Ok("plugin", "create", Path.Combine(images, "inc.bfi"), plugin);
-        string hashes = HashImages(images);
+        string hashes = GuestBoot.HashDir(images);
 
         string boot = _dir["boot.raw"];
         GuestBoot.Script("guest/make-boot-disk.sh", [boot, "128"]);
-        File.WriteAllText(_dir["bf-hook.sh"], """
+        const string hook = """
             mkdir -p /mnt/f
             mount -t exfat /dev/vdb1 /mnt/f && echo "FILEGUEST-NEW:$(cat /mnt/f/sub/new.txt)"
             echo "FILEGUEST-OLD:$(cat /mnt/f/sub/old.txt)"
             echo guest-wrote-this > /mnt/f/written.txt && sync && umount /mnt/f
             mount -t exfat /dev/vdb1 /mnt/f && echo "FILEGUEST-REMOUNT:$(cat /mnt/f/written.txt)"
             umount /mnt/f
-            """.Replace("\r", string.Empty, StringComparison.Ordinal));
-        ExternalTool.Check("debugfs", "-w", "-R", $"write {_dir["bf-hook.sh"]} /etc/bf-hook.sh", boot + "?offset=1048576");
-
-        string log = _dir["console.log"];
+            """;
         using (var daemon = DaemonProcess.Start(vms, [vms, "--images", images]))
         {
-            var r = ExternalTool.Run(Path.Combine(GuestBoot.Repo, "scripts", "guest", "boot-vm.sh"),
-                ["--drive", $"file={boot},format=raw", "--log", log, "--timeout", "240", "--accel", "tcg", "--", "-drive", $"file={plugin},format=vhdx,if=virtio"],
-                TimeSpan.FromMinutes(8));
-            string console = File.Exists(log) ? File.ReadAllText(log).Replace("\r", string.Empty, StringComparison.Ordinal) : string.Empty;
-            Assert.True(r.ExitCode == 0, $"boot-vm.sh exited {r.ExitCode}: {r.Output}\n{console}\n{daemon.Log}");
+            string console = GuestBoot.BootWithHook(boot, hook, $"file={plugin},format=vhdx,if=virtio", _dir.Path, daemon.Log);
             Assert.Contains("FILEGUEST-NEW:only in the incremental", console, StringComparison.Ordinal);
             Assert.Contains("FILEGUEST-OLD:in the full backup", console, StringComparison.Ordinal);
             Assert.Contains("FILEGUEST-REMOUNT:guest-wrote-this", console, StringComparison.Ordinal);
-            Assert.Contains("BFGUEST-HOOK-EXIT:0", console, StringComparison.Ordinal);
         }
 
         // After the VM, on a new mount: the guest's write is in the plugin's changes and the file system checks clean.
@@ -92,9 +83,6 @@ public sealed class FileLevelGuestBootTests : IDisposable
             }
         }
 
-        Assert.Equal(hashes, HashImages(images));
+        Assert.Equal(hashes, GuestBoot.HashDir(images));
     }
-
-    private static string HashImages(string images) =>
-        string.Join(",", Directory.GetFiles(images).Order(StringComparer.Ordinal).Select(f => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(f)))));
 }

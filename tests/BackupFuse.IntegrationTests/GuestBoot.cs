@@ -84,6 +84,26 @@ internal static class GuestBoot
         return (log, clock.Elapsed);
     }
 
+    /// <summary>
+    /// Puts <paramref name="hook"/> into the test guest's boot disk <paramref name="bootRaw"/> as /etc/bf-hook.sh (its init
+    /// runs it before powering off), boots it with <paramref name="secondDrive"/> (a QEMU -drive spec) as a second disk,
+    /// asserts that the boot and the hook succeeded, and returns the console log (CR removed).
+    /// </summary>
+    public static string BootWithHook(string bootRaw, string hook, string secondDrive, string workDir, string daemonLog)
+    {
+        string hookFile = Path.Combine(workDir, "bf-hook.sh");
+        File.WriteAllText(hookFile, hook.Replace("\r", string.Empty, StringComparison.Ordinal));
+        ExternalTool.Check("debugfs", "-w", "-R", $"write {hookFile} /etc/bf-hook.sh", bootRaw + "?offset=1048576");
+        string logPath = Path.Combine(workDir, "console.log");
+        var r = ExternalTool.Run(Path.Combine(Repo, "scripts", "guest", "boot-vm.sh"),
+            ["--drive", $"file={bootRaw},format=raw", "--log", logPath, "--timeout", "240", "--accel", "tcg", "--", "-drive", secondDrive],
+            TimeSpan.FromMinutes(8));
+        string console = File.Exists(logPath) ? File.ReadAllText(logPath).Replace("\r", string.Empty, StringComparison.Ordinal) : string.Empty;
+        Assert.True(r.ExitCode == 0, $"boot-vm.sh exited {r.ExitCode}: {r.Output}\n{console}\n{daemonLog}");
+        Assert.Contains("BFGUEST-HOOK-EXIT:0", console, StringComparison.Ordinal);
+        return console;
+    }
+
     /// <summary>Reads a file of a flat raw copy of the guest disk (its ext4 partition starts at 1 MiB) with debugfs.</summary>
     public static string ReadGuestFile(string flatRaw, string guestPath) =>
         ExternalTool.Check("debugfs", "-R", $"cat {guestPath}", flatRaw + "?offset=1048576").StdOut;
