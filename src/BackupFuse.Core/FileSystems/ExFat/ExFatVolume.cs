@@ -14,7 +14,8 @@ namespace BackupFuse.Core.FileSystems.ExFat;
 // - Lazy and bounded: construction makes one pass over the tree (each directory's listing is built for its size and
 //   the mapping report, then dropped) and keeps only ClusterRuns (8 bytes per entry). A read of a directory cluster
 //   rebuilds that directory's listing (names mapped, entry-set offsets) and generates only the entries the read
-//   touches; the last few listings are cached (a sequential scan of a directory does not rebuild it per cluster).
+//   touches; recent listings are cached by size (DirectoryCache, 16 MiB of entries), so a sequential scan of a
+//   directory does not rebuild it per cluster and a few huge directories cannot hold gigabytes.
 // - Deterministic: the bytes depend only on the tree and the options (serial from SerialSeed, no clock, no
 //   randomness), so the same backup point gives the same volume across restarts.
 // - Symlinks and special files cannot be stored: they are left out and reported in Mappings with renamed entries.
@@ -26,7 +27,7 @@ namespace BackupFuse.Core.FileSystems.ExFat;
 public sealed class ExFatVolume : BlockSource
 {
     private const long MaxDirectoryBytes = 256L * 1024 * 1024;
-    private const int CachedListings = 8;
+    private const long CachedListingBytes = 16L << 20; // by the bytes of entries they stand for
 
     private readonly IFileTree _tree;
     private readonly bool _ownsTree;
@@ -34,9 +35,7 @@ public sealed class ExFatVolume : BlockSource
     private readonly ExFatGeometry _geometry;
     private readonly ClusterRuns _runs;
     private readonly byte[] _bootRegion;
-    private readonly ExFatDirectoryListing?[] _cache = new ExFatDirectoryListing?[CachedListings];
-    private readonly Lock _cacheLock = new();
-    private int _cacheNext;
+    private readonly DirectoryCache<ExFatDirectoryListing> _listings = new(CachedListingBytes, l => l.UsedBytes);
 
     /// <summary>Lays out <paramref name="tree"/> as an exFAT volume; disposing the volume disposes the tree when <paramref name="ownsTree"/>.</summary>
     /// <exception cref="ArgumentException">The options are invalid (label, cluster size, free space).</exception>
@@ -368,26 +367,5 @@ public sealed class ExFatVolume : BlockSource
         }
     }
 
-    private ExFatDirectoryListing Listing(int directory)
-    {
-        lock (_cacheLock)
-        {
-            foreach (var l in _cache)
-            {
-                if (l?.Directory == directory)
-                {
-                    return l;
-                }
-            }
-        }
-
-        var built = ExFatDirectoryListing.Build(_tree, directory, null);
-        lock (_cacheLock)
-        {
-            _cache[_cacheNext] = built;
-            _cacheNext = (_cacheNext + 1) % CachedListings;
-        }
-
-        return built;
-    }
+    private ExFatDirectoryListing Listing(int directory) => _listings.Get(directory, d => ExFatDirectoryListing.Build(_tree, d, null));
 }

@@ -43,7 +43,7 @@ public sealed class Fat32Volume : BlockSource
     private readonly ClusterRuns _runs;
     private readonly byte[] _reserved;
     private readonly string? _rootLabel; // the label entry in the root directory, null when the volume has none
-    private readonly Fat32DirectoryCache _directories = new(DirectoryCacheBytes);
+    private readonly DirectoryCache<byte[]> _directories = new(DirectoryCacheBytes, b => b.Length);
 
     /// <summary>The volume of <paramref name="tree"/>.</summary>
     /// <param name="tree">The files; read on demand, so it must stay usable while the volume is.</param>
