@@ -47,24 +47,7 @@ internal sealed class ExFatDirectoryListing
     public static ExFatDirectoryListing Build(IFileTree tree, int directory, List<FileNameMapping>? mappings)
     {
         int reported = mappings?.Count ?? 0;
-        var dir = tree.GetEntry(directory);
-        var children = new List<int>(dir.ChildCount);
-        var originals = new List<string>(dir.ChildCount);
-        for (int i = dir.FirstChild; i < dir.FirstChild + dir.ChildCount; i++)
-        {
-            var child = tree.GetEntry(i);
-            if (child.Kind is FileTreeEntryKind.File or FileTreeEntryKind.Directory)
-            {
-                children.Add(i);
-                originals.Add(child.Name);
-            }
-            else
-            {
-                mappings?.Add(new FileNameMapping(i, PathOf(tree, i), null, child.Kind == FileTreeEntryKind.Symlink ? "symlink: exFAT has none" : "device, FIFO or socket: exFAT has none"));
-            }
-        }
-
-        var names = FatLongNames.Map(originals, out var changed);
+        var (children, names, changed) = StorableChildren.Of(tree, directory, "exFAT", mappings);
         var offsets = new long[names.Length + 1];
         long at = directory == 0 ? RootHeaderBytes : 0;
         for (int i = 0; i < names.Length; i++)
@@ -73,7 +56,7 @@ internal sealed class ExFatDirectoryListing
             at += ExFatDirectoryEntries.SetSize(names[i].Length);
             if (changed[i])
             {
-                mappings?.Add(new FileNameMapping(children[i], PathOf(tree, children[i]), names[i], ReasonFor(originals[i])));
+                mappings?.Add(new FileNameMapping(children[i], FileTreePath.Of(tree, children[i]), names[i], ReasonFor(tree.GetEntry(children[i]).Name)));
             }
         }
 
@@ -100,21 +83,6 @@ internal sealed class ExFatDirectoryListing
         }
 
         return lo;
-    }
-
-    /// <summary>The entry's path from the root, '/'-separated.</summary>
-    public static string PathOf(IFileTree tree, int index)
-    {
-        var parts = new List<string>();
-        while (index != 0)
-        {
-            var e = tree.GetEntry(index);
-            parts.Add(e.Name);
-            index = e.Parent;
-        }
-
-        parts.Reverse();
-        return string.Join('/', parts);
     }
 
     private static string ReasonFor(string original)

@@ -71,7 +71,7 @@ public sealed class ExFatVolume : BlockSource
                 long used = ExFatDirectoryListing.Build(tree, i, mappings).UsedBytes;
                 if (used > MaxDirectoryBytes)
                 {
-                    throw new InvalidDataException($"directory '/{ExFatDirectoryListing.PathOf(tree, i)}': its {e.ChildCount} entries need {used} bytes, more than exFAT's 256 MiB per directory");
+                    throw new InvalidDataException($"directory '/{FileTreePath.Of(tree, i)}': its {e.ChildCount} entries need {used} bytes, more than exFAT's 256 MiB per directory");
                 }
 
                 bytes[i] = used;

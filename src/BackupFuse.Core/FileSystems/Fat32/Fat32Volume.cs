@@ -85,7 +85,7 @@ public sealed class Fat32Volume : BlockSource
             else if (e.Kind == FileTreeEntryKind.Directory)
             {
                 directories[i] = true;
-                var (kept, mapped, changed) = MapChildren(e, mappings);
+                var (kept, mapped, changed) = StorableChildren.Of(tree, i, "FAT", mappings);
                 long slots = i == 0 ? (_rootLabel != null ? 1 : 0) : 2;
                 for (int k = 0; k < kept.Count; k++)
                 {
@@ -254,43 +254,7 @@ public sealed class Fat32Volume : BlockSource
         return BinaryPrimitives.ReadUInt32LittleEndian(hash);
     }
 
-    /// <summary>The children of directory <paramref name="e"/> FAT can hold, with their stored long names; the others are reported to <paramref name="omitted"/> when given.</summary>
-    private (List<int> Kept, string[] Mapped, bool[] Changed) MapChildren(FileTreeEntry e, List<FileNameMapping>? omitted)
-    {
-        var kept = new List<int>(e.ChildCount);
-        var names = new List<string>(e.ChildCount);
-        for (int c = e.FirstChild; c < e.FirstChild + e.ChildCount; c++)
-        {
-            var child = _tree.GetEntry(c);
-            if (child.Kind is FileTreeEntryKind.File or FileTreeEntryKind.Directory)
-            {
-                kept.Add(c);
-                names.Add(child.Name);
-            }
-            else
-            {
-                omitted?.Add(new FileNameMapping(c, PathOf(c), null, child.Kind == FileTreeEntryKind.Symlink
-                    ? "symlink: FAT has none"
-                    : "device, FIFO or socket: FAT has none"));
-            }
-        }
-
-        var mapped = FatLongNames.Map(names, out var changed);
-        return (kept, mapped, changed);
-    }
-
-    /// <summary>The path of <paramref name="entry"/> from the root, '/'-separated.</summary>
-    private string PathOf(int entry)
-    {
-        var parts = new List<string>();
-        for (int i = entry; i != 0; i = _tree.GetEntry(i).Parent)
-        {
-            parts.Add(_tree.GetEntry(i).Name);
-        }
-
-        parts.Reverse();
-        return string.Join('/', parts);
-    }
+    private string PathOf(int entry) => FileTreePath.Of(_tree, entry);
 
     /// <summary>Fills <paramref name="dest"/> with the FAT bytes at <paramref name="at"/> (offset within one FAT).</summary>
     private void ReadFat(long at, Span<byte> dest)
@@ -377,7 +341,7 @@ public sealed class Fat32Volume : BlockSource
     private byte[] BuildDirectory(int dir)
     {
         var e = _tree.GetEntry(dir);
-        var (kept, mapped, _) = MapChildren(e, null);
+        var (kept, mapped, _) = StorableChildren.Of(_tree, dir, "FAT", null);
         var shorts = FatShortNames.Assign(mapped);
         long slots = dir == 0 ? (_rootLabel != null ? 1 : 0) : 2;
         for (int k = 0; k < kept.Count; k++)
