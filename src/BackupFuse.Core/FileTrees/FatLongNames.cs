@@ -7,8 +7,8 @@ namespace BackupFuse.Core.FileTrees;
 // - The names FAT long-file-name entries and exFAT can hold: at most 255 UTF-16 code units, none of the characters
 //   U+0000..U+001F " * / : < > ? \ |, unique within a directory when compared case-insensitively, and no trailing
 //   '.' or ' ' (Windows strips them and Linux's exfat driver ignores trailing dots on lookup, so such a name could not
-//   be opened). The target file systems compare with their upcase table; ToUpperInvariant per UTF-16 unit is the
-//   same mapping for the characters both cover (the exFAT up-case table we write is built from it).
+//   be opened). The target file systems compare with their up-case table: Fold is FrozenUpperCase per UTF-16 unit,
+//   the table the exFAT volume writes and the FAT32 short names use.
 // - Deterministic: a directory's children are mapped in their tree order (UTF-8 ordinal); a name that is already
 //   valid and unique is kept as is; otherwise forbidden characters become '_', an over-long name is cut and gets
 //   "~" + 8 hex digits of the SHA-256 of the original (extension kept when it fits), and a case collision gets
@@ -69,7 +69,7 @@ public static class FatLongNames
     }
 
     /// <summary>The case-insensitive key two names collide on.</summary>
-    public static string Fold(string name) => name.ToUpperInvariant();
+    public static string Fold(string name) => FrozenUpperCase.ToUpper(name);
 
     private static bool IsValid(string name) =>
         name.Length <= MaxLength && !name.Any(IsForbidden) && name[^1] != '.' && name[^1] != ' ';

@@ -1,14 +1,16 @@
+using BackupFuse.Core.FileTrees;
+
 namespace BackupFuse.Core.FileSystems.ExFat;
 
 // Design notes:
-// - The up-case table written to the volume: the mapping of char.ToUpperInvariant (the same mapping
-//   FatLongNames.Fold uses to keep names unique, so the stored names never collide under the volume's own table),
+// - The up-case table written to the volume: FrozenUpperCase (the same mapping FatLongNames.Fold uses to keep names
+//   unique, so the stored names never collide under the volume's own table),
 //   written in the spec's compressed form: runs of characters that map to themselves become 0xFFFF + run length.
 // - Compressed, not the full 128 KiB table, on purpose: both are valid, but fsck.exfat (exfatprogs up to at least
 //   1.2.x) passes the table size to a checksum routine taking an unsigned short, so a 131072-byte table is checked
 //   as empty and reported "corrupted upcase table 0". The compressed table is a few KiB.
-// - The runtime's casing data is part of the layout (a .NET with another Unicode version could change a few
-//   entries); the build pins InvariantGlobalization, so the host's ICU plays no part. Built once; thread-safe.
+// - Part of the layout, so it is frozen data (FrozenUpperCase), not the runtime's casing tables, which a .NET update
+//   could change under an existing changes file. Built once; thread-safe.
 
 /// <summary>The exFAT up-case table this project writes, its checksum and the mapping it defines.</summary>
 internal static class ExFatUpcaseTable
@@ -33,7 +35,7 @@ internal static class ExFatUpcaseTable
         var map = new char[65536];
         for (int c = 0; c < map.Length; c++)
         {
-            map[c] = char.ToUpperInvariant((char)c);
+            map[c] = FrozenUpperCase.ToUpper((char)c);
         }
 
         return map;

@@ -238,7 +238,7 @@ public sealed class Fat32Volume : BlockSource
     private static string NormalizeLabel(string label)
     {
         ArgumentNullException.ThrowIfNull(label);
-        string upper = label.ToUpperInvariant();
+        string upper = FrozenUpperCase.ToUpper(label);
         if (upper.Length > 11 || !upper.All(c => c == ' ' || FatShortNames.IsShortChar(c)) || upper.StartsWith(' '))
         {
             throw new ArgumentException($"volume label '{label}': up to 11 characters of A-Z 0-9 $%'-_@~`!(){{}}^#& and inner spaces", nameof(label));

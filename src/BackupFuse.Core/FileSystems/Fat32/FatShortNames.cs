@@ -1,4 +1,5 @@
 using System.Text;
+using BackupFuse.Core.FileTrees;
 
 namespace BackupFuse.Core.FileSystems.Fat32;
 
@@ -34,7 +35,7 @@ public static class FatShortNames
         var taken = new HashSet<string>(StringComparer.Ordinal);
         for (int i = 0; i < longNames.Count; i++)
         {
-            string upper = longNames[i].ToUpperInvariant();
+            string upper = FrozenUpperCase.ToUpper(longNames[i]);
             if (IsShortForm(upper) && taken.Add(Pack(upper)))
             {
                 result[i] = Pack(upper);
@@ -121,7 +122,7 @@ public static class FatShortNames
     private static (string Stem, string Ext) Basis(string longName)
     {
         var chars = new StringBuilder(longName.Length);
-        foreach (char raw in longName.ToUpperInvariant())
+        foreach (char raw in FrozenUpperCase.ToUpper(longName))
         {
             if (raw == ' ')
             {
