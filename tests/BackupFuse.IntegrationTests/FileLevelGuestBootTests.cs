@@ -5,9 +5,9 @@ namespace BackupFuse.IntegrationTests;
 /// <summary>
 /// Issue 13 in a real guest: the incremental of a file-level backup, presented as an exFAT disk through the mount, is
 /// the test VM's second virtio disk. The guest's own exfat driver mounts it, reads a file that exists only in the
-/// incremental, writes a file and reads it back after a remount; after the VM, on a new mount, the host finds the
-/// write with another exFAT implementation (exfat-fuse) and fsck.exfat finds the guest-changed file system clean.
-/// Boots a VM: run it under `flock /work/heavy.lock`.
+/// incremental, writes a file and reads it back after a remount; after the VM, on a new mount of the daemon, a second
+/// boot of the guest sees that write, and the host finds it with another exFAT implementation (exfat-fuse) and
+/// fsck.exfat finds the guest-changed file system clean. Boots a VM twice: run it under `flock /work/heavy.lock`.
 /// </summary>
 [Collection("mounts")]
 public sealed class FileLevelGuestBootTests : IDisposable
@@ -53,9 +53,21 @@ public sealed class FileLevelGuestBootTests : IDisposable
             Assert.Contains("FILEGUEST-REMOUNT:guest-wrote-this", console, StringComparison.Ordinal);
         }
 
-        // After the VM, on a new mount: the guest's write is in the plugin's changes and the file system checks clean.
+        // After the VM, on a new mount: a second boot sees the guest's write (kept in the plugin's changes), the file
+        // system checks clean and another exFAT implementation reads the write too.
         using (var daemon = DaemonProcess.Start(vms, [vms, "--images", images]))
         {
+            const string secondHook = """
+                mkdir -p /mnt/f
+                mount -t exfat -o ro /dev/vdb1 /mnt/f && echo "FILEGUEST-SECOND:$(cat /mnt/f/written.txt)"
+                echo "FILEGUEST-SECOND-NEW:$(cat /mnt/f/sub/new.txt)"
+                umount /mnt/f
+                """;
+            string second = GuestBoot.BootWithHook(boot, secondHook, $"file={plugin},format=vhdx,if=virtio,readonly=on", _dir.Path, daemon.Log);
+            Assert.Contains("FILEGUEST-SECOND:guest-wrote-this", second, StringComparison.Ordinal);
+            Assert.Contains("FILEGUEST-SECOND-NEW:only in the incremental", second, StringComparison.Ordinal);
+            Assert.DoesNotContain("FILEGUEST-NEW:", second, StringComparison.Ordinal); // the first boot's hook was replaced
+
             string part = _dir["part.exfat"];
             ExternalTool.Check("qemu-img", "convert", "--image-opts",
                 $"driver=raw,offset={1024 * 1024},file.driver=vhdx,file.file.filename={plugin}", "-O", "raw", part);

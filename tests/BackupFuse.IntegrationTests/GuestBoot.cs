@@ -86,13 +86,14 @@ internal static class GuestBoot
 
     /// <summary>
     /// Puts <paramref name="hook"/> into the test guest's boot disk <paramref name="bootRaw"/> as /etc/bf-hook.sh (its init
-    /// runs it before powering off), boots it with <paramref name="secondDrive"/> (a QEMU -drive spec) as a second disk,
+    /// runs it before powering off; a hook put there by an earlier call is replaced), boots it with <paramref name="secondDrive"/> (a QEMU -drive spec) as a second disk,
     /// asserts that the boot and the hook succeeded, and returns the console log (CR removed).
     /// </summary>
     public static string BootWithHook(string bootRaw, string hook, string secondDrive, string workDir, string daemonLog)
     {
         string hookFile = Path.Combine(workDir, "bf-hook.sh");
         File.WriteAllText(hookFile, hook.Replace("\r", string.Empty, StringComparison.Ordinal));
+        ExternalTool.Run("debugfs", ["-w", "-R", "rm /etc/bf-hook.sh", bootRaw + "?offset=1048576"]); // a previous boot's hook (debugfs's write never replaces)
         ExternalTool.Check("debugfs", "-w", "-R", $"write {hookFile} /etc/bf-hook.sh", bootRaw + "?offset=1048576");
         string logPath = Path.Combine(workDir, "console.log");
         var r = ExternalTool.Run(Path.Combine(Repo, "scripts", "guest", "boot-vm.sh"),
