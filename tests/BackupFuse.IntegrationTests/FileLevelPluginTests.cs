@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
 using BackupFuse.Testing;
@@ -115,9 +114,9 @@ public sealed class FileLevelPluginTests : IClassFixture<FileLevelPluginTests.Ba
         Assert.Contains("No errors were found", ExternalTool.Check("qemu-img", "check", vhdx).StdOut, StringComparison.Ordinal);
         Assert.Contains("Images are identical", ExternalTool.Run("qemu-img", ["compare", "-f", "vhdx", "-F", "raw", vhdx, raw]).Output, StringComparison.Ordinal);
 
-        var (offset, length) = FirstPartition(raw);
+        var (offset, length) = GptDisk.FirstPartition(raw);
         Assert.Equal(1 * MiB, offset);
-        string volume = Extract(raw, offset, length, _b.Dir["inc.exfat"]);
+        string volume = GptDisk.Extract(raw, offset, length, _b.Dir["inc.exfat"]);
         var fsck = ExternalTool.Run("fsck.exfat", ["-n", volume]);
         Assert.True(fsck.ExitCode == 0, fsck.Output);
         Assert.Equal(_b.IncrementalExpected, ReadThroughExFatFuse(volume));
@@ -150,8 +149,8 @@ public sealed class FileLevelPluginTests : IClassFixture<FileLevelPluginTests.Ba
         foreach (var (image, expected) in new[] { ("full", _b.FullExpected), ("inc", _b.IncrementalExpected) })
         {
             string plugin = Path.Combine(_b.Vms, image + "-fat32.raw");
-            var (offset, length) = FirstPartition(plugin);
-            string volume = Extract(plugin, offset, length, _b.Dir[image + ".fat32"]);
+            var (offset, length) = GptDisk.FirstPartition(plugin);
+            string volume = GptDisk.Extract(plugin, offset, length, _b.Dir[image + ".fat32"]);
             var fsck = ExternalTool.Run("fsck.vfat", ["-n", volume]);
             Assert.True(fsck.ExitCode == 0, fsck.Output);
             string outDir = _b.Dir[image + "-7z"];
@@ -173,35 +172,6 @@ public sealed class FileLevelPluginTests : IClassFixture<FileLevelPluginTests.Ba
         Assert.Equal(1, r.ExitCode);
         Assert.Contains("--filesystem applies to file-level images", r.Output, StringComparison.Ordinal);
         Assert.False(File.Exists(Path.Combine(_b.Vms, "disk.vhdx")));
-    }
-
-    /// <summary>Offset and length of GPT partition 1, read from the entry array at LBA 2.</summary>
-    private static (long Offset, long Length) FirstPartition(string disk)
-    {
-        using var f = File.OpenRead(disk);
-        byte[] entry = new byte[128];
-        f.Position = 2 * 512;
-        f.ReadExactly(entry);
-        long first = BinaryPrimitives.ReadInt64LittleEndian(entry.AsSpan(32));
-        long last = BinaryPrimitives.ReadInt64LittleEndian(entry.AsSpan(40));
-        return (first * 512, (last - first + 1) * 512);
-    }
-
-    private static string Extract(string disk, long offset, long length, string output)
-    {
-        using var input = File.OpenRead(disk);
-        using var o = File.Create(output);
-        input.Position = offset;
-        byte[] buffer = new byte[1 << 20];
-        for (long done = 0; done < length;)
-        {
-            int n = input.Read(buffer, 0, (int)Math.Min(buffer.Length, length - done));
-            Assert.True(n > 0, $"{disk} ended at {offset + done}");
-            o.Write(buffer, 0, n);
-            done += n;
-        }
-
-        return output;
     }
 
     /// <summary>Mounts the volume read-only with exfat-fuse (through a read-only loop device) and hashes every file.</summary>

@@ -7,7 +7,8 @@ namespace BackupFuse.IntegrationTests;
 /// Issue 12 with s3rver on loopback: backups streamed into S3 (full and incremental), info/verify/export of the S3
 /// images, mounts with --images s3://... (also a chain mixing a local full and an S3 incremental) checked by
 /// qemu-img compare, an interrupted upload leaving no object, no overwrite, one clear line for wrong credentials, and
-/// the secret key never showing in any output, log, plugin file or command line.
+/// the secret key never showing in any output, log, plugin file or command line; file-level backups (issue 13) streamed
+/// into S3 and mounted as exFAT and FAT32 disks.
 /// </summary>
 [Collection("mounts")]
 public sealed class RemoteS3Tests : IClassFixture<S3rverFixture>
@@ -278,6 +279,44 @@ public sealed class RemoteS3Tests : IClassFixture<S3rverFixture>
         }
 
         Compare(plugin, p0);
+        daemon.Stop();
+        S3rverFixture.AssertNoSecret(daemon.Log);
+    }
+
+    [SkippableFact]
+    public void File_level_backups_in_S3_mount_as_disks_that_hold_the_tree()
+    {
+        Prerequisite.SkipIf(_s3.Missing);
+        Prerequisite.Tool("7zz", "7zip");
+        string src = Dir["t9-src"];
+        Directory.CreateDirectory(Path.Combine(src, "docs"));
+        File.WriteAllText(Path.Combine(src, "docs", "a.txt"), "in the full backup\n");
+        WriteRandom(Path.Combine(src, "big.bin"), 300_000, seed: 1);
+        _s3.Ok("backup", "--files", src, "s3://bkt/t9/full.bfi");
+        File.WriteAllText(Path.Combine(src, "docs", "new.txt"), "only in the incremental\n");
+        WriteRandom(Path.Combine(src, "big.bin"), 300_000, seed: 2);
+        _s3.Ok("backup", "--files", src, "s3://bkt/t9/inc.bfi", "--parent", "s3://bkt/t9/full.bfi");
+        Assert.Contains("OK: 2 image(s)", _s3.Ok("verify", "s3://bkt/t9/inc.bfi").StdOut, StringComparison.Ordinal);
+        Assert.Contains("3 files", _s3.Ok("info", "s3://bkt/t9/inc.bfi").StdOut, StringComparison.Ordinal);
+
+        string vms = Directory.CreateDirectory(Dir["t9-vms"]).FullName;
+        _s3.Ok("plugin", "create", "s3://bkt/t9/inc.bfi", Path.Combine(vms, "inc.raw"), "--images", "s3://bkt/t9/");
+        _s3.Ok("plugin", "create", "--filesystem", "fat32", "s3://bkt/t9/inc.bfi", Path.Combine(vms, "inc-fat32.raw"), "--images", "s3://bkt/t9/");
+        _s3.Ok("export", "s3://bkt/t9/inc.bfi", Dir["t9-export.raw"]);
+        using var daemon = DaemonProcess.StartWithEnv(vms, _s3.Env, vms, "--images", "s3://bkt/t9/", "--s3-endpoint", _s3.Endpoint, "--read-only");
+
+        // The exFAT disk read through the mount from S3 is the disk export writes; the FAT32 one holds the tree.
+        Assert.True(TestDisks.SameContent(Path.Combine(vms, "inc.raw"), Dir["t9-export.raw"]), "the mounted exFAT disk differs from the export");
+        string volume = GptDisk.ExtractFirstPartition(Path.Combine(vms, "inc-fat32.raw"), Dir["t9.fat32"]);
+        string outDir = Dir["t9-7z"];
+        ExternalTool.Check("7zz", "x", "-y", "-o" + outDir, volume);
+        foreach (string file in Directory.GetFiles(src, "*", SearchOption.AllDirectories))
+        {
+            string extracted = Path.Combine(outDir, Path.GetRelativePath(src, file));
+            Assert.True(File.ReadAllBytes(file).AsSpan().SequenceEqual(File.ReadAllBytes(extracted)), $"{extracted} differs from {file}");
+        }
+
+        Assert.Equal(3, Directory.GetFiles(outDir, "*", SearchOption.AllDirectories).Length);
         daemon.Stop();
         S3rverFixture.AssertNoSecret(daemon.Log);
     }
