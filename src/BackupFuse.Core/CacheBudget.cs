@@ -16,6 +16,9 @@ namespace BackupFuse.Core;
 // - Released memory goes back to the OS: members report what they released on close and the budget asks the
 //   MemoryTrimmer for a collection shortly after (debounced), since a closed plugin's buffers are otherwise garbage
 //   in generation 2 that no allocation would collect.
+// - Hits, misses and waits are counted here too (members call CountHit/CountMiss/CountWait besides their own
+//   counters), so `backupfuse status` can show the hit rate of the whole mount's memory cache; they survive members
+//   that close.
 // - Not done: sharing blocks between plugins of the same backup point (each plugin's cache holds its own copy; the
 //   budget bounds the sum).
 
@@ -33,6 +36,9 @@ public sealed class CacheBudget
     private long _capacity;
     private long _held;
     private long _evictions;
+    private long _hits;
+    private long _misses;
+    private long _waits;
 
     /// <summary>A budget of <paramref name="capacityBytes"/> bytes.</summary>
     public CacheBudget(long capacityBytes = DefaultCapacityBytes)
@@ -61,8 +67,26 @@ public sealed class CacheBudget
     /// <summary>Items evicted by the budget (across members) to make room.</summary>
     public long Evictions => Interlocked.Read(ref _evictions);
 
+    /// <summary>Block reads the members answered from memory, summed over every member that ever counted.</summary>
+    public long Hits => Interlocked.Read(ref _hits);
+
+    /// <summary>Block reads the members had to load from below them.</summary>
+    public long Misses => Interlocked.Read(ref _misses);
+
+    /// <summary>Block reads that waited for a load another reader had started (then served from memory).</summary>
+    public long Waits => Interlocked.Read(ref _waits);
+
     /// <summary>Number of registered members.</summary>
     public int MemberCount => Volatile.Read(ref _members).Length;
+
+    /// <summary>Counts a member's block read answered from memory (<see cref="Hits"/>).</summary>
+    public void CountHit() => Interlocked.Increment(ref _hits);
+
+    /// <summary>Counts a member's block read that had to be loaded (<see cref="Misses"/>).</summary>
+    public void CountMiss() => Interlocked.Increment(ref _misses);
+
+    /// <summary>Counts a member's block read that waited for another reader's load (<see cref="Waits"/>).</summary>
+    public void CountWait() => Interlocked.Increment(ref _waits);
 
     /// <summary>Adds a member that holds bytes of this budget and can give them back.</summary>
     public void Register(ICacheBudgetMember member)

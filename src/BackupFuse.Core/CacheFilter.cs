@@ -228,6 +228,7 @@ public sealed partial class CacheFilter : BlockFilter, ICacheBudgetMember
             }
 
             Interlocked.Increment(ref _misses);
+            _budget?.CountMiss();
             if (cheap && start >= offset && start + length <= end)
             {
                 slots[i] = new Slot(null, SlotKind.Direct);
@@ -302,6 +303,7 @@ public sealed partial class CacheFilter : BlockFilter, ICacheBudgetMember
             {
                 case SlotKind.Cached:
                     Interlocked.Increment(ref _hits);
+                    _budget?.CountHit();
                     slot.Entry!.Buffer.AsSpan(within, piece.Length).CopyTo(piece);
                     break;
                 case SlotKind.Direct:
@@ -319,11 +321,13 @@ public sealed partial class CacheFilter : BlockFilter, ICacheBudgetMember
                     else if (Volatile.Read(ref e.State) == EntryState.Loading)
                     {
                         Interlocked.Increment(ref _waits);
+                        _budget?.CountWait();
                         WaitFor(e);
                     }
                     else
                     {
                         Interlocked.Increment(ref _hits);
+                        _budget?.CountHit();
                     }
 
                     if (Volatile.Read(ref e.State) == EntryState.Ready)

@@ -180,4 +180,25 @@ public sealed class CacheBudgetTests
             base.Read(offset, buffer);
         }
     }
+
+    [Fact]
+    public void TheBudgetCountsEveryMembersHitsAndMisses_AndKeepsThemWhenAMemberCloses()
+    {
+        var budget = new CacheBudget(64 * Block);
+        var a = new CacheFilter(new PatternSource(8 * Block, seed: 1), budget);
+        using var b = new CacheFilter(new PatternSource(8 * Block, seed: 2), budget);
+        var buffer = new byte[4096]; // part of a block: always through the cache
+        a.Read(0, buffer);
+        a.Read(4096, buffer);
+        b.Read(3 * Block, buffer);
+        b.Read(3 * Block, buffer);
+        Assert.Equal(a.Statistics.Hits + b.Statistics.Hits, budget.Hits);
+        Assert.Equal(a.Statistics.Misses + b.Statistics.Misses, budget.Misses);
+        Assert.Equal(a.Statistics.CoalescedWaits + b.Statistics.CoalescedWaits, budget.Waits);
+        Assert.True(budget.Hits >= 2 && budget.Misses >= 2, $"{budget.Hits} hits, {budget.Misses} misses");
+
+        long hits = budget.Hits, misses = budget.Misses;
+        a.Dispose();
+        Assert.Equal((hits, misses), (budget.Hits, budget.Misses));
+    }
 }

@@ -125,4 +125,23 @@ public sealed class MountStatisticsTests : IDisposable
     [InlineData("/mnt/a b", "mnt-a_20b.json")]
     public void FileNamesComeFromTheMountPoint(string mountPoint, string expected) =>
         Assert.Equal(expected, MountStatistics.FileNameFor(mountPoint));
+
+    [Fact]
+    public void TheMemoryCacheLineShowsTheHitRateOfAllPlugins()
+    {
+        var snapshot = new MountStatisticsSnapshot
+        {
+            MountPoint = "/vms",
+            ProcessId = 1,
+            UpdatedUtc = DateTime.UtcNow,
+            MemoryCacheHits = 5,
+            MemoryCacheWaits = 1,
+            MemoryCacheMisses = 2,
+            MemoryCacheHeldBytes = 3 << 20,
+            MemoryCacheCapacityBytes = 256 << 20,
+        };
+        string line = Assert.Single(MountStatistics.Describe(snapshot));
+        Assert.Contains("memory cache: hit rate 75.0% (5 hits, 1 waits for another reader's load, 2 misses)", line, StringComparison.Ordinal);
+        Assert.Contains("hit rate 0.0%", Assert.Single(MountStatistics.Describe(snapshot with { MemoryCacheHits = 0, MemoryCacheWaits = 0, MemoryCacheMisses = 0 })), StringComparison.Ordinal);
+    }
 }

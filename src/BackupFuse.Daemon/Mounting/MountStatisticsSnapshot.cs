@@ -28,4 +28,13 @@ public sealed record MountStatisticsSnapshot
 
     /// <summary>Blocks the memory cache dropped to stay within its bound.</summary>
     public long MemoryCacheEvictions { get; init; }
+
+    /// <summary>Block reads of every plugin answered from the memory cache.</summary>
+    public long MemoryCacheHits { get; init; }
+
+    /// <summary>Block reads of every plugin that had to be loaded (decompressed, fetched).</summary>
+    public long MemoryCacheMisses { get; init; }
+
+    /// <summary>Block reads that waited for a load another reader had started.</summary>
+    public long MemoryCacheWaits { get; init; }
 }
