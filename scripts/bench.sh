@@ -316,6 +316,7 @@ record_reps "1M files: daemon peak RSS after ls / (MiB)" "${m_rss[*]}" "1000-fil
 record_reps "1M files: daemon peak RSS after walk (MiB)" "${m_rssw[*]}" "1000-file catalog" "${k_rssw[*]}" MiB - lower
 read -r m_med _ <<< "$(stats ${m_rssw[*]})"; read -r k_med _ <<< "$(stats ${k_rssw[*]})"
 record "1M files: RSS MiB per 100k entries (walk)" "$(awk -v m="$m_med" -v k="$k_med" 'BEGIN { printf "%.1f", (m - k) / 10 }')" "-" "-" MiB "-" "-"
+rss_peak=0 # recorded above per catalog; not a later section's peak
 fi # files
 if [[ $only == files ]]; then report; exit 0; fi
 
