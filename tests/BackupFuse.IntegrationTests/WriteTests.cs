@@ -120,8 +120,12 @@ public sealed class WriteTests : IDisposable
         {
             var daemon = Mount();
             int delay = rng.Next(50, 400);
+            // The delay counts from the round's first acknowledged write, so a slow first open (a loaded machine) cannot
+            // use up every round's window before anything was written (up to 60 s: then the kill comes anyway).
+            using var writing = new ManualResetEventSlim();
             var killer = new Thread(() =>
             {
+                writing.Wait(TimeSpan.FromSeconds(60));
                 Thread.Sleep(delay);
                 daemon.Signal("KILL");
             });
@@ -136,6 +140,7 @@ public sealed class WriteTests : IDisposable
                     rng.NextBytes(data);
                     long offset = (long)slots[next++] * Slot + rng.Next(0, Slot - data.Length + 1);
                     RandomAccess.Write(h, data, payload + offset);
+                    writing.Set();
                     pending.Add((offset, data));
                     if (pending.Count % 5 == 0)
                     {
