@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Globalization;
 using System.Text;
 using BackupFuse.Core;
 using BackupFuse.Core.FileTrees;
@@ -42,8 +43,6 @@ public sealed class FileCatalog
 
     /// <summary>Largest catalog accepted (names are indexed by 32-bit offsets).</summary>
     public const long MaxLength = int.MaxValue;
-
-    private static readonly UTF8Encoding StrictUtf8 = new(false, true);
 
     private byte[] _kind = [];
     private uint[] _mode = [];
@@ -214,37 +213,34 @@ public sealed class FileCatalog
             throw new CatalogException($"entry count {count} is impossible for a catalog of {length} bytes");
         }
 
+        // Sized once: the count is bounded by the catalog's bytes (checked above), and growing a million-entry catalog by
+        // doubling left every smaller generation of eleven arrays on the large-object heap (the daemon's peak RSS).
         var cat = new FileCatalog();
-        cat.Grow(Math.Min((int)count, 4096));
+        cat.Grow((int)count);
+        cat._hashes = new byte[Math.Min((long)count, (length - PrefixLength - SuffixLength) / (EntryFixedLength + 48)) * 32];
         int blobLength = 0;
         long assigned = 1; // entries that have a parent slot, the root included
         int parentCursor = 0, parentLeft = 0;
         for (int i = 0; i < (int)count; i++)
         {
-            if (i == cat._kind.Length)
-            {
-                cat.Grow(Math.Min((int)count, i * 2));
-            }
-
-            string at = $"entry {i}";
             byte kindByte = c.U8();
             uint mode = c.U32();
             long mtime = c.I64(), atime = c.I64();
             int nameLength = c.U16();
             if (kindByte > (byte)FileTreeEntryKind.Other)
             {
-                throw new CatalogException($"{at}: unknown kind {kindByte}");
+                throw new CatalogException($"{At(i)}: unknown kind {kindByte}");
             }
 
             var kind = (FileTreeEntryKind)kindByte;
             if (!ModeFits(kind, mode))
             {
-                throw new CatalogException($"{at}: mode 0{Convert.ToString(mode, 8)} does not fit a {kind}");
+                throw new CatalogException($"{At(i)}: mode 0{Convert.ToString(mode, 8)} does not fit a {kind}");
             }
 
             if (i == 0 ? kind != FileTreeEntryKind.Directory || nameLength != 0 : nameLength == 0 || nameLength > MaxNameBytes)
             {
-                throw new CatalogException(i == 0 ? "the root is not a nameless directory" : $"{at}: name length {nameLength} is out of range");
+                throw new CatalogException(i == 0 ? "the root is not a nameless directory" : $"{At(i)}: name length {nameLength} is out of range");
             }
 
             // Breadth-first: this entry's parent is the next directory (in index order) that still has children to give.
@@ -256,7 +252,7 @@ public sealed class FileCatalog
                     parentCursor++;
                     if (parentCursor >= i)
                     {
-                        throw new CatalogException($"{at} is in no directory (child counts are inconsistent)");
+                        throw new CatalogException($"{At(i)} is in no directory (child counts are inconsistent)");
                     }
 
                     parentLeft = cat._kind[parentCursor] == (byte)FileTreeEntryKind.Directory ? cat._children[parentCursor] : 0;
@@ -273,10 +269,10 @@ public sealed class FileCatalog
             var nameBytes = c.Take(nameLength);
             if (i > 0)
             {
-                CheckName(nameBytes, at);
+                CheckName(nameBytes, i);
                 if (i > 1 && cat._parent[i - 1] == parent && cat.NameOf(i - 1).SequenceCompareTo(nameBytes) >= 0)
                 {
-                    throw new CatalogException($"{at}: name '{Show(nameBytes)}' is not after its sibling '{Show(cat.NameOf(i - 1))}' (unsorted or duplicate)");
+                    throw new CatalogException($"{At(i)}: name '{Show(nameBytes)}' is not after its sibling '{Show(cat.NameOf(i - 1))}' (unsorted or duplicate)");
                 }
             }
 
@@ -294,7 +290,7 @@ public sealed class FileCatalog
                     uint children = c.U32();
                     if (assigned + children > count)
                     {
-                        throw new CatalogException($"{at}: {children} children overflow the {count} entries");
+                        throw new CatalogException($"{At(i)}: {children} children overflow the {count} entries");
                     }
 
                     cat._link[i] = (int)assigned;
@@ -311,14 +307,10 @@ public sealed class FileCatalog
                     long size = c.I64(), offset = c.I64();
                     if (size < 0 || offset < 0 || offset > streamEnd || size > streamEnd - offset)
                     {
-                        throw new CatalogException($"{at} ('{Show(cat.NameOf(i))}'): data range {offset}+{size} lies outside the data stream (0..{streamEnd})");
+                        throw new CatalogException($"{At(i)} ('{Show(cat.NameOf(i))}'): data range {offset}+{size} lies outside the data stream (0..{streamEnd})");
                     }
 
-                    int ordinal = cat.FileCount++;
-                    if ((ordinal + 1) * 32 > cat._hashes.Length)
-                    {
-                        Array.Resize(ref cat._hashes, Math.Max(4096, cat._hashes.Length * 2));
-                    }
+                    int ordinal = cat.FileCount++; // every file entry has EntryFixedLength + 48 bytes: the array holds them all
 
                     c.Take(32).CopyTo(cat._hashes.AsSpan(ordinal * 32));
                     cat._size[i] = size;
@@ -330,13 +322,13 @@ public sealed class FileCatalog
                     int targetLength = c.U16();
                     if (targetLength == 0 || targetLength > MaxTargetBytes)
                     {
-                        throw new CatalogException($"{at}: symlink target length {targetLength} is out of range");
+                        throw new CatalogException($"{At(i)}: symlink target length {targetLength} is out of range");
                     }
 
                     var target = c.Take(targetLength);
                     if (!IsUtf8(target) || target.IndexOf((byte)0) >= 0)
                     {
-                        throw new CatalogException($"{at}: symlink target is not valid UTF-8 without NUL");
+                        throw new CatalogException($"{At(i)}: symlink target is not valid UTF-8 without NUL");
                     }
 
                     cat.AppendBlob(ref blobLength, target);
@@ -389,31 +381,22 @@ public sealed class FileCatalog
         };
     }
 
-    private static void CheckName(ReadOnlySpan<byte> name, string at)
+    private static void CheckName(ReadOnlySpan<byte> name, int i)
     {
         if (!IsUtf8(name))
         {
-            throw new CatalogException($"{at}: name is not valid UTF-8");
+            throw new CatalogException($"{At(i)}: name is not valid UTF-8");
         }
 
         if (name.IndexOfAny((byte)'/', (byte)0) >= 0 || name.SequenceEqual("."u8) || name.SequenceEqual(".."u8))
         {
-            throw new CatalogException($"{at}: '{Show(name)}' is not a valid name ('/', NUL, '.' and '..' are not names)");
+            throw new CatalogException($"{At(i)}: '{Show(name)}' is not a valid name ('/', NUL, '.' and '..' are not names)");
         }
     }
 
-    private static bool IsUtf8(ReadOnlySpan<byte> bytes)
-    {
-        try
-        {
-            StrictUtf8.GetCharCount(bytes);
-            return true;
-        }
-        catch (DecoderFallbackException)
-        {
-            return false;
-        }
-    }
+    private static bool IsUtf8(ReadOnlySpan<byte> bytes) => System.Text.Unicode.Utf8.IsValid(bytes);
+
+    private static string At(int i) => string.Create(CultureInfo.InvariantCulture, $"entry {i}"); // only for messages
 
     private static string Show(ReadOnlySpan<byte> name) =>
         Encoding.UTF8.GetString(name).Replace("\0", "\\0", StringComparison.Ordinal).Replace("\n", "\\n", StringComparison.Ordinal);
@@ -452,7 +435,10 @@ public sealed class FileCatalog
         }
 
         Array.Resize(ref _blob, blobLength);
-        Array.Resize(ref _hashes, FileCount * 32);
+        if (_hashes.Length != FileCount * 32)
+        {
+            Array.Resize(ref _hashes, FileCount * 32);
+        }
     }
 
     private sealed class CatalogException(string message) : Exception(message);
