@@ -159,8 +159,12 @@ public sealed class WriteTests : IDisposable
             {
                 // The daemon died under the writer: ENOTCONN/EIO. What was flushed must be there after a remount.
             }
+            finally
+            {
+                writing.Set(); // a writer that failed before its first write still lets the killer go
+                killer.Join();
+            }
 
-            killer.Join();
             daemon.WaitForExit(TimeSpan.FromSeconds(10));
             // The mount is gone (auto_unmount) or, if the kill caught the writer inside a request, dead until the next
             // mount removes it. Either way the next daemon must come up and serve every flushed write.

@@ -8,8 +8,12 @@ namespace BackupFuse.Core.FileTrees;
 // - The data is char.ToUpperInvariant of .NET 10.0 (InvariantGlobalization: the runtime's own simple case mapping) for every
 //   UTF-16 code unit, 1193 of which change, stored as 192 runs (first, count, step, delta): for k in [0, count),
 //   first + k * step maps to itself + delta. Every other unit (surrogates included) maps to itself. It was generated
-//   once by a throwaway program; FrozenUpperCaseTests pins its fingerprint so that an edit cannot go unnoticed.
-// - Per UTF-16 unit, like FAT's and exFAT's own tables: no multi-character mappings (ß stays ß). Immutable; thread-safe.
+//   once by a throwaway program; FrozenLayoutTests pins its fingerprint so that an edit cannot go unnoticed.
+// - Per UTF-16 unit, like FAT's and exFAT's own tables: no multi-character mappings (ß stays ß), and letters outside
+//   the BMP (surrogate pairs: Deseret, Osage, Adlam...) are not folded. string.ToUpperInvariant, used before this
+//   table, did fold those pairs, so sibling names that differ only by the case of such a letter were renamed before
+//   and now both keep their names (as the exFAT up-case table, per unit, tells the guest's driver they differ); no
+//   other layout changed. Immutable; thread-safe.
 
 /// <summary>The frozen per-UTF-16-unit upper-case mapping of the synthesized FAT and exFAT volumes.</summary>
 public static class FrozenUpperCase

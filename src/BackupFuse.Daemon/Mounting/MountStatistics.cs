@@ -135,9 +135,9 @@ public sealed class MountStatistics : IDisposable
         }
 
         long served = s.MemoryCacheHits + s.MemoryCacheWaits;
-        double rate = served + s.MemoryCacheMisses == 0 ? 0 : (double)served / (served + s.MemoryCacheMisses);
+        string rate = served + s.MemoryCacheMisses == 0 ? "n/a" : string.Create(CultureInfo.InvariantCulture, $"{100.0 * served / (served + s.MemoryCacheMisses):0.0}%");
         yield return string.Create(CultureInfo.InvariantCulture,
-            $"  memory cache: hit rate {rate * 100:0.0}% ({s.MemoryCacheHits} hits, {s.MemoryCacheWaits} waits for another reader's load, {s.MemoryCacheMisses} misses), " +
+            $"  memory cache: hit rate {rate} ({s.MemoryCacheHits} hits, {s.MemoryCacheWaits} waits for another reader's load, {s.MemoryCacheMisses} misses), " +
             $"{Bytes.Format(s.MemoryCacheHeldBytes)} of {Bytes.Format(s.MemoryCacheCapacityBytes)} held, {s.MemoryCacheEvictions} evictions");
     }
 
