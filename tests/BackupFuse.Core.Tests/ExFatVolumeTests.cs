@@ -124,7 +124,7 @@ public sealed class ExFatVolumeTests(ITestOutputHelper output)
         using var v1 = new ExFatVolume(tree1, options);
         using var v2 = new ExFatVolume(tree2, options);
         Assert.Equal(v1.Length, v2.Length);
-        Assert.Equal(Hash(v1, (int)MiB), Hash(v2, 12_345)); // chunks crossing every region and cluster boundary
+        Assert.Equal(BlockSourceHash.Sha256(v1, (int)MiB), BlockSourceHash.Sha256(v2, 12_345)); // chunks crossing every region and cluster boundary
         using var v3 = new ExFatVolume(tree1, options with { SerialSeed = Guid.Empty });
         Assert.NotEqual(v1.VolumeSerial, v3.VolumeSerial);
     }
@@ -476,19 +476,6 @@ public sealed class ExFatVolumeTests(ITestOutputHelper output)
         }
     }
 
-    private static string Hash(ExFatVolume volume, int chunk)
-    {
-        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var buf = new byte[chunk];
-        for (long at = 0; at < volume.Length; at += chunk)
-        {
-            int n = (int)Math.Min(chunk, volume.Length - at);
-            volume.Read(at, buf.AsSpan(0, n));
-            sha.AppendData(buf, 0, n);
-        }
-
-        return Convert.ToHexString(sha.GetHashAndReset());
-    }
 
     /// <summary>Just enough of an exFAT reader (written from the spec) to list directories of a volume.</summary>
     private sealed class MiniExFatReader

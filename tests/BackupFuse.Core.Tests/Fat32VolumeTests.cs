@@ -178,8 +178,8 @@ public sealed class Fat32VolumeTests(ITestOutputHelper output)
         using var one = new Fat32Volume(b.Build(), options);
         using var two = new Fat32Volume(b.Build(), options);
         using var other = new Fat32Volume(b.Build(), options with { Seed = "s2" });
-        Assert.Equal(Sha256(one), Sha256(two));
-        Assert.NotEqual(Sha256(one), Sha256(other));
+        Assert.Equal(BlockSourceHash.Sha256(one), BlockSourceHash.Sha256(two));
+        Assert.NotEqual(BlockSourceHash.Sha256(one), BlockSourceHash.Sha256(other));
     }
 
     [Fact]
@@ -434,19 +434,6 @@ public sealed class Fat32VolumeTests(ITestOutputHelper output)
         }
     }
 
-    private static string Sha256(Fat32Volume volume)
-    {
-        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var buffer = new byte[1 << 20];
-        for (long at = 0; at < volume.Length; at += buffer.Length)
-        {
-            int n = (int)Math.Min(buffer.Length, volume.Length - at);
-            volume.Read(at, buffer.AsSpan(0, n));
-            sha.AppendData(buffer, 0, n);
-        }
-
-        return Convert.ToHexString(sha.GetHashAndReset());
-    }
 
     private static uint FatEntry(Fat32Volume volume, uint cluster, bool secondFat = false)
     {
