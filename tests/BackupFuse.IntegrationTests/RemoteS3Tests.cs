@@ -288,27 +288,27 @@ public sealed class RemoteS3Tests : IClassFixture<S3rverFixture>
     {
         Prerequisite.SkipIf(_s3.Missing);
         Prerequisite.Tool("7zz", "7zip");
-        string src = Dir["t9-src"];
+        string src = Dir["t10-src"];
         Directory.CreateDirectory(Path.Combine(src, "docs"));
         File.WriteAllText(Path.Combine(src, "docs", "a.txt"), "in the full backup\n");
         WriteRandom(Path.Combine(src, "big.bin"), 300_000, seed: 1);
-        _s3.Ok("backup", "--files", src, "s3://bkt/t9/full.bfi");
+        _s3.Ok("backup", "--files", src, "s3://bkt/t10/full.bfi");
         File.WriteAllText(Path.Combine(src, "docs", "new.txt"), "only in the incremental\n");
         WriteRandom(Path.Combine(src, "big.bin"), 300_000, seed: 2);
-        _s3.Ok("backup", "--files", src, "s3://bkt/t9/inc.bfi", "--parent", "s3://bkt/t9/full.bfi");
-        Assert.Contains("OK: 2 image(s)", _s3.Ok("verify", "s3://bkt/t9/inc.bfi").StdOut, StringComparison.Ordinal);
-        Assert.Contains("3 files", _s3.Ok("info", "s3://bkt/t9/inc.bfi").StdOut, StringComparison.Ordinal);
+        _s3.Ok("backup", "--files", src, "s3://bkt/t10/inc.bfi", "--parent", "s3://bkt/t10/full.bfi");
+        Assert.Contains("OK: 2 image(s)", _s3.Ok("verify", "s3://bkt/t10/inc.bfi").StdOut, StringComparison.Ordinal);
+        Assert.Contains("3 files", _s3.Ok("info", "s3://bkt/t10/inc.bfi").StdOut, StringComparison.Ordinal);
 
-        string vms = Directory.CreateDirectory(Dir["t9-vms"]).FullName;
-        _s3.Ok("plugin", "create", "s3://bkt/t9/inc.bfi", Path.Combine(vms, "inc.raw"), "--images", "s3://bkt/t9/");
-        _s3.Ok("plugin", "create", "--filesystem", "fat32", "s3://bkt/t9/inc.bfi", Path.Combine(vms, "inc-fat32.raw"), "--images", "s3://bkt/t9/");
-        _s3.Ok("export", "s3://bkt/t9/inc.bfi", Dir["t9-export.raw"]);
-        using var daemon = DaemonProcess.StartWithEnv(vms, _s3.Env, vms, "--images", "s3://bkt/t9/", "--s3-endpoint", _s3.Endpoint, "--read-only");
+        string vms = Directory.CreateDirectory(Dir["t10-vms"]).FullName;
+        _s3.Ok("plugin", "create", "s3://bkt/t10/inc.bfi", Path.Combine(vms, "inc.raw"), "--images", "s3://bkt/t10/");
+        _s3.Ok("plugin", "create", "--filesystem", "fat32", "s3://bkt/t10/inc.bfi", Path.Combine(vms, "inc-fat32.raw"), "--images", "s3://bkt/t10/");
+        _s3.Ok("export", "s3://bkt/t10/inc.bfi", Dir["t10-export.raw"]);
+        using var daemon = DaemonProcess.StartWithEnv(vms, _s3.Env, vms, "--images", "s3://bkt/t10/", "--s3-endpoint", _s3.Endpoint, "--read-only");
 
         // The exFAT disk read through the mount from S3 is the disk export writes; the FAT32 one holds the tree.
-        Assert.True(TestDisks.SameContent(Path.Combine(vms, "inc.raw"), Dir["t9-export.raw"]), "the mounted exFAT disk differs from the export");
-        string volume = GptDisk.ExtractFirstPartition(Path.Combine(vms, "inc-fat32.raw"), Dir["t9.fat32"]);
-        string outDir = Dir["t9-7z"];
+        Assert.True(TestDisks.SameContent(Path.Combine(vms, "inc.raw"), Dir["t10-export.raw"]), "the mounted exFAT disk differs from the export");
+        string volume = GptDisk.ExtractFirstPartition(Path.Combine(vms, "inc-fat32.raw"), Dir["t10.fat32"]);
+        string outDir = Dir["t10-7z"];
         ExternalTool.Check("7zz", "x", "-y", "-o" + outDir, volume);
         foreach (string file in Directory.GetFiles(src, "*", SearchOption.AllDirectories))
         {
