@@ -15,8 +15,7 @@ namespace BackupFuse.Core.FileSystems.ExFat;
 /// <summary>The exFAT up-case table this project writes, its checksum and the mapping it defines.</summary>
 internal static class ExFatUpcaseTable
 {
-    private static readonly char[] Upper = BuildMapping();
-    private static readonly byte[] Table = Compress(Upper);
+    private static readonly byte[] Table = Compress();
 
     /// <summary>The table's bytes as stored.</summary>
     public static ReadOnlySpan<byte> Bytes => Table;
@@ -28,26 +27,15 @@ internal static class ExFatUpcaseTable
     public static uint Checksum { get; } = ComputeChecksum(Table);
 
     /// <summary>The up-cased form of <paramref name="c"/> under the table.</summary>
-    public static char ToUpper(char c) => Upper[c];
+    public static char ToUpper(char c) => FrozenUpperCase.ToUpper(c);
 
-    private static char[] BuildMapping()
-    {
-        var map = new char[65536];
-        for (int c = 0; c < map.Length; c++)
-        {
-            map[c] = FrozenUpperCase.ToUpper((char)c);
-        }
-
-        return map;
-    }
-
-    private static byte[] Compress(char[] map)
+    private static byte[] Compress()
     {
         var units = new List<ushort>();
-        for (int c = 0; c < map.Length;)
+        for (int c = 0; c < 65536;)
         {
             int run = 0;
-            while (c + run < map.Length && map[c + run] == c + run && run < 0xFFFF)
+            while (c + run < 65536 && FrozenUpperCase.ToUpper((char)(c + run)) == c + run && run < 0xFFFF)
             {
                 run++;
             }
@@ -61,7 +49,7 @@ internal static class ExFatUpcaseTable
             }
             else
             {
-                units.Add(map[c]);
+                units.Add(FrozenUpperCase.ToUpper((char)c));
                 c++;
             }
         }
