@@ -25,6 +25,63 @@ public sealed class FilesCatalogHostileTests
     }
 
     [Fact]
+    public void TheChecksumCoversEveryByteOfACatalogLongerThanTheParsersReadWindow()
+    {
+        // 40,000 files of ~75 bytes: 3 MiB, so the parser reads it in several 1 MiB windows; a flipped mtime bit (no
+        // structural check looks at mtimes) anywhere, a window boundary included, must still fail the checksum.
+        const int files = 40_000;
+        var entries = new List<byte[]> { Root(files) };
+        entries.AddRange(Enumerable.Range(0, files).Select(i => File($"f{i:D6}", 1, 0)));
+        byte[] good = Build([.. entries]);
+        Assert.True(good.Length > 2 << 20, $"{good.Length} bytes: at least three read windows");
+        var cat = FileCatalog.Parse(good, StreamEnd, "t");
+        Assert.Equal(files + 1, cat.Count);
+        Assert.Equal("f039999", cat.NameOf(files));
+
+        int entryBytes = FileCatalog.EntryFixedLength + 7 + 48;
+        int firstFile = FileCatalog.PrefixLength + FileCatalog.EntryFixedLength + 4;
+        foreach (int entry in new[] { 0, 1, (1 << 20) / entryBytes, ((1 << 20) / entryBytes) + 1, (2 << 20) / entryBytes, files - 1 })
+        {
+            byte[] bad = (byte[])good.Clone();
+            bad[firstFile + (entry * entryBytes) + 1 + 4 + 3] ^= 0x10; // a byte of the mtime
+            Fails(bad, "checksum");
+        }
+    }
+
+    [Fact]
+    public void TheCompactAccessorsAgreeWithTheFullEntries()
+    {
+        var cat = FileCatalog.Parse(Build(Root(4), Dir("a", 1), File("b", 10, 4096), Link("l", "target"), Other("p"), File("ü", 5, 0)), StreamEnd, "t");
+        for (int i = 0; i < cat.Count; i++)
+        {
+            var e = cat.GetEntry(i);
+            Assert.Equal(e.Kind, cat.KindOf(i));
+            Assert.Equal(e.Size, cat.SizeOf(i));
+            Assert.Equal(e.Name, cat.NameOf(i));
+        }
+    }
+
+    [Fact]
+    public void ACatalogParsedWithoutHashesIsTheSameTreeAndRefusesHashLookups()
+    {
+        byte[] bytes = Build(Root(2), File("a", 10, 4096), File("b", 5, 0));
+        BinaryPrimitives.WriteInt64LittleEndian(bytes.AsSpan(FileCatalog.PrefixLength + FileCatalog.EntryFixedLength + 4 + FileCatalog.EntryFixedLength + 1 + 16), 0x1122334455667788);
+        Stamp(bytes); // a recognizable hash for file "a"
+        var with = FileCatalog.Parse(bytes, StreamEnd, "t");
+        var without = FileCatalog.Parse((offset, buffer) => bytes.AsSpan((int)offset, buffer.Length).CopyTo(buffer), bytes.Length, StreamEnd, "t", keepHashes: false);
+        Assert.True(with.HasHashes);
+        Assert.False(without.HasHashes);
+        Assert.Equal(0x1122334455667788, BinaryPrimitives.ReadInt64LittleEndian(with.HashOf(1)));
+        Assert.Throws<InvalidOperationException>(() => without.HashOf(1).Length);
+        Assert.Equal(with.Count, without.Count);
+        for (int i = 0; i < with.Count; i++)
+        {
+            Assert.Equal(with.GetEntry(i), without.GetEntry(i));
+            Assert.Equal(with.DataOffsetOf(i), without.DataOffsetOf(i));
+        }
+    }
+
+    [Fact]
     public void EveryTruncationIsAClearError()
     {
         byte[] whole = Build(Root(3), Dir("a", 1), Link("l", "target"), File("z", 10, 0), Other("p"));

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Text;
 using BackupFuse.Core;
 using BackupFuse.Core.FileTrees;
@@ -9,7 +10,7 @@ namespace BackupFuse.BackupImage.Files;
 // Design notes:
 // - The parsed catalog of a file-level image (format: docs/format.md section 12.2), held compactly: one array per
 //   field and one UTF-8 blob for names and symlink targets, about 60 bytes per entry plus its name, plus 32 bytes per
-//   file for its SHA-256. Names are decoded only in GetEntry. Per-kind reuse of slots: _size holds a symlink's target
+//   file for its SHA-256 when kept (a mount does not keep them: only an incremental's backup compares hashes). Names are decoded only in GetEntry. Per-kind reuse of slots: _size holds a symlink's target
 //   length, _link a directory's first child or a file's ordinal in the hash table.
 // - Parse treats the bytes as HOSTILE: every count is bounded by the bytes left, arrays grow only with entries actually
 //   parsed (a catalog claiming a billion entries costs nothing before it runs out of bytes), the tree shape is checked
@@ -93,6 +94,9 @@ public sealed class FileCatalog
             kind == FileTreeEntryKind.File ? _size[index] : 0, _mtime[index], _atime[index], _mode[index], target);
     }
 
+    /// <summary>The name of entry <paramref name="index"/> ("" for the root), decoded.</summary>
+    public string NameOf(int index) => Encoding.UTF8.GetString(_blob, _nameStart[index], _nameLength[index]);
+
     /// <summary>The kind of entry <paramref name="index"/>.</summary>
     public FileTreeEntryKind KindOf(int index) => (FileTreeEntryKind)_kind[index];
 
@@ -105,9 +109,20 @@ public sealed class FileCatalog
     /// <summary>Stream offset of the content of file <paramref name="index"/>.</summary>
     public long DataOffsetOf(int index) => _data[index];
 
+    /// <summary>Whether the content hashes were kept (see <see cref="Parse(FileContentReader, long, long, string, bool)"/>).</summary>
+    public bool HasHashes { get; private set; }
+
     /// <summary>SHA-256 of the content of file <paramref name="index"/>.</summary>
-    public ReadOnlySpan<byte> HashOf(int index) =>
-        _kind[index] == (byte)FileTreeEntryKind.File ? _hashes.AsSpan(_link[index] * 32, 32) : throw new ArgumentOutOfRangeException(nameof(index), "not a file");
+    /// <exception cref="InvalidOperationException">The catalog was parsed without its hashes.</exception>
+    public ReadOnlySpan<byte> HashOf(int index)
+    {
+        if (!HasHashes)
+        {
+            throw new InvalidOperationException("this catalog was parsed without its content hashes");
+        }
+
+        return _kind[index] == (byte)FileTreeEntryKind.File ? _hashes.AsSpan(_link[index] * 32, 32) : throw new ArgumentOutOfRangeException(nameof(index), "not a file");
+    }
 
     /// <summary>The index of the entry at '/'-separated <paramref name="relativePath"/>, or -1.</summary>
     public int Find(string relativePath)
@@ -144,7 +159,7 @@ public sealed class FileCatalog
         while (lo <= hi)
         {
             int mid = lo + ((hi - lo) / 2);
-            int c = NameOf(mid).SequenceCompareTo(name);
+            int c = NameBytesOf(mid).SequenceCompareTo(name);
             if (c == 0)
             {
                 return mid;
@@ -163,19 +178,21 @@ public sealed class FileCatalog
         return -1;
     }
 
-    private ReadOnlySpan<byte> NameOf(int index) => _blob.AsSpan(_nameStart[index], _nameLength[index]);
+    private ReadOnlySpan<byte> NameBytesOf(int index) => _blob.AsSpan(_nameStart[index], _nameLength[index]);
 
     /// <summary>
     /// Parses the <paramref name="length"/> catalog bytes that <paramref name="read"/> gives from offset 0; file data must
-    /// lie in [0, <paramref name="streamEnd"/>). <paramref name="name"/> is used in messages.
+    /// lie in [0, <paramref name="streamEnd"/>). <paramref name="name"/> is used in messages. Without
+    /// <paramref name="keepHashes"/> the content hashes (32 bytes per file, needed only to back up an incremental
+    /// against this catalog) are checked by the CRC but not kept.
     /// </summary>
     /// <exception cref="InvalidDataException">The catalog is damaged (one line naming the problem).</exception>
-    public static FileCatalog Parse(FileContentReader read, long length, long streamEnd, string name)
+    public static FileCatalog Parse(FileContentReader read, long length, long streamEnd, string name, bool keepHashes = true)
     {
         ArgumentNullException.ThrowIfNull(read);
         try
         {
-            return ParseCore(read, length, streamEnd);
+            return ParseCore(read, length, streamEnd, keepHashes);
         }
         catch (CatalogException e)
         {
@@ -190,7 +207,8 @@ public sealed class FileCatalog
         return Parse((offset, buffer) => catalog.AsSpan((int)offset, buffer.Length).CopyTo(buffer), catalog.Length, streamEnd, name);
     }
 
-    private static FileCatalog ParseCore(FileContentReader read, long length, long streamEnd)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // one-shot loops over every entry: no slow first tier
+    private static FileCatalog ParseCore(FileContentReader read, long length, long streamEnd, bool keepHashes)
     {
         if (length < PrefixLength + EntryFixedLength + 4 + SuffixLength || length > MaxLength)
         {
@@ -277,9 +295,9 @@ public sealed class FileCatalog
             if (i > 0)
             {
                 CheckName(nameBytes, i);
-                if (i > 1 && cat._parent[i - 1] == parent && cat.NameOf(i - 1).SequenceCompareTo(nameBytes) >= 0)
+                if (i > 1 && cat._parent[i - 1] == parent && cat.NameBytesOf(i - 1).SequenceCompareTo(nameBytes) >= 0)
                 {
-                    throw new CatalogException($"{At(i)}: name '{Show(nameBytes)}' is not after its sibling '{Show(cat.NameOf(i - 1))}' (unsorted or duplicate)");
+                    throw new CatalogException($"{At(i)}: name '{Show(nameBytes)}' is not after its sibling '{Show(cat.NameBytesOf(i - 1))}' (unsorted or duplicate)");
                 }
             }
 
@@ -314,16 +332,21 @@ public sealed class FileCatalog
                     long size = c.I64(), offset = c.I64();
                     if (size < 0 || offset < 0 || offset > streamEnd || size > streamEnd - offset)
                     {
-                        throw new CatalogException($"{At(i)} ('{Show(cat.NameOf(i))}'): data range {offset}+{size} lies outside the data stream (0..{streamEnd})");
+                        throw new CatalogException($"{At(i)} ('{Show(cat.NameBytesOf(i))}'): data range {offset}+{size} lies outside the data stream (0..{streamEnd})");
                     }
 
                     int ordinal = cat.FileCount++;
-                    if ((ordinal + 1) * 32 > cat._hashes.Length)
+                    var hash = c.Take(32);
+                    if (keepHashes)
                     {
-                        Array.Resize(ref cat._hashes, (int)Math.Min(cat._kind.Length * 32L, Math.Max(InitialCapacity * 32L, cat._hashes.Length * 4L)));
+                        if ((ordinal + 1) * 32 > cat._hashes.Length)
+                        {
+                            Array.Resize(ref cat._hashes, (int)Math.Min(cat._kind.Length * 32L, Math.Max(InitialCapacity * 32L, cat._hashes.Length * 4L)));
+                        }
+
+                        hash.CopyTo(cat._hashes.AsSpan(ordinal * 32));
                     }
 
-                    c.Take(32).CopyTo(cat._hashes.AsSpan(ordinal * 32));
                     cat._size[i] = size;
                     cat._data[i] = offset;
                     cat._link[i] = ordinal;
@@ -371,6 +394,7 @@ public sealed class FileCatalog
         }
 
         cat.Count = (int)count;
+        cat.HasHashes = keepHashes;
         cat.Trim(blobLength);
         return cat;
     }
@@ -446,7 +470,7 @@ public sealed class FileCatalog
         }
 
         Array.Resize(ref _blob, blobLength);
-        if (_hashes.Length != FileCount * 32)
+        if (HasHashes && _hashes.Length != FileCount * 32)
         {
             Array.Resize(ref _hashes, FileCount * 32);
         }
@@ -454,17 +478,27 @@ public sealed class FileCatalog
 
     private sealed class CatalogException(string message) : Exception(message);
 
-    // Sequential reads through a bounded window; the CRC covers every byte taken.
+    // Sequential reads through a bounded window; the CRC covers every byte taken. Bytes are taken in order from 0, so
+    // the CRC of what was taken is computed per window (when the window moves, and when asked) rather than per field.
     private sealed class Cursor(FileContentReader read, long end)
     {
         private const int WindowSize = 1 << 20;
         private readonly byte[] _window = new byte[(int)Math.Min(WindowSize, end)];
         private long _windowStart;
         private int _windowLength;
+        private long _crcEnd; // bytes [0, _crcEnd) are in _crc
+        private uint _crc = 0xFFFFFFFFu;
 
         public long Position { get; private set; }
 
-        public uint Crc { get; private set; } = 0xFFFFFFFFu;
+        public uint Crc
+        {
+            get
+            {
+                UpdateCrc();
+                return _crc;
+            }
+        }
 
         public ReadOnlySpan<byte> Take(int n)
         {
@@ -475,6 +509,7 @@ public sealed class FileCatalog
 
             if (Position + n > _windowStart + _windowLength)
             {
+                UpdateCrc();
                 _windowStart = Position;
                 _windowLength = (int)Math.Min(_window.Length, end - Position);
                 read(_windowStart, _window.AsSpan(0, _windowLength));
@@ -482,8 +517,16 @@ public sealed class FileCatalog
 
             var span = _window.AsSpan((int)(Position - _windowStart), n);
             Position += n;
-            Crc = Crc32C.Update(Crc, span);
             return span;
+        }
+
+        private void UpdateCrc()
+        {
+            if (_crcEnd < Position)
+            {
+                _crc = Crc32C.Update(_crc, _window.AsSpan((int)(_crcEnd - _windowStart), (int)(Position - _crcEnd)));
+                _crcEnd = Position;
+            }
         }
 
         public byte U8() => Take(1)[0];

@@ -38,15 +38,18 @@ public sealed class FileImageTree : IFileTree
     /// <inheritdoc/>
     public int Count => Catalog.Count;
 
-    /// <summary>Opens the tree of the top image of <paramref name="chain"/> (keep the chain open while the tree is used).</summary>
+    /// <summary>
+    /// Opens the tree of the top image of <paramref name="chain"/> (keep the chain open while the tree is used);
+    /// <paramref name="keepHashes"/>: keep the content hashes (FileCatalog.HasHashes) for an incremental's backup.
+    /// </summary>
     /// <exception cref="InvalidDataException">The image is not a file-level image, or its catalog or a chunk is damaged.</exception>
-    public static FileImageTree Open(BackupChain chain)
+    public static FileImageTree Open(BackupChain chain, bool keepHashes = true)
     {
         ArgumentNullException.ThrowIfNull(chain);
         var source = chain.CreateSource();
         try
         {
-            return Open(source, chain.Top.Header, chain.Top.Path, ownsSource: true);
+            return Open(source, chain.Top.Header, chain.Top.Path, ownsSource: true, keepHashes);
         }
         catch
         {
@@ -89,7 +92,7 @@ public sealed class FileImageTree : IFileTree
     /// <paramref name="header"/>; <paramref name="name"/> is used in messages.
     /// </summary>
     /// <exception cref="InvalidDataException">The header is not that of a file-level image, or the catalog is damaged.</exception>
-    public static FileImageTree Open(IBlockSource stream, ImageHeader header, string name, bool ownsSource = false)
+    public static FileImageTree Open(IBlockSource stream, ImageHeader header, string name, bool ownsSource = false, bool keepHashes = true)
     {
         ArgumentNullException.ThrowIfNull(stream);
         ArgumentNullException.ThrowIfNull(header);
@@ -102,12 +105,21 @@ public sealed class FileImageTree : IFileTree
             throw new InvalidDataException($"{name}: damaged file-level header: catalog {fields.CatalogOffset}+{fields.CatalogLength} does not end the {length}-byte data stream");
         }
 
-        var catalog = FileCatalog.Parse((offset, buffer) => stream.Read(fields.CatalogOffset + offset, buffer), fields.CatalogLength, fields.CatalogOffset, name);
+        var catalog = FileCatalog.Parse((offset, buffer) => stream.Read(fields.CatalogOffset + offset, buffer), fields.CatalogLength, fields.CatalogOffset, name, keepHashes);
         return new FileImageTree(stream, ownsSource, catalog, fields);
     }
 
     /// <inheritdoc/>
     public FileTreeEntry GetEntry(int index) => Catalog.GetEntry(index);
+
+    /// <inheritdoc/>
+    public FileTreeEntryKind KindOf(int index) => Catalog.KindOf(index);
+
+    /// <inheritdoc/>
+    public long SizeOf(int index) => Catalog.SizeOf(index);
+
+    /// <inheritdoc/>
+    public string NameOf(int index) => Catalog.NameOf(index);
 
     /// <inheritdoc/>
     public void ReadFile(int index, long offset, Span<byte> buffer)

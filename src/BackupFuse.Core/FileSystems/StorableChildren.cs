@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using BackupFuse.Core.FileTrees;
 
 namespace BackupFuse.Core.FileSystems;
@@ -13,6 +14,7 @@ internal static class StorableChildren
     /// The kept children of <paramref name="directory"/> in tree order, their stored names, and which names changed; each
     /// child left out is added to <paramref name="omitted"/> when given.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // one-shot loops over every entry: no slow first tier
     public static (List<int> Kept, string[] Names, bool[] Changed) Of(IFileTree tree, int directory, string fileSystem, List<FileNameMapping>? omitted)
     {
         var dir = tree.GetEntry(directory);
@@ -20,16 +22,16 @@ internal static class StorableChildren
         var originals = new List<string>(dir.ChildCount);
         for (int c = dir.FirstChild; c < dir.FirstChild + dir.ChildCount; c++)
         {
-            var child = tree.GetEntry(c);
-            if (child.Kind is FileTreeEntryKind.File or FileTreeEntryKind.Directory)
+            var kind = tree.KindOf(c);
+            if (kind is FileTreeEntryKind.File or FileTreeEntryKind.Directory)
             {
                 kept.Add(c);
-                originals.Add(child.Name);
+                originals.Add(tree.NameOf(c));
             }
             else
             {
                 omitted?.Add(new FileNameMapping(c, FileTreePath.Of(tree, c), null,
-                    child.Kind == FileTreeEntryKind.Symlink ? $"symlink: {fileSystem} has none" : $"device, FIFO or socket: {fileSystem} has none"));
+                    kind == FileTreeEntryKind.Symlink ? $"symlink: {fileSystem} has none" : $"device, FIFO or socket: {fileSystem} has none"));
             }
         }
 

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text;
 
@@ -20,6 +21,10 @@ public static class FatLongNames
     /// <summary>The longest name, in UTF-16 code units.</summary>
     public const int MaxLength = 255;
 
+    // IsForbidden's characters, for a vectorized search.
+    private static readonly System.Buffers.SearchValues<char> Forbidden = System.Buffers.SearchValues.Create(
+        [.. Enumerable.Range(0, 0x20).Select(c => (char)c), '"', '*', '/', ':', '<', '>', '?', '\\', '|']);
+
     /// <summary>Whether <paramref name="c"/> cannot appear in a FAT long name or an exFAT name.</summary>
     public static bool IsForbidden(char c) => c < 0x20 || c is '"' or '*' or '/' or ':' or '<' or '>' or '?' or '\\' or '|';
 
@@ -27,11 +32,12 @@ public static class FatLongNames
     /// The stored names of <paramref name="names"/> (one directory's children, in tree order): same count and order,
     /// unique case-insensitively. <paramref name="changed"/>[i] is true where the stored name differs from the original.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // one-shot loops over every entry: no slow first tier
     public static string[] Map(IReadOnlyList<string> names, out bool[] changed)
     {
         var result = new string[names.Count];
         changed = new bool[names.Count];
-        var taken = new HashSet<string>(StringComparer.Ordinal);
+        var taken = new HashSet<string>(FoldedComparer.Instance); // compares Fold(a) with Fold(b) without making either
         var valid = new bool[names.Count];
         for (int i = 0; i < names.Count; i++)
         {
@@ -41,7 +47,7 @@ public static class FatLongNames
         // Valid names keep their spelling; the first of each case-insensitive group wins.
         for (int i = 0; i < names.Count; i++)
         {
-            if (valid[i] && taken.Add(Fold(names[i])))
+            if (valid[i] && taken.Add(names[i]))
             {
                 result[i] = names[i];
             }
@@ -56,7 +62,7 @@ public static class FatLongNames
 
             string baseName = valid[i] ? names[i] : Clean(names[i]);
             string candidate = baseName;
-            for (int n = 2; !taken.Add(Fold(candidate)); n++)
+            for (int n = 2; !taken.Add(candidate); n++)
             {
                 candidate = WithSuffix(baseName, "~" + n.ToString(System.Globalization.CultureInfo.InvariantCulture));
             }
@@ -72,7 +78,7 @@ public static class FatLongNames
     public static string Fold(string name) => FrozenUpperCase.ToUpper(name);
 
     private static bool IsValid(string name) =>
-        name.Length <= MaxLength && !name.Any(IsForbidden) && name[^1] != '.' && name[^1] != ' ';
+        name.Length <= MaxLength && name.AsSpan().IndexOfAny(Forbidden) < 0 && name[^1] != '.' && name[^1] != ' ';
 
     private static string Clean(string name)
     {
@@ -109,5 +115,40 @@ public static class FatLongNames
         }
 
         return stem + suffix + ext;
+    }
+
+    /// <summary>Equality of <see cref="Fold"/>ed names, per UTF-16 unit, without allocating the folded strings.</summary>
+    private sealed class FoldedComparer : IEqualityComparer<string>
+    {
+        public static readonly FoldedComparer Instance = new();
+
+        public bool Equals(string? x, string? y)
+        {
+            if (x == null || y == null || x.Length != y.Length)
+            {
+                return x == null && y == null;
+            }
+
+            for (int i = 0; i < x.Length; i++)
+            {
+                if (x[i] != y[i] && FrozenUpperCase.ToUpper(x[i]) != FrozenUpperCase.ToUpper(y[i]))
+                {
+                    return false;
+                }
+            }
+
+            return true;
+        }
+
+        public int GetHashCode(string obj)
+        {
+            uint h = 2166136261;
+            foreach (char c in obj)
+            {
+                h = (h ^ FrozenUpperCase.ToUpper(c)) * 16777619;
+            }
+
+            return (int)h;
+        }
     }
 }

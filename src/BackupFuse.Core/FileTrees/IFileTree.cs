@@ -20,6 +20,15 @@ public interface IFileTree : IDisposable
     /// <summary>The entry at <paramref name="index"/> (0 &lt;= index &lt; Count).</summary>
     FileTreeEntry GetEntry(int index);
 
+    /// <summary>The kind of entry <paramref name="index"/>; trees with a compact catalog answer without decoding names.</summary>
+    FileTreeEntryKind KindOf(int index) => GetEntry(index).Kind;
+
+    /// <summary>The size of entry <paramref name="index"/> (<see cref="FileTreeEntry.Size"/>).</summary>
+    long SizeOf(int index) => GetEntry(index).Size;
+
+    /// <summary>The name of entry <paramref name="index"/> (<see cref="FileTreeEntry.Name"/>), without the rest of the entry.</summary>
+    string NameOf(int index) => GetEntry(index).Name;
+
     /// <summary>
     /// Fills <paramref name="buffer"/> with the content of file <paramref name="index"/> at <paramref name="offset"/>;
     /// the caller keeps <c>offset + buffer.Length &lt;= Size</c>.

@@ -42,7 +42,7 @@ public sealed class FileLevelVolume : IDisposable
     public static FileLevelVolume Open(BackupChain chain, SynthesizedFileSystemKind kind, Guid serialSeed, long partitionOffset)
     {
         ArgumentNullException.ThrowIfNull(chain);
-        IFileTree tree = FileImageTree.Open(chain);
+        IFileTree tree = FileImageTree.Open(chain, keepHashes: false); // a mount never compares content hashes
         try
         {
             if (kind == SynthesizedFileSystemKind.Fat32)

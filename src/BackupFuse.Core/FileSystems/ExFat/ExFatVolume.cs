@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using BackupFuse.Core.FileTrees;
 
@@ -40,6 +41,7 @@ public sealed class ExFatVolume : BlockSource
     /// <summary>Lays out <paramref name="tree"/> as an exFAT volume; disposing the volume disposes the tree when <paramref name="ownsTree"/>.</summary>
     /// <exception cref="ArgumentException">The options are invalid (label, cluster size, free space).</exception>
     /// <exception cref="InvalidDataException">The tree does not fit exFAT (a directory over 256 MiB of entries, too many clusters).</exception>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // one-shot loops over every entry: no slow first tier
     public ExFatVolume(IFileTree tree, ExFatOptions? options = null, bool ownsTree = false)
     {
         ArgumentNullException.ThrowIfNull(tree);
@@ -65,21 +67,22 @@ public sealed class ExFatVolume : BlockSource
         long fileBytes = 0;
         for (int i = 0; i < tree.Count; i++)
         {
-            var e = tree.GetEntry(i);
-            if (e.Kind == FileTreeEntryKind.Directory)
+            var kind = tree.KindOf(i); // not GetEntry: a million entries must not decode a million names here
+            if (kind == FileTreeEntryKind.Directory)
             {
                 long used = ExFatDirectoryListing.Build(tree, i, mappings).UsedBytes;
                 if (used > MaxDirectoryBytes)
                 {
-                    throw new InvalidDataException($"directory '/{FileTreePath.Of(tree, i)}': its {e.ChildCount} entries need {used} bytes, more than exFAT's 256 MiB per directory");
+                    throw new InvalidDataException($"directory '/{FileTreePath.Of(tree, i)}': its {tree.GetEntry(i).ChildCount} entries need {used} bytes, more than exFAT's 256 MiB per directory");
                 }
 
                 bytes[i] = used;
             }
-            else if (e.Kind == FileTreeEntryKind.File)
+            else if (kind == FileTreeEntryKind.File)
             {
-                bytes[i] = e.Size;
-                fileBytes = AddOrRefuse(fileBytes, e.Size);
+                long size = tree.SizeOf(i);
+                bytes[i] = size;
+                fileBytes = AddOrRefuse(fileBytes, size);
             }
         }
 
@@ -89,7 +92,7 @@ public sealed class ExFatVolume : BlockSource
         var counts = bytes; // converted in place: bytes -> clusters
         for (int i = 0; i < counts.Length; i++)
         {
-            bool directory = tree.GetEntry(i).Kind == FileTreeEntryKind.Directory;
+            bool directory = tree.KindOf(i) == FileTreeEntryKind.Directory;
             counts[i] = directory ? Math.Max(1, ExFatGeometry.Ceil(counts[i], clusterSize)) : ExFatGeometry.Ceil(counts[i], clusterSize);
             treeClusters = AddOrRefuse(treeClusters, counts[i]);
         }

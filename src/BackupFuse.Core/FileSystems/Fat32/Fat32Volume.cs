@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text;
 using BackupFuse.Core.FileTrees;
@@ -51,6 +52,7 @@ public sealed class Fat32Volume : BlockSource
     /// <param name="ownsTree">Whether disposing the volume disposes the tree (when the constructor throws, the caller still owns it).</param>
     /// <exception cref="FileTooLargeForFat32Exception">Files larger than 4 GiB - 1 byte (all of them are named).</exception>
     /// <exception cref="InvalidDataException">A directory with more entries than FAT allows, or a tree too large for FAT32.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // one-shot loops over every entry: no slow first tier
     public Fat32Volume(IFileTree tree, Fat32VolumeOptions? options = null, bool ownsTree = true)
     {
         ArgumentNullException.ThrowIfNull(tree);
@@ -72,17 +74,18 @@ public sealed class Fat32Volume : BlockSource
         long raw = 0;
         for (int i = 0; i < needed.Length; i++)
         {
-            var e = tree.GetEntry(i);
-            if (e.Kind == FileTreeEntryKind.File)
+            var kind = tree.KindOf(i); // not GetEntry: a million entries must not decode a million names here
+            if (kind == FileTreeEntryKind.File)
             {
-                if (e.Size > MaxFileSize)
+                long size = tree.SizeOf(i);
+                if (size > MaxFileSize)
                 {
                     tooLarge.Add(PathOf(i));
                 }
 
-                needed[i] = e.Size;
+                needed[i] = size;
             }
-            else if (e.Kind == FileTreeEntryKind.Directory)
+            else if (kind == FileTreeEntryKind.Directory)
             {
                 directories[i] = true;
                 var (kept, mapped, changed) = StorableChildren.Of(tree, i, "FAT", mappings);
