@@ -164,7 +164,7 @@ public sealed class VhdxReader : BlockSource
                     // The whole block (up to the virtual end, QEMU's rule for a short last block) must be in the file:
                     // a block cut by truncation is corruption even where the requested bytes survive.
                     long blockEnd = (long)entry.FileOffset + Math.Min(blockSize, VirtualDiskSize - (block * blockSize));
-                    if (entry.FileOffset < VhdxLayout.Mebibyte || blockEnd > _file.Length)
+                    if (entry.FileOffset < VhdxLayout.Mebibyte || entry.FileOffset > (ulong)_file.Length || blockEnd > _file.Length)
                     {
                         throw Corrupt($"payload block {block} at file offset {entry.FileOffset} lies outside the file ({_file.Length} bytes)");
                     }
@@ -324,6 +324,11 @@ public sealed class VhdxReader : BlockSource
                 if (exactLength >= 0 && e.Length != exactLength)
                 {
                     throw Corrupt($"metadata item {what} is {e.Length} bytes, expected {exactLength}");
+                }
+
+                if (e.Offset > span.Length || e.Length > span.Length - e.Offset)
+                {
+                    throw Corrupt($"metadata item {what} at {e.Offset}+{e.Length} lies outside the metadata region");
                 }
 
                 return span.Slice((int)e.Offset, (int)e.Length);

@@ -23,6 +23,8 @@ namespace BackupFuse.Vhdx.Differencing;
 /// <summary>The BAT and sector bitmaps of a differencing VHDX, over the metadata journal's sector images.</summary>
 internal sealed class BlockAllocationTable : IJournalTable
 {
+    private const ulong MaxFileOffset = 1UL << 50; // 1 PiB: no VHDX file is bigger (64 TiB of payload + metadata)
+
     private readonly MetadataJournal _journal;
     private readonly long _batOffset;
     private readonly BatGeometry _geometry;
@@ -71,14 +73,16 @@ internal sealed class BlockAllocationTable : IJournalTable
     }
 
     /// <summary>The BAT entry of payload block <paramref name="block"/>.</summary>
-    public BatEntry PayloadEntry(long block) => BatEntry.FromRaw(Bat(_geometry.PayloadBatIndex(block)));
+    /// <exception cref="InvalidDataException">Its file offset lies beyond any VHDX file (damaged BAT).</exception>
+    public BatEntry PayloadEntry(long block) => Checked(BatEntry.FromRaw(Bat(_geometry.PayloadBatIndex(block))), "payload block", block);
 
     /// <summary>Points payload block <paramref name="block"/> at <paramref name="fileOffset"/> with <paramref name="state"/>.</summary>
     public void SetPayloadEntry(long block, PayloadBlockState state, long fileOffset) =>
         SetBat(_geometry.PayloadBatIndex(block), BatEntry.Payload(state, (ulong)fileOffset).ToRaw());
 
     /// <summary>The BAT entry of the sector bitmap of <paramref name="chunk"/>.</summary>
-    public BatEntry SectorBitmapEntry(long chunk) => BatEntry.FromRaw(Bat(_geometry.SectorBitmapBatIndex(chunk)));
+    /// <exception cref="InvalidDataException">Its file offset lies beyond any VHDX file (damaged BAT).</exception>
+    public BatEntry SectorBitmapEntry(long chunk) => Checked(BatEntry.FromRaw(Bat(_geometry.SectorBitmapBatIndex(chunk))), "sector bitmap of chunk", chunk);
 
     /// <summary>Marks the sector bitmap of <paramref name="chunk"/> present at <paramref name="fileOffset"/>.</summary>
     public void SetSectorBitmapEntry(long chunk, long fileOffset) =>
@@ -206,6 +210,12 @@ internal sealed class BlockAllocationTable : IJournalTable
 
         return (full, partial, bitmaps, changed);
     }
+
+    // A BAT offset field holds up to 2^64 - 1 MiB, which as a signed file offset is negative or overflows when a block
+    // is added. No VHDX file can be that big (64 TiB of payload plus metadata): such an entry is damage, said once here
+    // instead of surfacing as an ArgumentOutOfRangeException from a read or write far below (found by fuzzing).
+    private BatEntry Checked(BatEntry entry, string what, long index) =>
+        entry.FileOffset <= MaxFileOffset ? entry : throw new InvalidDataException($"{_path}: the BAT entry of {what} {index} points at file offset {entry.FileOffset}, beyond any VHDX file");
 
     private ulong Bat(long index) => _journal.ReadUInt64(_batOffset + (index * BatEntry.Size));
 

@@ -502,7 +502,7 @@ public sealed class DifferencingVhdxFile : BlockSource
 
     private void ReadData(long block, long fileOffset, Span<byte> destination)
     {
-        if (fileOffset + destination.Length > _file.Length)
+        if (fileOffset < 0 || fileOffset > _file.Length - destination.Length)
         {
             throw new InvalidDataException($"{Path}: payload block {block} at {fileOffset} lies outside the file ({_file.Length} bytes)");
         }
