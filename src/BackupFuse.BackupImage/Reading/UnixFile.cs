@@ -95,8 +95,5 @@ public static class UnixFile
     };
 
     private static UnixFileStat Convert(in CanonicalStat st) =>
-        new(new FileIdentity(st.Device, st.Inode, st.Size, st.ModifySeconds, st.ModifyNanoseconds), st.Uid, st.Gid, st.Mode)
-        {
-            ChangedUnixNs = (st.ChangeSeconds * 1_000_000_000) + st.ChangeNanoseconds,
-        };
+        new(new FileIdentity(st.Device, st.Inode, st.Size, st.ModifySeconds, st.ModifyNanoseconds), st.Uid, st.Gid, st.Mode);
 }

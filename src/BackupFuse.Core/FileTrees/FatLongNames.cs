@@ -142,14 +142,13 @@ public static class FatLongNames
 
         public int GetHashCode(string obj)
         {
-            // The runtime's randomized string hash of the folded name: a catalog cannot be crafted to collide.
-            Span<char> folded = obj.Length <= 512 ? stackalloc char[obj.Length] : new char[obj.Length];
-            for (int i = 0; i < obj.Length; i++)
+            uint h = 2166136261;
+            foreach (char c in obj)
             {
-                folded[i] = FrozenUpperCase.ToUpper(obj[i]);
+                h = (h ^ FrozenUpperCase.ToUpper(c)) * 16777619;
             }
 
-            return string.GetHashCode(folded);
+            return (int)h;
         }
     }
 }
