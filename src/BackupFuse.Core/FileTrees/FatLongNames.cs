@@ -142,13 +142,14 @@ public static class FatLongNames
 
         public int GetHashCode(string obj)
         {
-            uint h = 2166136261;
-            foreach (char c in obj)
+            // The runtime's randomized string hash of the folded name: a catalog cannot be crafted to collide.
+            Span<char> folded = obj.Length <= 512 ? stackalloc char[obj.Length] : new char[obj.Length];
+            for (int i = 0; i < obj.Length; i++)
             {
-                h = (h ^ FrozenUpperCase.ToUpper(c)) * 16777619;
+                folded[i] = FrozenUpperCase.ToUpper(obj[i]);
             }
 
-            return (int)h;
+            return string.GetHashCode(folded);
         }
     }
 }
