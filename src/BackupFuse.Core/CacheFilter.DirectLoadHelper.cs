@@ -11,6 +11,13 @@ namespace BackupFuse.Core;
 //   does not return (not even by an exception) before the helper has finished.
 // - Take-back: when the requesting thread is done with its half and the pool has not started the helper yet (a busy
 //   pool), it claims the helper's half and does it itself. Nothing ever waits for a pool thread that is not running.
+// - A taken-back helper's work item is still in the pool's queue and runs later, maybe during the next request that
+//   reuses the helper. It may only ever run complete work: Prepare leaves the helper unclaimable (Preparing) while
+//   the blocks are added, and Arm makes it claimable just before the new item is queued; whichever item claims it
+//   (the stale or the new one) then runs the whole list, the other finds it claimed. Claimable right after Prepare,
+//   a stale item could claim a half-built list and report done, and the blocks added after it were never read: the
+//   reader got whatever its buffer held (found by review, 2026-12-02, after a once-seen "disk differs after a
+//   remount" in WriteTests under parallel load).
 // - No per-request allocation: each requesting thread keeps one helper, out of its slot while in use (so a nested
 //   cache filter below on the same thread gets its own) and back when Read returns.
 // - An exception from the helper's half reaches the reader (a corrupt block fails the whole request, as inline).
@@ -60,6 +67,7 @@ public sealed partial class CacheFilter
                 }
             }
 
+            helper.Arm(); // complete: from here a pool thread (this request's item, or a stale one) may claim it
             ThreadPool.UnsafeQueueUserWorkItem(helper, preferLocal: false);
             bool served = false;
             try
@@ -80,6 +88,7 @@ public sealed partial class CacheFilter
     {
         private const int Idle = 0;
         private const int Running = 1;
+        private const int Preparing = 2;
 
         private readonly ManualResetEventSlim _done = new();
         private int[] _blocks = new int[16];
@@ -100,8 +109,11 @@ public sealed partial class CacheFilter
             _count = 0;
             _error = null;
             _done.Reset();
-            Volatile.Write(ref _state, Idle);
+            Volatile.Write(ref _state, Preparing); // not claimable until Arm: a stale queued item must not take a half-built list
         }
+
+        /// <summary>The block list is complete: a pool thread, or the owner in Finish, may claim it now.</summary>
+        public void Arm() => Volatile.Write(ref _state, Idle);
 
         public void Add(int slotIndex)
         {
