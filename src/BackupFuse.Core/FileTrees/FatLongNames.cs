@@ -21,12 +21,12 @@ public static class FatLongNames
     /// <summary>The longest name, in UTF-16 code units.</summary>
     public const int MaxLength = 255;
 
-    // IsForbidden's characters, for a vectorized search.
+    // The characters no FAT long name or exFAT name may hold: U+0000..U+001F " * / : < > ? \\ | (one set for IsForbidden and IsValid's search).
     private static readonly System.Buffers.SearchValues<char> Forbidden = System.Buffers.SearchValues.Create(
         [.. Enumerable.Range(0, 0x20).Select(c => (char)c), '"', '*', '/', ':', '<', '>', '?', '\\', '|']);
 
     /// <summary>Whether <paramref name="c"/> cannot appear in a FAT long name or an exFAT name.</summary>
-    public static bool IsForbidden(char c) => c < 0x20 || c is '"' or '*' or '/' or ':' or '<' or '>' or '?' or '\\' or '|';
+    public static bool IsForbidden(char c) => Forbidden.Contains(c);
 
     /// <summary>
     /// The stored names of <paramref name="names"/> (one directory's children, in tree order): same count and order,
