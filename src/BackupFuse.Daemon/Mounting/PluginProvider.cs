@@ -14,7 +14,8 @@ namespace BackupFuse.Daemon.Mounting;
 //   stack; the size and allocated bytes shown are the chosen format's.
 // - One entry per plugin path, keyed by the underlying file's (device, inode, size, mtime): editing or replacing
 //   the plugin makes a new entry. Probe needs only sizes: it opens the chain briefly and keeps the numbers.
-// - Opening builds the stack (chain, changes, synthesized VHDX) once, shared by every open handle; the last close
+// - Opening builds the stack (chain, changes, synthesized VHDX) once, shared by every open handle (over the point
+//   opened for stat when the open follows within HandOffLifetime, so it is not parsed twice); the last close
 //   disposes it, which flushes the changes and releases their lock (see SharedStack). A new entry for the same path
 //   that serves the same thing (image, owner, mode: a touch of the plugin) reuses the SharedStack, so a changes file
 //   never has two writers; otherwise the changes file's flock refuses the second one (ChangesLocation).
@@ -42,6 +43,9 @@ public sealed class PluginProvider(BackupPointOpener opener, PluginProviderOptio
 {
     /// <summary>How long a failed plugin entry is kept before the next lookup tries again (unless the catalog changed).</summary>
     public static readonly TimeSpan RetryAfter = TimeSpan.FromSeconds(2);
+
+    /// <summary>How long the backup point opened to answer stat waits for the first open to take it over.</summary>
+    public static readonly TimeSpan HandOffLifetime = TimeSpan.FromSeconds(5);
 
     private readonly ConcurrentDictionary<string, StackSlot> _stacks = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Slot> _entries = new(StringComparer.Ordinal);
@@ -161,21 +165,29 @@ public sealed class PluginProvider(BackupPointOpener opener, PluginProviderOptio
             var owner = PluginOwner.Of(stat.Uid);
             var format = PluginFormats.FromPath(relativePath) ?? PluginFormat.Vhdx;
             string fileName = Path.GetFileName(relativePath);
-            using (var point = opener.OpenPoint(plugin, relativePath, owner))
-            using (var vhdx = new SynthesizedVhdx(point.CreateSource(), point.Identity))
+            var point = opener.OpenPoint(plugin, relativePath, owner);
+            TimedHandOff<BackupPointDisk> handOff;
+            try
             {
+                using var vhdx = new SynthesizedVhdx(point.CreateSource(), point.Identity);
                 var chain = point.Primary;
                 var served = BackupPointStack.Present(format, vhdx, vhdx.Layout, chain.Top.Header.CreatedUtc, fileName);
                 info = new VirtualFileInfo(served.Length, VirtualFiles.CountAllocatedBytes(served), writable, stat.ModifiedUtc);
                 imagePath = chain.Top.Path;
                 Log.Information("{Plugin}: backup point {Image} ({Id}){Volumes}, {Format} of {Size} bytes{Mode}", relativePath, imagePath, chain.Top.Id,
                     point.Shape.Partitions == null ? string.Empty : $", {point.Chains.Count} volume(s) in a synthesized partition table", format.Describe(), served.Length, writable ? string.Empty : ", read-only");
+                handOff = new TimedHandOff<BackupPointDisk>(point, HandOffLifetime); // for the first open, which usually follows at once
+            }
+            catch
+            {
+                point.Dispose();
+                throw;
             }
 
             var changes = writable ? options.ChangesFor(directory, relativePath) : null;
             uint ownerUid = stat.Uid;
             var identity = new StackIdentity(plugin.DiskKey, plugin.ImageId, plugin.Pristine, ownerUid, writable);
-            var stack = StackFor(relativePath, identity, () => BackupPointStack.Open(opener.OpenPoint(plugin, relativePath, PluginOwner.Of(ownerUid)), plugin, changes, create: true, exclusive: true, format, fileName));
+            var stack = StackFor(relativePath, identity, () => BackupPointStack.Open(handOff.Take() ?? opener.OpenPoint(plugin, relativePath, PluginOwner.Of(ownerUid)), plugin, changes, create: true, exclusive: true, format, fileName));
             return new PluginEntry(key, IsPlugin: true, info, stack, null, generation, loadedAt);
         }
         catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
