@@ -22,7 +22,9 @@ namespace BackupFuse.Daemon.BackupPoints;
 // - The VHDX identity is the image's identity, so the synthesized bytes and GUIDs are the same on every run; the
 //   differencing file links to the pristine view's DataWriteGuid, which never changes because that view is never
 //   written.
-// - Owns everything it opened; Dispose flushes the differencing file (its own Dispose empties the log).
+// - Owns everything it opened; Dispose flushes the differencing file (its own Dispose empties the log). In the daemon
+//   the block cache and the point below it are a lease on a SharedDiskCaches entry (plugins that read as the same
+//   disk share one cache): the stack then reads the entry's point and releases the lease instead of disposing them.
 // - Formats (the plugin's extension, PluginFormat): ServedFile is a thin view over the served VHDX (Present). The
 //   VHDX's layout is fixed, disk byte d is file byte PayloadOffset + d, so the raw disk, the fixed VHD's data and
 //   the VMDK's grains map reads AND writes straight onto the VHDX's payload; everything the VHDX does with them (the
@@ -35,13 +37,15 @@ namespace BackupFuse.Daemon.BackupPoints;
 public sealed class BackupPointStack : IDisposable
 {
     private readonly BackupPointDisk _point;
+    private readonly bool _ownsPoint; // false when the point belongs to a shared cache's entry (the lease releases it)
     private readonly IBlockSource _source;
     private volatile DifferencingVhdxOverlay? _overlay;
     private volatile SynthesizedVhdx _vhdx;
 
-    private BackupPointStack(BackupPointDisk point, IBlockSource source, SynthesizedVhdx vhdx, DifferencingVhdxOverlay? overlay)
+    private BackupPointStack(BackupPointDisk point, bool ownsPoint, IBlockSource source, SynthesizedVhdx vhdx, DifferencingVhdxOverlay? overlay)
     {
         _point = point;
+        _ownsPoint = ownsPoint;
         _source = source;
         _vhdx = vhdx;
         _overlay = overlay;
@@ -131,14 +135,15 @@ public sealed class BackupPointStack : IDisposable
     /// <param name="exclusive">Hold the changes file's exclusive lock (the daemon, which writes it).</param>
     /// <param name="format">The format <see cref="ServedFile"/> is presented in.</param>
     /// <param name="fileName">The plugin's file name (named in a VMDK's descriptor).</param>
+    /// <param name="sharedCaches">The daemon's shared block caches: plugins reading as the same disk share one; null for a cache of its own.</param>
     public static BackupPointStack Open(BackupPointDisk point, PluginFile plugin, ChangesLocation? changes, bool create, bool exclusive = false,
-        PluginFormat format = PluginFormat.Vhdx, string? fileName = null)
+        PluginFormat format = PluginFormat.Vhdx, string? fileName = null, SharedDiskCaches? sharedCaches = null)
     {
         ArgumentNullException.ThrowIfNull(point);
-        var stack = OpenVhdx(point, plugin, changes, create, exclusive);
+        var stack = OpenVhdx(point, plugin, changes, create, exclusive, sharedCaches);
         try
         {
-            stack.ServedFile = Present(format, stack.ServedFile, stack._vhdx.Layout, point.Primary.Top.Header.CreatedUtc, fileName ?? "disk.vmdk");
+            stack.ServedFile = Present(format, stack.ServedFile, stack._vhdx.Layout, stack._point.Primary.Top.Header.CreatedUtc, fileName ?? "disk.vmdk");
             return stack;
         }
         catch
@@ -188,17 +193,27 @@ public sealed class BackupPointStack : IDisposable
         return new RewritableRegion(label, initial, vhdxFile, ScratchOffset);
     }
 
-    private static BackupPointStack OpenVhdx(BackupPointDisk chain, PluginFile plugin, ChangesLocation? changes, bool create, bool exclusive)
+    private static BackupPointStack OpenVhdx(BackupPointDisk chain, PluginFile plugin, ChangesLocation? changes, bool create, bool exclusive, SharedDiskCaches? sharedCaches)
     {
         ArgumentNullException.ThrowIfNull(chain);
         ArgumentNullException.ThrowIfNull(plugin);
-        // One decompressed-chunk cache per open stack, shared by every handle and by the overlay's read-modify-write;
-        // below the overlay, because the chain never changes. (Partitions start at 1 MiB boundaries, so chunks of a
-        // volume stay aligned on the synthesized disk.)
+        // One decompressed-chunk cache per open stack (or, in the daemon, per distinct disk: SharedDiskCaches), shared by
+        // every handle and by the overlay's read-modify-write; below the overlay, because the chain never changes.
+        // (Partitions start at 1 MiB boundaries, so chunks of a volume stay aligned on the synthesized disk.)
         IBlockSource source;
+        bool ownsPoint = sharedCaches == null;
         try
         {
-            source = new CacheFilter(chain.CreateSource(), CacheBudget.Process, cacheBlockSize: chain.Primary.ChunkSize);
+            if (sharedCaches != null)
+            {
+                var lease = sharedCaches.Acquire(chain); // takes the point over; an equal disk's entry may keep another
+                chain = lease.Point;
+                source = lease;
+            }
+            else
+            {
+                source = new CacheFilter(chain.CreateSource(), CacheBudget.Process, cacheBlockSize: chain.Primary.ChunkSize);
+            }
         }
         catch
         {
@@ -212,14 +227,14 @@ public sealed class BackupPointStack : IDisposable
             bool exists = changes?.Exists == true;
             if (changes == null || (!exists && !create))
             {
-                return new BackupPointStack(chain, source, new SynthesizedVhdx(source, chain.Identity), null);
+                return new BackupPointStack(chain, ownsPoint, source, new SynthesizedVhdx(source, chain.Identity), null);
             }
 
             var layout = PristineLayout(chain);
             if (!exists)
             {
                 var pristine = new SynthesizedVhdx(source, chain.Identity, ownsDisk: false);
-                var stack = new BackupPointStack(chain, source, pristine, null);
+                var stack = new BackupPointStack(chain, ownsPoint, source, pristine, null);
                 var basePlugin = plugin with { Pristine = true }; // every key that shapes the disk, so the base reads the same
                 stack.ServedFile = new ChangesOnFirstWrite(pristine, () => stack.Attach(changes.Create(basePlugin, DifferencingParent.FromLayout(layout, changes.BaseViewName))));
                 return stack;
@@ -227,13 +242,17 @@ public sealed class BackupPointStack : IDisposable
 
             child = changes.Open(layout.DataWriteGuid, layout.VirtualDiskSize, exclusive);
             var overlay = new DifferencingVhdxOverlay(source, child);
-            return new BackupPointStack(chain, source, new SynthesizedVhdx(overlay, chain.Identity, child.Patches), overlay);
+            return new BackupPointStack(chain, ownsPoint, source, new SynthesizedVhdx(overlay, chain.Identity, child.Patches), overlay);
         }
         catch
         {
             child?.Dispose();
             source.Dispose();
-            chain.Dispose();
+            if (ownsPoint)
+            {
+                chain.Dispose();
+            }
+
             throw;
         }
     }
@@ -249,7 +268,10 @@ public sealed class BackupPointStack : IDisposable
         }
         finally
         {
-            _point.Dispose();
+            if (_ownsPoint)
+            {
+                _point.Dispose();
+            }
         }
     }
 

@@ -48,6 +48,7 @@ public sealed class PluginProvider(BackupPointOpener opener, PluginProviderOptio
     public static readonly TimeSpan HandOffLifetime = TimeSpan.FromSeconds(5);
 
     private readonly ConcurrentDictionary<string, StackSlot> _stacks = new(StringComparer.Ordinal);
+    private readonly SharedDiskCaches _caches = new(); // plugins that read as the same disk share one block cache
     private readonly ConcurrentDictionary<string, Slot> _entries = new(StringComparer.Ordinal);
 
     /// <inheritdoc/>
@@ -187,7 +188,7 @@ public sealed class PluginProvider(BackupPointOpener opener, PluginProviderOptio
             var changes = writable ? options.ChangesFor(directory, relativePath) : null;
             uint ownerUid = stat.Uid;
             var identity = new StackIdentity(plugin.DiskKey, plugin.ImageId, plugin.Pristine, ownerUid, writable);
-            var stack = StackFor(relativePath, identity, () => BackupPointStack.Open(handOff.Take() ?? opener.OpenPoint(plugin, relativePath, PluginOwner.Of(ownerUid)), plugin, changes, create: true, exclusive: true, format, fileName));
+            var stack = StackFor(relativePath, identity, () => BackupPointStack.Open(handOff.Take() ?? opener.OpenPoint(plugin, relativePath, PluginOwner.Of(ownerUid)), plugin, changes, create: true, exclusive: true, format, fileName, _caches));
             return new PluginEntry(key, IsPlugin: true, info, stack, null, generation, loadedAt);
         }
         catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
