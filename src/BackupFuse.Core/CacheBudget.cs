@@ -19,9 +19,9 @@ namespace BackupFuse.Core;
 // - Hits, misses and waits are counted here too (members call CountHit/CountMiss/CountWait besides their own
 //   counters), so `backupfuse status` can show the hit rate of the whole mount's memory cache; they survive members
 //   that close.
-// - Plugins that read as the same disk share one member in the daemon (SharedDiskCaches), so a block is held once
-//   however many of them read it; different disks of one chain (a full and its incremental) still hold their own
-//   copies of the blocks they have in common; the budget bounds the sum.
+// - Plugins that read the same image files as the same disk share one member in the daemon (SharedDiskCaches), so a
+//   block is held once however many of them read it; different disks of one chain (a full and its incremental)
+//   still hold their own copies of the blocks they have in common; the budget bounds the sum.
 
 /// <summary>A byte budget shared by several caches, with least-recently-used eviction across them.</summary>
 public sealed class CacheBudget

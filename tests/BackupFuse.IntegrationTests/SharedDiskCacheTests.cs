@@ -10,6 +10,7 @@ namespace BackupFuse.IntegrationTests;
 /// the second reader of a block finds it decompressed; the bytes are those of a stack with a cache of its own; the
 /// shared point and cache live until the last stack closes; another disk gets its own cache.
 /// </summary>
+[Collection("process cache budget")] // the hit/miss assertions need the process budget to themselves
 public sealed class SharedDiskCacheTests : IDisposable
 {
     private const long DiskSize = 8L << 20;
@@ -114,3 +115,7 @@ public sealed class SharedDiskCacheTests : IDisposable
         return bytes;
     }
 }
+
+/// <summary>Tests that count hits and misses of caches drawing on the process-wide budget run alone.</summary>
+[CollectionDefinition("process cache budget", DisableParallelization = true)]
+public sealed class ProcessCacheBudgetCollection;

@@ -95,5 +95,8 @@ public static class UnixFile
     };
 
     private static UnixFileStat Convert(in CanonicalStat st) =>
-        new(new FileIdentity(st.Device, st.Inode, st.Size, st.ModifySeconds, st.ModifyNanoseconds), st.Uid, st.Gid, st.Mode);
+        new(new FileIdentity(st.Device, st.Inode, st.Size, st.ModifySeconds, st.ModifyNanoseconds), st.Uid, st.Gid, st.Mode)
+        {
+            ChangedUnixNs = (st.ChangeSeconds * 1_000_000_000) + st.ChangeNanoseconds,
+        };
 }

@@ -10,6 +10,10 @@ public readonly record struct FileIdentity(ulong Device, ulong Inode, long Size,
 /// <param name="Mode">st_mode (type and permission bits).</param>
 public readonly record struct UnixFileStat(FileIdentity Identity, uint Uid, uint Gid, uint Mode)
 {
+    /// <summary>st_ctim: the last status change, in nanoseconds since 1970 (0 when unknown). Set by the kernel on every
+    /// write, chmod, link or rename: unlike size and mtime, the file's owner cannot choose it.</summary>
+    public long ChangedUnixNs { get; init; }
+
     /// <summary>Whether this is a regular file.</summary>
     public bool IsRegularFile => (Mode & 0xF000) == 0x8000;
 

@@ -44,4 +44,10 @@ public struct CanonicalStat
 
     /// <summary>st_mtim.tv_nsec.</summary>
     [FieldOffset(96)] public long ModifyNanoseconds;
+
+    /// <summary>st_ctim.tv_sec (status change: set by the kernel, no user can choose it).</summary>
+    [FieldOffset(104)] public long ChangeSeconds;
+
+    /// <summary>st_ctim.tv_nsec.</summary>
+    [FieldOffset(112)] public long ChangeNanoseconds;
 }

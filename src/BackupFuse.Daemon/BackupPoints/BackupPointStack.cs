@@ -135,7 +135,7 @@ public sealed class BackupPointStack : IDisposable
     /// <param name="exclusive">Hold the changes file's exclusive lock (the daemon, which writes it).</param>
     /// <param name="format">The format <see cref="ServedFile"/> is presented in.</param>
     /// <param name="fileName">The plugin's file name (named in a VMDK's descriptor).</param>
-    /// <param name="sharedCaches">The daemon's shared block caches: plugins reading as the same disk share one; null for a cache of its own.</param>
+    /// <param name="sharedCaches">The daemon's shared block caches: plugins reading the same image files as the same disk share one (SharedDiskCaches.ShareKey); null for a cache of its own.</param>
     public static BackupPointStack Open(BackupPointDisk point, PluginFile plugin, ChangesLocation? changes, bool create, bool exclusive = false,
         PluginFormat format = PluginFormat.Vhdx, string? fileName = null, SharedDiskCaches? sharedCaches = null)
     {

@@ -8,15 +8,18 @@ namespace BackupFuse.Daemon.BackupPoints;
 // - Plugins that read the same opened files as the same disk share one decompressed-block cache instead of one each:
 //   four VMs started from four plugins of one backup point decompress every chunk once.
 // - The key (ShareKey) is the disk identity (BackupPointDisk.Identity: a hash of everything that shapes the disk, the
-//   plugin keys included) AND the identity of every image file actually opened: device, inode, size and mtime from
-//   fstat of the descriptor (BackupImageFile.Status). The disk identity alone is derived from image ids, which are
+//   plugin keys included) AND the identity of every image file actually opened: device, inode, size, mtime and
+//   ctime from fstat of the descriptor (BackupImageFile.Status). Size and mtime are the owner's to choose; ctime is
+//   not (the kernel sets it), so a file rewritten in place, even with its mtime put back, gets a new key. The disk identity alone is derived from image ids, which are
 //   labels anyone can copy into a crafted image: keyed on it, a plugin naming a crafted image could have been served
 //   another user's cached blocks, or have served its own blocks to him. Files are not forgeable that way: equal
-//   (device, inode) is the same file, so equal keys read equal bytes.
+//   (device, inode) is the same file while the entry keeps it open, so equal keys read equal bytes, on a file system
+//   whose inode numbers are unique per device (not so on some FUSE or union file systems; images belong on real
+//   ones), and unless the image is rewritten in place, which needs write access to it and moves its ctime.
 // - Remote images have no such identity here (an object can be replaced under its URL), so a point with any remote
 //   layer is never shared: it gets a cache of its own, as before.
 // - Each entry owns the first BackupPointDisk leased for its identity and a CacheFilter over it (drawing from the
-//   process budget like any cache); later leases for the identity get the same pair and their own point is disposed
+//   process budget like any cache); later leases for the key get the same pair and their own point is disposed
 //   at once (it was only needed to learn the identity; each plugin's open already checked that its owner may read the
 //   images, and a plugin that may read the images may read their bytes, wherever cached). The last lease to go
 //   disposes the cache and the point.
@@ -72,16 +75,24 @@ public sealed class SharedDiskCaches
             }
         }
 
+        var lease = new Lease(this, entry!); // counted above: made before anything else can throw
         if (duplicate)
         {
-            point.Dispose();
+            try
+            {
+                point.Dispose(); // only needed to learn the key
+            }
+            catch (IOException)
+            {
+                // Closing a read-only file failed: nothing of ours is lost, and the lease must still be returned.
+            }
         }
 
-        return new Lease(this, entry!);
+        return lease;
     }
 
     /// <summary>
-    /// What makes two points share a cache: their disk identity and the (device, inode, size, mtime) of every image file
+    /// What makes two points share a cache: their disk identity and the (device, inode, size, mtime, ctime) of every image file
     /// they opened; null when a layer is remote (not shared).
     /// </summary>
     internal static string? ShareKey(BackupPointDisk point)
@@ -98,7 +109,7 @@ public sealed class SharedDiskCaches
                 }
 
                 var id = status.Stat.Identity;
-                key.Append(CultureInfo.InvariantCulture, $"{id.Device}:{id.Inode}:{id.Size}:{id.ModifiedSeconds}.{id.ModifiedNanoseconds};");
+                key.Append(CultureInfo.InvariantCulture, $"{id.Device}:{id.Inode}:{id.Size}:{id.ModifiedSeconds}.{id.ModifiedNanoseconds}:{status.Stat.ChangedUnixNs};");
             }
         }
 

@@ -15,7 +15,7 @@ namespace BackupFuse.Daemon.Mounting;
 // - One entry per plugin path, keyed by the underlying file's (device, inode, size, mtime): editing or replacing
 //   the plugin makes a new entry. Probe needs only sizes: it opens the chain briefly and keeps the numbers.
 // - Opening builds the stack (chain, changes, synthesized VHDX) once, shared by every open handle (over the point
-//   opened for stat when the open follows within HandOffLifetime, so it is not parsed twice); the last close
+//   opened for stat when the open follows within HandOffLifetime, so it is not parsed twice: TimedHandOff); the last close
 //   disposes it, which flushes the changes and releases their lock (see SharedStack). A new entry for the same path
 //   that serves the same thing (image, owner, mode: a touch of the plugin) reuses the SharedStack, so a changes file
 //   never has two writers; otherwise the changes file's flock refuses the second one (ChangesLocation).
@@ -47,8 +47,13 @@ public sealed class PluginProvider(BackupPointOpener opener, PluginProviderOptio
     /// <summary>How long the backup point opened to answer stat waits for the first open to take it over.</summary>
     public static readonly TimeSpan HandOffLifetime = TimeSpan.FromSeconds(5);
 
+    /// <summary>At most this many points opened for stat wait for their first open at once (an `ls -l` of many plugins closes the rest).</summary>
+    public const int MaxPendingHandOffs = 4;
+
+    private readonly TimedHandOffs<BackupPointDisk> _handOffs = new(HandOffLifetime, MaxPendingHandOffs);
+
     private readonly ConcurrentDictionary<string, StackSlot> _stacks = new(StringComparer.Ordinal);
-    private readonly SharedDiskCaches _caches = new(); // plugins that read as the same disk share one block cache
+    private readonly SharedDiskCaches _caches = new(); // plugins that read the same image files as the same disk share one block cache
     private readonly ConcurrentDictionary<string, Slot> _entries = new(StringComparer.Ordinal);
 
     /// <inheritdoc/>
@@ -167,7 +172,7 @@ public sealed class PluginProvider(BackupPointOpener opener, PluginProviderOptio
             var format = PluginFormats.FromPath(relativePath) ?? PluginFormat.Vhdx;
             string fileName = Path.GetFileName(relativePath);
             var point = opener.OpenPoint(plugin, relativePath, owner);
-            TimedHandOff<BackupPointDisk> handOff;
+            TimedHandOff<BackupPointDisk>? handOff;
             try
             {
                 using var vhdx = new SynthesizedVhdx(point.CreateSource(), point.Identity);
@@ -177,7 +182,7 @@ public sealed class PluginProvider(BackupPointOpener opener, PluginProviderOptio
                 imagePath = chain.Top.Path;
                 Log.Information("{Plugin}: backup point {Image} ({Id}){Volumes}, {Format} of {Size} bytes{Mode}", relativePath, imagePath, chain.Top.Id,
                     point.Shape.Partitions == null ? string.Empty : $", {point.Chains.Count} volume(s) in a synthesized partition table", format.Describe(), served.Length, writable ? string.Empty : ", read-only");
-                handOff = new TimedHandOff<BackupPointDisk>(point, HandOffLifetime); // for the first open, which usually follows at once
+                handOff = _handOffs.Offer(point); // for the first open, which usually follows at once
             }
             catch
             {
@@ -188,7 +193,7 @@ public sealed class PluginProvider(BackupPointOpener opener, PluginProviderOptio
             var changes = writable ? options.ChangesFor(directory, relativePath) : null;
             uint ownerUid = stat.Uid;
             var identity = new StackIdentity(plugin.DiskKey, plugin.ImageId, plugin.Pristine, ownerUid, writable);
-            var stack = StackFor(relativePath, identity, () => BackupPointStack.Open(handOff.Take() ?? opener.OpenPoint(plugin, relativePath, PluginOwner.Of(ownerUid)), plugin, changes, create: true, exclusive: true, format, fileName, _caches));
+            var stack = StackFor(relativePath, identity, () => BackupPointStack.Open(TakeUnlessCatalogChanged(handOff, generation) ?? opener.OpenPoint(plugin, relativePath, PluginOwner.Of(ownerUid)), plugin, changes, create: true, exclusive: true, format, fileName, _caches));
             return new PluginEntry(key, IsPlugin: true, info, stack, null, generation, loadedAt);
         }
         catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
@@ -201,6 +206,22 @@ public sealed class PluginProvider(BackupPointOpener opener, PluginProviderOptio
 
             return new PluginEntry(key, IsPlugin: true, new VirtualFileInfo(stat.Size, stat.Size, Writable: false, stat.ModifiedUtc), null, e, generation, loadedAt);
         }
+    }
+
+    /// <summary>
+    /// The point opened for stat, unless the image catalog changed since (an image added, moved or removed: the open
+    /// looks the chain up again, as it would have without the hand-off).
+    /// </summary>
+    private BackupPointDisk? TakeUnlessCatalogChanged(TimedHandOff<BackupPointDisk>? handOff, long generation)
+    {
+        var point = handOff?.Take();
+        if (point != null && opener.CatalogGeneration != generation)
+        {
+            point.Dispose();
+            return null;
+        }
+
+        return point;
     }
 
     /// <summary>
@@ -219,6 +240,7 @@ public sealed class PluginProvider(BackupPointOpener opener, PluginProviderOptio
     public void Dispose()
     {
         // Open stacks belong to their handles: they are disposed when the last handle is released.
+        _handOffs.Dispose();
         _entries.Clear();
         _stacks.Clear();
     }
