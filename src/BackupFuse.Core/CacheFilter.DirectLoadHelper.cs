@@ -31,6 +31,9 @@ public sealed partial class CacheFilter
     [ThreadStatic]
     private static DirectLoadHelper? t_helper;
 
+    /// <summary>Tests only: called between Prepare and the first Add, the window a stale pool item must not use.</summary>
+    internal static Action<CacheFilter, IThreadPoolWorkItem>? PreparedForTests;
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private unsafe void ServeWithHelper(long offset, Span<byte> buffer, long first, Span<Slot> slots)
     {
@@ -56,6 +59,7 @@ public sealed partial class CacheFilter
         fixed (byte* pinned = buffer)
         {
             helper.Prepare(this, pinned, offset, first);
+            PreparedForTests?.Invoke(this, helper);
             int give = direct / 2;
             for (int i = slots.Length - 1; i >= 0 && give > 0; i--)
             {

@@ -243,6 +243,49 @@ public sealed class CacheFilterTests
     }
 
     [Fact]
+    public void AStalePoolItemRunningWhileTheNextSplitIsPreparedCannotTakeAHalfBuiltList()
+    {
+        // A helper's work item left in the pool's queue (its owner took the work back) may run at any time, e.g.
+        // while the next request on that thread is still adding blocks. Run it exactly there: it must not claim
+        // the half-built list (claimed, it would run the blocks added so far, report done, and the reader would
+        // return a buffer whose later blocks were never read).
+        var expected = Expected(128 * Block, seed: 13);
+        using var cache = new CacheFilter(new MemorySource(expected), readaheadBytes: 0);
+        var buffer = new byte[8 * Block];
+        for (int i = 0; i < 7; i++)
+        {
+            cache.Read(i * 8L * Block, buffer); // until the cost vote calls the layer cheap
+        }
+
+        Assert.True(cache.LoadsAreCheap, "copies from memory should measure as cheap");
+        int staleRuns = 0;
+        CacheFilter.PreparedForTests = (owner, helper) =>
+        {
+            if (ReferenceEquals(owner, cache))
+            {
+                helper.Execute();
+                staleRuns++;
+            }
+        };
+        try
+        {
+            for (int i = 0; i < 8; i++)
+            {
+                Array.Clear(buffer);
+                long offset = (64 + (i * 8L)) * Block; // never read before: whole direct blocks, split
+                cache.Read(offset, buffer);
+                Assert.True(expected.AsSpan((int)offset, buffer.Length).SequenceEqual(buffer), $"read {i}");
+            }
+        }
+        finally
+        {
+            CacheFilter.PreparedForTests = null;
+        }
+
+        Assert.Equal(8, staleRuns);
+    }
+
+    [Fact]
     public void DisposeWaitsForReadaheadAndDisposesTheLayerBelow()
     {
         var counting = new CountingSource(new SlowSource(new PatternSource(64 * Block, seed: 11), delayMs: 5));
