@@ -13,8 +13,8 @@
 # itself could never start again. Bound one level up, it starts, finds the dead mount below it and removes it
 # (mount clears a dead BackupFuse mount of its own mount point), and mounts again: a restart policy recovers.
 #
-# Stage "build" publishes the same self-contained single-file binary as scripts/package.sh (the .deb), so the
-# image and the package run one tested artifact. The SDK image is pinned to the feature band global.json asks
+# Stage "build" publishes the same NativeAOT binary as scripts/package.sh (the .deb), so the image and the
+# package run one tested artifact (ILCompiler links with clang; the SDK image has none, so it is installed). The SDK image is pinned to the feature band global.json asks
 # for (the floating sdk:10.0 tag moves to newer bands, which global.json's latestPatch refuses).
 # The runtime stage is runtime-deps (glibc, libstdc++, OpenSSL; no .NET runtime needed) plus fuse3 for libfuse3
 # and fusermount3 (auto_unmount uses it). The daemon handles SIGTERM/SIGINT itself, so it runs directly as
@@ -33,8 +33,11 @@ FROM ${BUILD_IMAGE} AS build
 WORKDIR /src
 COPY global.json Directory.Build.props Directory.Packages.props .editorconfig ./
 COPY src/ src/
+RUN if ! command -v clang >/dev/null 2>&1; then \
+      apt-get update && apt-get install -y --no-install-recommends clang zlib1g-dev && rm -rf /var/lib/apt/lists/*; \
+    fi
 RUN dotnet publish src/BackupFuse.Daemon/BackupFuse.Daemon.csproj -c Release -r linux-x64 --self-contained \
-    -p:PublishSingleFile=true -p:DebugType=none -o /out
+    -p:PublishAot=true -p:DebugType=none -o /out
 
 FROM scratch AS prebuilt
 COPY packaging/docker/ /out/

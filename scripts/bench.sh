@@ -71,10 +71,11 @@ esac
 say() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
 
 need=()
-for p in fio:fio bindfs:bindfs xmount:xmount qemu-img:qemu-utils qemu-storage-daemon:qemu-system-common vhdimount:libvhdi-utils fusermount3:fuse3 nginx:nginx-light node:nodejs zstd:zstd; do
+for p in clang:clang fio:fio bindfs:bindfs xmount:xmount qemu-img:qemu-utils qemu-storage-daemon:qemu-system-common vhdimount:libvhdi-utils fusermount3:fuse3 nginx:nginx-light node:nodejs zstd:zstd; do
   command -v "${p%%:*}" >/dev/null || need+=("${p#*:}")
 done
 [[ -e /usr/lib/x86_64-linux-gnu/qemu/block-curl.so ]] || need+=(qemu-block-extra) # QEMU's http driver, for the remote peer
+[[ -e /usr/include/zlib.h ]] || need+=(zlib1g-dev) # with clang: the NativeAOT publish
 if [[ ${#need[@]} -gt 0 ]]; then
   say "Installing ${need[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
@@ -82,9 +83,11 @@ fi
 scripts/install-deps.sh >/dev/null
 [[ $only == local || $only == lifecycle || $only == zstd || $only == ceiling || $only == random || $only == readers ]] || scripts/install-deps.sh --test >/dev/null # s3rver (npm), the guest-disk tools
 
-say "Building backupfuse (Release)"
-dotnet build -c Release src/BackupFuse.Daemon --nologo -v q -clp:NoSummary >&2
-bf="$repo/src/BackupFuse.Daemon/bin/Release/net10.0/backupfuse"
+# The binary that ships: the NativeAOT publish of scripts/package.sh (same arguments).
+say "Publishing backupfuse (Release, NativeAOT)"
+dotnet publish src/BackupFuse.Daemon/BackupFuse.Daemon.csproj -c Release -r linux-x64 --self-contained -p:PublishAot=true \
+  -p:DebugType=none --artifacts-path "$repo/artifacts/bench-build" -o "$repo/artifacts/bench-bin" --nologo -v q -clp:NoSummary >&2
+bf="$repo/artifacts/bench-bin/backupfuse"
 
 W=$(mktemp -d /var/tmp/backupfuse-bench.XXXXXX)
 mounts=()

@@ -10,6 +10,7 @@
 #                                    libvirt-daemon-system + libvirt-clients + virtinst for LibvirtTests (libvirtd, virsh, virt-install)
 #                                    libvmdk-utils (vmdkinfo) for the .vmdk plugin format's oracle
 #                                    gcc-aarch64-linux-gnu + libc6-dev-arm64-cross: the linux-arm64 struct/flag oracle (NativeAbiTests)
+#                                    clang + zlib1g-dev: the NativeAOT publish of the shipped binary (scripts/package.sh)
 #                                    chromium (BootCheckTests open the boot-check report in it)
 #                                    nginx-light + openssl and s3rver (npm, into /opt/backupfuse-test) for the remote
 #                                    repository tests (RemoteHttpTests, RemoteS3Tests)
@@ -21,6 +22,7 @@ if [[ "${1:-}" == "--test" ]]; then
   packages+=(libfuse3-dev gcc libc6-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross systemd e2fsprogs fdisk qemu-system-x86 linux-image-amd64 busybox-static extlinux syslinux-common cpio docker.io debootstrap libvirt-daemon-system libvirt-clients virtinst libvmdk-utils nginx-light openssl chromium)
   packages+=(gdisk xfsprogs ntfs-3g partclone) # volume backups: sgdisk -v, used-block maps of XFS/NTFS, the partclone bench peer
   packages+=(exfatprogs dosfstools exfat-fuse fusefat mtools) # file-level backups: fsck.exfat/fsck.vfat, FUSE drivers, mdir
+  packages+=(clang zlib1g-dev) # the NativeAOT publish (scripts/package.sh, scripts/test.sh): ILCompiler links with clang
   packages+=(afl++) # fuzzing: scripts/fuzz.sh drives SharpFuzz targets with afl-fuzz
 fi
 

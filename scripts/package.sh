@@ -1,23 +1,24 @@
 #!/usr/bin/env bash
-# Builds the Debian package artifacts/backupfuse_<version>_amd64.deb from a self-contained single-file publish:
+# Builds the Debian package artifacts/backupfuse_<version>_amd64.deb from a NativeAOT publish (one native executable):
 #   /usr/bin/backupfuse                          the program (no .NET runtime needed on the target)
 #   /lib/systemd/system/backupfuse@.service      one mount per /etc/backupfuse/<instance>.conf
 #   /lib/systemd/system/backupfuse-boot-check.{service,timer}  nightly boot check (shipped disabled)
 #   /etc/backupfuse/example.conf                 conffile: a commented example configuration
 #   /usr/share/doc/backupfuse/{copyright,operations.md}
-# With --rid linux-arm64 the same package for arm64 (backupfuse_<version>_arm64.deb). With --rid osx-arm64 or
+# With --rid linux-arm64 the same package for arm64 (backupfuse_<version>_arm64.deb; a self-contained single file
+# with the JIT, see below). With --rid osx-arm64 or
 # osx-x64 a tarball backupfuse_<version>_<rid>.tar.gz (backupfuse, operations.md, copyright): a self-contained
 # single file for macOS with macFUSE (see docs/operations.md "macOS"; not yet tested on a Mac).
 #
 #   scripts/package.sh                   publish, then package (linux-x64)
 #   scripts/package.sh --rid RID         linux-x64 (default), linux-arm64, osx-arm64 or osx-x64
 #   scripts/package.sh --all             all four, one after the other (prints four paths)
-#   scripts/package.sh --binary PATH     package an already published single-file binary (same publish
+#   scripts/package.sh --binary PATH     package an already published binary (same publish
 #                                        arguments as below; the tests and the Dockerfile use them)
 #   scripts/package.sh --out DIR         write the package to DIR instead of artifacts/
 #   scripts/package.sh --fast            gzip instead of xz (32 MiB instead of 24, 3 s instead of 45; for tests)
 # Prints the path of each package on standard output (last lines). Needs the .NET SDK (the runtime packs of
-# the other RIDs come from the NuGet feed at restore) and dpkg-deb.
+# the other RIDs come from the NuGet feed at restore), dpkg-deb, and for linux-x64 clang + zlib1g-dev (NativeAOT).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -69,13 +70,20 @@ rm -rf "$work"
 mkdir -p "$work"
 
 if [[ -z "$binary" && "$rid" == linux-x64 ]]; then
-  # The same arguments as the Dockerfile's build stage.
+  # The same arguments as the Dockerfile's build stage: NativeAOT (one native executable, no JIT; needs clang and
+  # zlib1g-dev, which scripts/install-deps.sh --test installs).
+  if ! command -v clang >/dev/null 2>&1; then
+    echo "error: the NativeAOT publish needs clang and zlib1g-dev (apt-get install clang zlib1g-dev, or scripts/install-deps.sh --test)" >&2
+    exit 1
+  fi
   dotnet publish src/BackupFuse.Daemon/BackupFuse.Daemon.csproj -c Release -r linux-x64 --self-contained \
-    -p:PublishSingleFile=true -p:DebugType=none -o "$work/publish" --nologo >&2
+    -p:PublishAot=true -p:DebugType=none -o "$work/publish" --nologo >&2
   binary="$work/publish/backupfuse"
 elif [[ -z "$binary" ]]; then
   # The same publish for another RID, built under $work (--artifacts-path) so the checkout's obj/ and bin/
   # (restored for linux-x64) are left alone. macOS: the SDK signs the apphost ad hoc, which Apple silicon requires.
+  # Single-file with the JIT, not NativeAOT: ILCompiler does not cross-compile to another OS (macOS), and to
+  # linux-arm64 only with an arm64 clang sysroot this build host does not have.
   dotnet publish src/BackupFuse.Daemon/BackupFuse.Daemon.csproj -c Release -r "$rid" --self-contained \
     -p:PublishSingleFile=true -p:DebugType=none --artifacts-path "$work/build" -o "$work/publish" --nologo >&2
   binary="$work/publish/backupfuse"

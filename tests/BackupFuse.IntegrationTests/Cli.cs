@@ -2,10 +2,13 @@ using BackupFuse.Testing;
 
 namespace BackupFuse.IntegrationTests;
 
-/// <summary>Runs the real <c>backupfuse</c> executable built next to the tests.</summary>
+/// <summary>Runs the real <c>backupfuse</c> executable: the shipped NativeAOT binary when BACKUPFUSE_EXE names it
+/// (scripts/test.sh publishes it), else the one built next to the tests.</summary>
 public static class Cli
 {
-    public static string Executable => Path.Combine(AppContext.BaseDirectory, "backupfuse");
+    public static string Executable { get; } = Environment.GetEnvironmentVariable("BACKUPFUSE_EXE") is { Length: > 0 } exe
+        ? Path.GetFullPath(exe)
+        : Path.Combine(AppContext.BaseDirectory, "backupfuse");
 
     public static ToolResult Run(params string[] args) => ExternalTool.Run(Executable, args, TimeSpan.FromMinutes(5));
 

@@ -13,7 +13,8 @@ namespace BackupFuse.IntegrationTests;
 //   test starts (and stops again). Registries are out of reach, so nothing is pulled: the base image is a Debian 12
 //   minbase made by debootstrap (with fuse3, libdeflate0 and libssl3, the runtime's OpenSSL, so the Dockerfile's
 //   install step finds them present and needs no network) and imported with `docker import`; the binary is the
-//   self-contained single file published as scripts/package.sh does, from a copy of the sources, and goes in through
+//   NativeAOT binary published as scripts/package.sh does (the one scripts/test.sh published, else from a copy of the
+//   sources), and goes in through
 //   the Dockerfile's BINARY_FROM=prebuilt stage. The Dockerfile itself is the repository's.
 // - Caches under /var/cache/backupfuse-test/: the debootstrap tarball, and the published binary keyed by a hash of
 //   the sources it was built from (a stale binary is never tested). The imported base image stays in the engine.
@@ -300,9 +301,15 @@ public sealed class DockerTests
         return "http://deb.debian.org/debian";
     }
 
-    /// <summary>The self-contained single-file binary of the current sources (published in a copy of them, cached by their hash).</summary>
+    /// <summary>The shipped binary of the current sources: the one scripts/test.sh published (BACKUPFUSE_EXE), else
+    /// published here in a copy of them with the Dockerfile's arguments (NativeAOT), cached by their hash.</summary>
     private string PublishedBinary()
     {
+        if (Environment.GetEnvironmentVariable("BACKUPFUSE_EXE") is { Length: > 0 })
+        {
+            return Cli.Executable;
+        }
+
         string repo = PackagingTests.Artifacts.RepoRoot;
         string[] top = ["global.json", "Directory.Build.props", "Directory.Packages.props", ".editorconfig"];
         var files = top.Select(f => Path.Combine(repo, f)).Where(File.Exists)
@@ -334,7 +341,7 @@ public sealed class DockerTests
         var clock = Stopwatch.StartNew();
         string output = copy["out"];
         var publish = ExternalTool.Run("dotnet", ["publish", Path.Combine(copy.Path, "src/BackupFuse.Daemon/BackupFuse.Daemon.csproj"), "-c", "Release", "-r", "linux-x64", "--self-contained",
-            "-p:PublishSingleFile=true", "-p:DebugType=none", "-o", output, "--nologo"], TimeSpan.FromMinutes(10));
+            "-p:PublishAot=true", "-p:DebugType=none", "-o", output, "--nologo"], TimeSpan.FromMinutes(10));
         Assert.True(publish.ExitCode == 0, $"dotnet publish failed: {publish.Output}");
         _output.WriteLine($"publish: {clock.Elapsed.TotalSeconds:F0} s");
         foreach (string old in Directory.Exists(CacheDirectory) ? Directory.GetDirectories(CacheDirectory, "publish-*") : [])

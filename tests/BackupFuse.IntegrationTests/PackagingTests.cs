@@ -146,7 +146,8 @@ public sealed class PackagingTests : IClassFixture<PackagingTests.Artifacts>
         Assert.Contains(lines, l => Regex.IsMatch(l, @"^libfuse 3\.\d+\.\d+ \(/\S*libfuse3\.so\.3[\d.]*\)$"));
         Assert.Contains("fusermount3: /usr/bin/fusermount3", lines);
         Assert.Contains("/dev/fuse: present", lines);
-        Assert.Contains("deflate: libdeflate (libdeflate.so.0)", lines); // the single-file binary finds it too
+        Assert.Contains("deflate: libdeflate (libdeflate.so.0)", lines); // the packaged binary finds it too
+        Assert.Contains(lines, l => Regex.IsMatch(l, @"^\.NET 10\.\d+\.\d+, linux-x64, NativeAOT$")); // what ships is compiled ahead of time
         var help = ExternalTool.Run(binary, ["mount", "--help"]);
         Assert.True(help.ExitCode == 0 && help.StdOut.Contains("--foreground", StringComparison.Ordinal), help.Output);
     }

@@ -30,7 +30,7 @@ public static class BootReport
         var points = new JsonArray();
         foreach (var r in results)
         {
-            points.Add(new JsonObject
+            points.Add((JsonNode)new JsonObject
             {
                 ["name"] = r.Name,
                 ["input"] = r.Input,

@@ -56,7 +56,7 @@ public static unsafe class VersionInfo
         var lines = new List<string>
         {
             ProgramLine(),
-            $".NET {Environment.Version}, {RuntimeInformation.RuntimeIdentifier}",
+            $".NET {Environment.Version}, {RuntimeInformation.RuntimeIdentifier}, {(System.Runtime.CompilerServices.RuntimeFeature.IsDynamicCodeSupported ? "JIT" : "NativeAOT")}",
             probe.LibFuseLine,
             probe.FusermountLine,
             probe.DeviceLine,

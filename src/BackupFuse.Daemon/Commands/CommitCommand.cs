@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text;
-using System.Text.Json;
+using System.Text.Json.Nodes;
 using BackupFuse.BackupImage.Lifecycle;
 using BackupFuse.BackupImage.Writing;
 using BackupFuse.Daemon.BackupPoints;
@@ -101,11 +101,11 @@ public static partial class CommitCommand
 
             if (parse.GetValue(json))
             {
-                Console.WriteLine(JsonSerializer.Serialize(new
+                JsonOutput.Write(new JsonObject
                 {
-                    plugin = pluginPath, image = result.Destination, id = result.ImageId, parent = result.ParentId, fileSize = result.ImageSize,
-                    dataChunks = result.DataChunks, zeroChunks = result.ZeroChunks, reset = parse.GetValue(reset), seconds = result.Elapsed.TotalSeconds,
-                }, new JsonSerializerOptions { WriteIndented = true }));
+                    ["plugin"] = pluginPath, ["image"] = result.Destination, ["id"] = result.ImageId, ["parent"] = result.ParentId, ["fileSize"] = result.ImageSize,
+                    ["dataChunks"] = result.DataChunks, ["zeroChunks"] = result.ZeroChunks, ["reset"] = parse.GetValue(reset), ["seconds"] = result.Elapsed.TotalSeconds,
+                });
             }
             else
             {

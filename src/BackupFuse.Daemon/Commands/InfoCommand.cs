@@ -1,6 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Text.Json;
+using System.Text.Json.Nodes;
 using BackupFuse.BackupImage.Reading;
 using BackupFuse.Daemon.Cli;
 using BackupFuse.Daemon.Mounting;
@@ -69,33 +69,33 @@ public static class InfoCommand
             var mappings = disk.FileVolumes.Where(v => v != null).SelectMany(v => v!.Mappings).ToList();
             if (parse.GetValue(json))
             {
-                var doc = new
+                var doc = new JsonObject
                 {
-                    plugin = point.PluginPath,
-                    image = chain.Top.Path,
-                    id = chain.Top.Id,
-                    diskSize = chain.DiskSize,
-                    content = files != null ? "files" : chain.Top.Header.IsVolume ? "volume" : "disk",
-                    files = files == null ? null : new
+                    ["plugin"] = point.PluginPath,
+                    ["image"] = chain.Top.Path,
+                    ["id"] = chain.Top.Id,
+                    ["diskSize"] = chain.DiskSize,
+                    ["content"] = files != null ? "files" : chain.Top.Header.IsVolume ? "volume" : "disk",
+                    ["files"] = files == null ? null : new JsonObject
                     {
-                        files = files.Files, directories = files.Directories, symlinks = files.Symlinks, others = files.Others,
-                        contentBytes = files.ContentBytes, newContentBytes = files.NewContentBytes,
-                        catalogOffset = files.CatalogOffset, catalogLength = files.CatalogLength,
+                        ["files"] = files.Files, ["directories"] = files.Directories, ["symlinks"] = files.Symlinks, ["others"] = files.Others,
+                        ["contentBytes"] = files.ContentBytes, ["newContentBytes"] = files.NewContentBytes,
+                        ["catalogOffset"] = files.CatalogOffset, ["catalogLength"] = files.CatalogLength,
                     },
-                    fileSystem = chain.Top.Header.IsVolume ? BackupFuse.BackupImage.Volumes.FileSystemProbe.Describe(chain.Top.Header.FileSystem) : null,
-                    presentedAs = disk.FileVolumes.FirstOrDefault(v => v != null) is { } fv ? fv.Kind.ToString().ToLowerInvariant() : null,
-                    nameMappings = files == null ? null : mappings.Select(m => new { path = m.Path, storedName = m.StoredName, reason = m.Reason }),
-                    vhdxSize = vhdx?.FileLength,
-                    vhdxDataWriteGuid = vhdx?.DataWriteGuid,
-                    chain = layers.Select(l => new
+                    ["fileSystem"] = chain.Top.Header.IsVolume ? BackupFuse.BackupImage.Volumes.FileSystemProbe.Describe(chain.Top.Header.FileSystem) : null,
+                    ["presentedAs"] = disk.FileVolumes.FirstOrDefault(v => v != null) is { } fv ? fv.Kind.ToString().ToLowerInvariant() : null,
+                    ["nameMappings"] = files == null ? null : JsonOutput.Array(mappings, m => new JsonObject { ["path"] = m.Path, ["storedName"] = m.StoredName, ["reason"] = m.Reason }),
+                    ["vhdxSize"] = vhdx?.FileLength,
+                    ["vhdxDataWriteGuid"] = vhdx?.DataWriteGuid,
+                    ["chain"] = JsonOutput.Array(layers, l => new JsonObject
                     {
-                        path = l.Path, id = l.Id, parent = l.IsFull ? (Guid?)null : l.ParentId, parentBound = l.IsFull ? (bool?)null : l.ParentBound,
-                        format = l.FormatVersion, created = l.CreatedUtc,
-                        fileSize = l.FileSize, chunkSize = l.ChunkSize, codec = l.Codec.ToString(), encryption = l.Encryption.ToString(),
-                        dataChunks = l.DataChunks, zeroChunks = l.ZeroChunks, absentChunks = l.AbsentChunks, compressionRatio = l.CompressionRatio,
+                        ["path"] = l.Path, ["id"] = l.Id, ["parent"] = l.IsFull ? (Guid?)null : l.ParentId, ["parentBound"] = l.IsFull ? (bool?)null : l.ParentBound,
+                        ["format"] = l.FormatVersion, ["created"] = l.CreatedUtc,
+                        ["fileSize"] = l.FileSize, ["chunkSize"] = l.ChunkSize, ["codec"] = l.Codec.ToString(), ["encryption"] = l.Encryption.ToString(),
+                        ["dataChunks"] = l.DataChunks, ["zeroChunks"] = l.ZeroChunks, ["absentChunks"] = l.AbsentChunks, ["compressionRatio"] = l.CompressionRatio,
                     }),
                 };
-                Console.WriteLine(JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }));
+                JsonOutput.Write(doc);
                 return ExitCodes.Ok;
             }
 

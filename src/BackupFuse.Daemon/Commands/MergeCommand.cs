@@ -1,5 +1,5 @@
 using System.CommandLine;
-using System.Text.Json;
+using System.Text.Json.Nodes;
 using BackupFuse.BackupImage.Lifecycle;
 using BackupFuse.BackupImage.Reading;
 using BackupFuse.BackupImage.Storage;
@@ -82,11 +82,11 @@ public static class MergeCommand
     {
         if (json)
         {
-            Console.WriteLine(JsonSerializer.Serialize(new
+            JsonOutput.Write(new JsonObject
             {
-                image = r.Path, source, id = r.ImageId, parent = r.IsFull ? (Guid?)null : r.ParentId, kind = r.IsFull ? "full" : "incremental",
-                layersFolded = r.LayersFolded, fileSize = r.FileSize, dataChunks = r.DataChunks, zeroChunks = r.ZeroChunks, seconds = r.Elapsed.TotalSeconds,
-            }, new JsonSerializerOptions { WriteIndented = true }));
+                ["image"] = r.Path, ["source"] = source, ["id"] = r.ImageId, ["parent"] = r.IsFull ? (Guid?)null : r.ParentId, ["kind"] = r.IsFull ? "full" : "incremental",
+                ["layersFolded"] = r.LayersFolded, ["fileSize"] = r.FileSize, ["dataChunks"] = r.DataChunks, ["zeroChunks"] = r.ZeroChunks, ["seconds"] = r.Elapsed.TotalSeconds,
+            });
             return;
         }
 

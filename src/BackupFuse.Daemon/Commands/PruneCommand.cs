@@ -1,5 +1,5 @@
 using System.CommandLine;
-using System.Text.Json;
+using System.Text.Json.Nodes;
 using BackupFuse.BackupImage.Lifecycle;
 using BackupFuse.BackupImage.Reading;
 using BackupFuse.BackupImage.Writing;
@@ -110,7 +110,7 @@ public static class PruneCommand
                 Console.Error.WriteLine($"warning: {w}");
             }
 
-            var done = new List<object>();
+            var done = new JsonArray();
             if (!asJson)
             {
                 Print(plan, dry);
@@ -136,7 +136,7 @@ public static class PruneCommand
                         r = ImageFolder.Fold(chain, layers, chain.Top.Path, pass, replace: true, new Progress(bar), token);
                     }
 
-                    done.Add(new { action = r.IsFull ? "synthetic-full" : "folded", image = r.Path, id = r.ImageId, parent = r.IsFull ? (Guid?)null : r.ParentId, fileSize = r.FileSize });
+                    done.Add((JsonNode)new JsonObject { ["action"] = r.IsFull ? "synthetic-full" : "folded", ["image"] = r.Path, ["id"] = r.ImageId, ["parent"] = r.IsFull ? (Guid?)null : r.ParentId, ["fileSize"] = r.FileSize });
                     if (!asJson)
                     {
                         Console.Error.WriteLine($"{r.Path}: {(r.IsFull ? "synthetic full" : $"folded onto {r.ParentId}")} ({r.LayersFolded} images) -> {Bytes.Format(r.FileSize)}, verified");
@@ -148,7 +148,7 @@ public static class PruneCommand
                     long size = new FileInfo(file).Length;
                     DurableFile.Delete(file);
                     CrashPoint.Hit("prune: deleted " + file);
-                    done.Add(new { action = "deleted", image = file, fileSize = size });
+                    done.Add((JsonNode)new JsonObject { ["action"] = "deleted", ["image"] = file, ["fileSize"] = size });
                     if (!asJson)
                     {
                         Console.Error.WriteLine($"{file}: deleted ({Bytes.Format(size)})");
@@ -158,16 +158,16 @@ public static class PruneCommand
 
             if (asJson)
             {
-                Console.WriteLine(JsonSerializer.Serialize(new
+                JsonOutput.Write(new JsonObject
                 {
-                    directory = dir,
-                    dryRun = dry,
-                    keep = plan.Kept.Select(k => new { id = k.Id, image = k.Path, created = k.CreatedUtc, reasons = k.Reasons, fold = k.Fold.ToString(), onto = k.Onto }),
-                    forget = plan.Forgotten.Select(f => new { id = f.Id, image = f.Path, created = f.CreatedUtc }),
-                    delete = plan.Deletions,
-                    warnings = plan.Warnings,
-                    done,
-                }, new JsonSerializerOptions { WriteIndented = true }));
+                    ["directory"] = dir,
+                    ["dryRun"] = dry,
+                    ["keep"] = JsonOutput.Array(plan.Kept, k => new JsonObject { ["id"] = k.Id, ["image"] = k.Path, ["created"] = k.CreatedUtc, ["reasons"] = JsonOutput.Strings(k.Reasons), ["fold"] = k.Fold.ToString(), ["onto"] = k.Onto }),
+                    ["forget"] = JsonOutput.Array(plan.Forgotten, f => new JsonObject { ["id"] = f.Id, ["image"] = f.Path, ["created"] = f.CreatedUtc }),
+                    ["delete"] = JsonOutput.Strings(plan.Deletions),
+                    ["warnings"] = JsonOutput.Strings(plan.Warnings),
+                    ["done"] = done,
+                });
             }
 
             return ExitCodes.Ok;

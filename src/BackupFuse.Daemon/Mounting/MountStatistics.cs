@@ -31,7 +31,6 @@ public sealed class MountStatistics : IDisposable
     /// <summary>How often the file is rewritten.</summary>
     public static readonly TimeSpan DefaultInterval = TimeSpan.FromSeconds(5);
 
-    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
     private readonly object _lock = new();
     private readonly string _mountPoint;
     private readonly Func<ImageCache?> _cache;
@@ -92,7 +91,7 @@ public sealed class MountStatistics : IDisposable
         {
             try
             {
-                var snapshot = JsonSerializer.Deserialize<MountStatisticsSnapshot>(File.ReadAllText(Path.Combine(dir, name)), Json);
+                var snapshot = JsonSerializer.Deserialize(File.ReadAllText(Path.Combine(dir, name)), DaemonJsonContext.Default.MountStatisticsSnapshot);
                 if (snapshot != null && snapshot.MountPoint == Path.GetFullPath(mountPoint) && Directory.Exists("/proc/" + snapshot.ProcessId.ToString(CultureInfo.InvariantCulture)))
                 {
                     return snapshot;
@@ -196,7 +195,7 @@ public sealed class MountStatistics : IDisposable
 
         try
         {
-            byte[] bytes = JsonSerializer.SerializeToUtf8Bytes(Capture(), Json);
+            byte[] bytes = JsonSerializer.SerializeToUtf8Bytes(Capture(), DaemonJsonContext.Default.MountStatisticsSnapshot);
             string name = FileNameFor(_mountPoint);
             using var parent = UnderlyingDirectory.Open(Path.GetDirectoryName(_directory)!);
             using var dir = parent.CreateDirectory(Path.GetFileName(_directory), (UnixFileMode)0x1ED, out _); // 0755
