@@ -323,7 +323,10 @@ public static class MountCommand
                 return ExitCodes.Ok;
             }
 
-            if (child.WaitForExit(100))
+            // Short polls: the mount is usually live within tens of milliseconds of the child's start (NativeAOT), and
+            // this command's return is what a script or a hypervisor hook waits for. A check costs a directory listing
+            // and a read of /proc/self/mountinfo; the interval grows after the first second.
+            if (child.WaitForExit(deadline.ElapsedMilliseconds < 1000 ? 2 : 50))
             {
                 Console.Error.Write(stderr.Result);
                 return child.ExitCode == 0 ? ExitCodes.Error : child.ExitCode;
