@@ -447,6 +447,14 @@ public sealed partial class CacheFilter : BlockFilter, ICacheBudgetMember
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void LoadTimed(long start, Span<byte> destination)
     {
+        // Touch every page of the destination before the clock starts. A new cache buffer is fresh memory the kernel
+        // maps on first touch: timed, those page faults made an uncompressed image in the page cache measure as dear,
+        // so a fresh daemon kept copying through the cache (and filling it) for its first few hundred MiB.
+        for (int i = 0; i < destination.Length; i += 4096)
+        {
+            destination[i] = 0;
+        }
+
         long t0 = Stopwatch.GetTimestamp();
         Next.Read(start, destination);
         double seconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
