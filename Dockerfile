@@ -30,12 +30,12 @@ ARG RUNTIME_IMAGE=mcr.microsoft.com/dotnet/runtime-deps:10.0-noble
 ARG BINARY_FROM=build
 
 FROM ${BUILD_IMAGE} AS build
+RUN if ! dpkg -s clang zlib1g-dev >/dev/null 2>&1; then \
+      apt-get update && apt-get install -y --no-install-recommends clang zlib1g-dev && rm -rf /var/lib/apt/lists/*; \
+    fi
 WORKDIR /src
 COPY global.json Directory.Build.props Directory.Packages.props .editorconfig ./
 COPY src/ src/
-RUN if ! command -v clang >/dev/null 2>&1; then \
-      apt-get update && apt-get install -y --no-install-recommends clang zlib1g-dev && rm -rf /var/lib/apt/lists/*; \
-    fi
 RUN dotnet publish src/BackupFuse.Daemon/BackupFuse.Daemon.csproj -c Release -r linux-x64 --self-contained \
     -p:PublishAot=true -p:DebugType=none -o /out
 

@@ -72,7 +72,7 @@ mkdir -p "$work"
 if [[ -z "$binary" && "$rid" == linux-x64 ]]; then
   # The same arguments as the Dockerfile's build stage: NativeAOT (one native executable, no JIT; needs clang and
   # zlib1g-dev, which scripts/install-deps.sh --test installs).
-  if ! command -v clang >/dev/null 2>&1; then
+  if ! command -v clang >/dev/null 2>&1 || [[ ! -e /usr/include/zlib.h ]]; then
     echo "error: the NativeAOT publish needs clang and zlib1g-dev (apt-get install clang zlib1g-dev, or scripts/install-deps.sh --test)" >&2
     exit 1
   fi
@@ -126,11 +126,19 @@ for script in postinst prerm postrm; do
   install -m 0755 "packaging/debian/$script" "$root/DEBIAN/$script"
 done
 installed_kib=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
+# The glibc floor: a NativeAOT binary is linked against the build host's glibc (Debian 12: 2.34), so the amd64
+# package takes it from the binary's versioned symbols; the JIT single file (arm64) runs on 2.27.
+glibc=2.27
+if [[ $arch == amd64 ]] && command -v objdump >/dev/null 2>&1; then
+  needed=$(objdump -T "$binary" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -n1)
+  [[ -z $needed ]] || glibc=$needed
+fi
 sed -e "s/@VERSION@/$version/" -e "s/@INSTALLED_SIZE@/$installed_kib/" -e "s/^Architecture: amd64$/Architecture: $arch/" \
-  packaging/debian/control.in > "$root/DEBIAN/control"
+  -e "s/libc6 (>= 2.27)/libc6 (>= $glibc)/" packaging/debian/control.in > "$root/DEBIAN/control"
 
 deb="$out/backupfuse_${version}_${arch}.deb"
-# --root-owner-group: every file root:root whoever builds; xz keeps the 70 MiB executable near 24 MiB.
+# --root-owner-group: every file root:root whoever builds; xz packs the 16 MiB NativeAOT executable (70 MiB single file
+# for arm64) to about a third.
 dpkg-deb --root-owner-group "${compression[@]}" --build "$root" "$deb" >&2
 rm -rf "$work"
 echo "$deb"

@@ -455,6 +455,11 @@ public sealed partial class CacheFilter : BlockFilter, ICacheBudgetMember
             destination[i] = 0;
         }
 
+        if (!destination.IsEmpty)
+        {
+            destination[^1] = 0; // the span need not start on a page: its last page may be one more
+        }
+
         long t0 = Stopwatch.GetTimestamp();
         Next.Read(start, destination);
         double seconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
