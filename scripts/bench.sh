@@ -759,12 +759,14 @@ for (( i = 1; i <= reps; i++ )); do
   m_four+=("$(fio --rw=read --bs=1M --direct=1 --ioengine=psync --size="$bytes" --group_reporting --minimal \
     --name=vm1 --filename="$I/rvms/vm1.vhdx" --name=vm2 --filename="$I/rvms/vm2.vhdx" \
     --name=vm3 --filename="$I/rvms/vm3.vhdx" --name=vm4 --filename="$I/rvms/vm4.vhdx" | awk -F';' '{ printf "%.0f", $7 / 1024 }')")
-  "$bf" status > "$I/status.txt" 2>&1 || true
+  # The statistics file is rewritten every 5 s; its counters add up over the mount, so after the last repetition's
+  # readers, one refresh later, it holds their hits and misses.
+  if (( i == reps )); then sleep 6; "$bf" status > "$I/status.txt" 2>&1 || true; fi
   bf_down "$I/rvms"
   echo "readers rep $i: one reader ${m_one[-1]} MiB/s, four at once ${m_four[-1]} MiB/s aggregate" >&2
 done
 if grep -q "cache" "$I/status.txt"; then
-  echo "backupfuse status during the four readers:" >&2; sed 's/^/  /' "$I/status.txt" >&2
+  echo "backupfuse status after the four readers (last repetition):" >&2; sed 's/^/  /' "$I/status.txt" >&2
 else
   echo "shared cache hit rate: not shown (backupfuse status publishes only a remote image cache's figures, none for local images)" >&2
 fi

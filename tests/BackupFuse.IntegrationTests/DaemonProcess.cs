@@ -36,6 +36,24 @@ public sealed class DaemonProcess : IDisposable
 
     public bool HasExited => _process.HasExited;
 
+    /// <summary>
+    /// The log once <paramref name="done"/> holds for it, or as it is after <paramref name="timeout"/>: the daemon's
+    /// standard error reaches this process through a pipe and an asynchronous reader, so a line the daemon wrote
+    /// before it answered a request may arrive here a moment after the answer.
+    /// </summary>
+    public string WaitForLog(Func<string, bool> done, TimeSpan timeout)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        string log = Log;
+        while (!done(log) && clock.Elapsed < timeout)
+        {
+            Thread.Sleep(20);
+            log = Log;
+        }
+
+        return log;
+    }
+
     /// <summary>Starts the daemon and waits until the mount is live.</summary>
     public static DaemonProcess Start(string mountPoint, params string[] args) => StartWithEnv(mountPoint, null, args);
 

@@ -119,7 +119,8 @@ public sealed class ImageLookupSecurityTests : IClassFixture<ImageLookupSecurity
         ExternalTool.Check("chown", $"{TestUser}:{TestUser}", peek);
         using var daemon = DaemonProcess.Start(vms, vms, "--images", root, "--allow-other");
         Assert.IsType<UnauthorizedAccessException>(Record.Exception(() => File.ReadAllBytes(peek)));
-        var peekLines = daemon.Log.Split('\n').Where(l => l.Contains("peek.vhdx", StringComparison.Ordinal) && l.Contains("cannot", StringComparison.Ordinal)).ToList();
+        static bool IsPeekLine(string l) => l.Contains("peek.vhdx", StringComparison.Ordinal) && l.Contains("cannot", StringComparison.Ordinal);
+        var peekLines = daemon.WaitForLog(log => log.Split('\n').Any(IsPeekLine), TimeSpan.FromSeconds(10)).Split('\n').Where(IsPeekLine).ToList();
         Assert.NotEmpty(peekLines);
         Assert.All(peekLines, l => Assert.Contains("the plugin's owner cannot read the backup itself", l, StringComparison.Ordinal));
 
