@@ -118,6 +118,12 @@ mibs() { awk -v m="$1" -v s="$2" 'BEGIN { printf "%.0f", m / s }'; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 warm() { cat "$@" > /dev/null; }
+warm_program() { # executable [library names it opens at run time...]: the executable, ldd's libraries and those names
+  local exe=$1 lib; shift
+  warm "$exe" $(ldd "$exe" 2>/dev/null | awk '$3 ~ /^\// { print $3 }')
+  for lib in "$@"; do [[ -e /lib/x86_64-linux-gnu/$lib ]] && warm "/lib/x86_64-linux-gnu/$lib"; done
+  return 0
+}
 wait_for() { # path-test... ; up to 30 s
   local i
   for i in $(seq 300); do if eval "$1"; then return 0; fi; sleep 0.1; done
@@ -787,20 +793,21 @@ qemu-img convert -O vhdx -o subformat=dynamic "$S/raw/big.raw" "$S/big.vhdx"
 qemu-img convert -c -O qcow2 "$S/raw/big.raw" "$S/big.qcow2"
 st_ours=(); st_vhdi=(); st_qsd=(); rss_ours=(); rss_vhdi=()
 for (( i = 1; i <= reps; i++ )); do
-  # Each program's executable is in the page cache (a daemon started again, not a first run after boot).
-  drop_caches; warm "$S/img/big.bfi" "$bf"
+  # Each program's executable and shared libraries are in the page cache (a daemon started again, not a first run
+  # after boot): ldd's list, and for ours also what it loads at run time (libfuse3, OpenSSL, libzstd, libdeflate).
+  drop_caches; warm "$S/img/big.bfi"; warm_program "$bf" libfuse3.so.3 libssl.so.3 libcrypto.so.3 libzstd.so.1 libdeflate.so.0
   t=$(now); "$bf" mount "$S/vms" --images "$S/img" --read-only 2>/dev/null; mounts+=("$S/vms"); stat -c %s "$S/vms/big.vhdx" > /dev/null
   st_ours+=("$(elapsed "$t")"); bf_pid=$(pgrep -n -f -- "mount $S/vms --images" || true)
   [[ -n $bf_pid ]] || { echo "bench.sh: no daemon process found for the mount at $S/vms" >&2; exit 1; }
   qemu-img info "$S/vms/big.vhdx" > /dev/null
   dd if="$S/vms/big.vhdx" of=/dev/null bs=1M count=64 status=none
   rss_ours+=("$(peak_mib "$bf_pid")"); bf_down "$S/vms"
-  drop_caches; warm "$S/big.vhdx" "$(command -v vhdimount)"
+  drop_caches; warm "$S/big.vhdx"; warm_program "$(command -v vhdimount)"
   t=$(now); vhdi_start "$S/big.vhdx" "$S/m-vhdi"; st_vhdi+=("$(elapsed "$t")")
   qemu-img info -f raw "$S/m-vhdi/vhdi1" > /dev/null
   dd if="$S/m-vhdi/vhdi1" of=/dev/null bs=1M count=64 status=none
   rss_vhdi+=("$(peak_mib "$(pgrep -f "vhdimount $S/big.vhdx" | head -1)")"); umount "$S/m-vhdi"
-  drop_caches; warm "$S/big.qcow2" "$(command -v qemu-storage-daemon)"
+  drop_caches; warm "$S/big.qcow2"; warm_program "$(command -v qemu-storage-daemon)"
   t=$(now); qsd_start "$S/big.qcow2" "$S/qsd.export"
   wait_for "[[ \$(stat -c %s $S/qsd.export) == $(( 1 << 40 )) ]]"; st_qsd+=("$(elapsed "$t")"); qsd_down
   echo "startup rep $i: stat after mount: ours ${st_ours[-1]} s, vhdimount ${st_vhdi[-1]} s, qsd ${st_qsd[-1]} s; peak RSS ours ${rss_ours[-1]} MiB, vhdimount ${rss_vhdi[-1]} MiB" >&2
