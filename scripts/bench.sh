@@ -142,6 +142,18 @@ qsd_start() { # qcow2 export-file: serves the qcow2 as a raw FUSE file; sets qsd
 }
 forget_pid() { local p kept=(); for p in "${pids[@]}"; do [[ $p == "$1" ]] || kept+=("$p"); done; pids=("${kept[@]}"); }
 qsd_down() { kill "$qsd_pid"; wait "$qsd_pid" 2>/dev/null || true; forget_pid "$qsd_pid"; } # reaped: never killed again
+big_sparse_disk() { # raw-file image-dir plugin-dir peer-dir: a 1 TiB sparse disk with 4 MiB of $disk at four places,
+  # its backup big.bfi and plugin big.vhdx, and the peers' big.qcow2 (compressed) and big.vhdx (dynamic) of it
+  truncate -s 1T "$1"
+  local mib
+  for mib in 0 4096 524288 1048560; do
+    dd if="$disk" of="$1" bs=1M count=4 skip=0 seek="$mib" conv=notrunc status=none
+  done
+  "$bf" backup "$1" "$2/big.bfi" 2>/dev/null
+  "$bf" plugin create "$2/big.bfi" "$3/big.vhdx" >/dev/null
+  qemu-img convert -c -O qcow2 "$1" "$4/big.qcow2"
+  qemu-img convert -O vhdx -o subformat=dynamic "$1" "$4/big.vhdx"
+}
 vhdi_start() { # image directory: vhdimount serves the VHDX as directory/vhdi1
   mkdir -p "$2"; vhdimount "$1" "$2" >/dev/null; mounts+=("$2"); wait_for "[[ -e $2/vhdi1 ]]"
 }
@@ -446,14 +458,7 @@ record "4K random read IOPS, uncompressed" "$o" "bindfs over raw" "${rand_iops[b
 
 # ---------------------------------------------------------------------------------------------------------------
 say "1 TiB sparse disk: mount time (until the disk file answers stat) and peak memory (VmHWM)"
-truncate -s 1T "$W/big/big.raw"
-for mib in 0 4096 524288 1048560; do
-  dd if="$disk" of="$W/big/big.raw" bs=1M count=4 skip=0 seek="$mib" conv=notrunc status=none
-done
-"$bf" backup "$W/big/big.raw" "$W/bigimg/big.bfi" 2>/dev/null
-"$bf" plugin create "$W/bigimg/big.bfi" "$W/bigvms/big.vhdx" >/dev/null
-qemu-img convert -c -O qcow2 "$W/big/big.raw" "$W/big/big.qcow2"
-qemu-img convert -O vhdx -o subformat=dynamic "$W/big/big.raw" "$W/big/big.vhdx"
+big_sparse_disk "$W/big/big.raw" "$W/bigimg" "$W/bigvms" "$W/big"
 drop_caches
 t=$(now)
 "$bf" mount "$W/bigvms" --images "$W/bigimg" --read-only 2>/dev/null; mounts+=("$W/bigvms")
@@ -729,14 +734,7 @@ for (( i = 1; i <= reps; i++ )); do
   drop_caches; warm "$I/img/zstd.bfi"
   bf_up "$I/vms" "$I/img"; r_zstd+=("$(rand_read "$I/vms/zstd.vhdx")"); bf_down "$I/vms"
   drop_caches; warm "$I/disk-zstd.qcow2"
-  : > "$I/qsd.export"
-  qemu-storage-daemon --blockdev "driver=file,node-name=f,filename=$I/disk-zstd.qcow2,read-only=on" \
-    --blockdev driver=qcow2,node-name=q,file=f,read-only=on \
-    --export "type=fuse,id=e,node-name=q,mountpoint=$I/qsd.export,writable=off" >/dev/null 2>&1 &
-  iqsd=$!; pids+=("$iqsd"); mounts+=("$I/qsd.export")
-  wait_for "is_mounted $I/qsd.export"
-  r_qsd+=("$(rand_read "$I/qsd.export")")
-  kill "$iqsd"; wait "$iqsd" 2>/dev/null || true
+  qsd_start "$I/disk-zstd.qcow2" "$I/qsd.export"; r_qsd+=("$(rand_read "$I/qsd.export")"); qsd_down
   echo "random rep $i: uncompressed ${r_none[-1]}, bindfs ${r_bindfs[-1]}, zstd ${r_zstd[-1]}, qsd qcow2+zstd ${r_qsd[-1]} IOPS" >&2
 done
 record_reps "4K random read IOPS, uncompressed backup" "${r_none[*]}" "bindfs over raw" "${r_bindfs[*]}" IOPS 1
@@ -783,14 +781,7 @@ fi # readers
 if [[ $only == all || $only == startup ]]; then
 say "Startup (a daemon that starts like a C program, ${reps}x): 1 TiB sparse disk, mount until stat answers, peak RSS after qemu-img info + 64 MiB; a fresh daemon's first pass over the disk vs its second"
 S="$I/startup"; mkdir -p "$S/raw" "$S/img" "$S/vms"
-truncate -s 1T "$S/raw/big.raw"
-for mib in 0 4096 524288 1048560; do
-  dd if="$disk" of="$S/raw/big.raw" bs=1M count=4 skip=0 seek="$mib" conv=notrunc status=none
-done
-"$bf" backup "$S/raw/big.raw" "$S/img/big.bfi" 2>/dev/null
-"$bf" plugin create "$S/img/big.bfi" "$S/vms/big.vhdx" >/dev/null
-qemu-img convert -O vhdx -o subformat=dynamic "$S/raw/big.raw" "$S/big.vhdx"
-qemu-img convert -c -O qcow2 "$S/raw/big.raw" "$S/big.qcow2"
+big_sparse_disk "$S/raw/big.raw" "$S/img" "$S/vms" "$S"
 st_ours=(); st_vhdi=(); st_qsd=(); rss_ours=(); rss_vhdi=()
 for (( i = 1; i <= reps; i++ )); do
   # Each program's executable and shared libraries are in the page cache (a daemon started again, not a first run
