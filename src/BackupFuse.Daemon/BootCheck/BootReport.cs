@@ -1,8 +1,8 @@
 using System.Globalization;
 using System.Net;
 using System.Text;
-using System.Text.Json;
 using System.Text.Json.Nodes;
+using BackupFuse.Daemon.Cli;
 
 namespace BackupFuse.Daemon.BootCheck;
 
@@ -56,7 +56,7 @@ public static class BootReport
             ["all_booted"] = results.Count > 0 && results.All(r => r.Booted),
             ["points"] = points,
         };
-        WriteAtomic(Path.Combine(dir, JsonName), doc.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        WriteAtomic(Path.Combine(dir, JsonName), JsonOutput.Format(doc));
         WriteAtomic(Path.Combine(dir, HtmlName), Html(results, finishedUtc, accel));
     }
 

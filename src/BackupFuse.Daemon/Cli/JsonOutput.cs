@@ -1,15 +1,13 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using System.Text.Json.Serialization;
-using BackupFuse.Daemon.Mounting;
 
 namespace BackupFuse.Daemon.Cli;
 
 // Design notes:
 // - `--json` documents are built as JsonObject trees (JsonNode's implicit conversions from string, number, bool,
 //   Guid and DateTime), not serialized from anonymous types: reflection-based serialization is not available in
-//   the NativeAOT binary we ship. Typed documents that are read back (the mount statistics) use the source-generated
-//   DaemonJsonContext instead.
+//   the NativeAOT binary we ship. Typed documents that are read back (the mount statistics) use a source-generated
+//   context instead (Mounting/MountStatisticsJsonContext).
 
 /// <summary>Writes the CLI's <c>--json</c> documents.</summary>
 public static class JsonOutput
@@ -27,11 +25,4 @@ public static class JsonOutput
 
     /// <summary>A JSON array of strings.</summary>
     public static JsonArray Strings(IEnumerable<string> items) => Array(items, s => (JsonNode?)s);
-}
-
-/// <summary>Source-generated serialization of the daemon's typed JSON files (AOT-safe).</summary>
-[JsonSourceGenerationOptions(WriteIndented = true)]
-[JsonSerializable(typeof(MountStatisticsSnapshot))]
-internal sealed partial class DaemonJsonContext : JsonSerializerContext
-{
 }

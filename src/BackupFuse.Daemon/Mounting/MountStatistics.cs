@@ -91,7 +91,7 @@ public sealed class MountStatistics : IDisposable
         {
             try
             {
-                var snapshot = JsonSerializer.Deserialize(File.ReadAllText(Path.Combine(dir, name)), DaemonJsonContext.Default.MountStatisticsSnapshot);
+                var snapshot = JsonSerializer.Deserialize(File.ReadAllText(Path.Combine(dir, name)), MountStatisticsJsonContext.Default.MountStatisticsSnapshot);
                 if (snapshot != null && snapshot.MountPoint == Path.GetFullPath(mountPoint) && Directory.Exists("/proc/" + snapshot.ProcessId.ToString(CultureInfo.InvariantCulture)))
                 {
                     return snapshot;
@@ -195,7 +195,7 @@ public sealed class MountStatistics : IDisposable
 
         try
         {
-            byte[] bytes = JsonSerializer.SerializeToUtf8Bytes(Capture(), DaemonJsonContext.Default.MountStatisticsSnapshot);
+            byte[] bytes = JsonSerializer.SerializeToUtf8Bytes(Capture(), MountStatisticsJsonContext.Default.MountStatisticsSnapshot);
             string name = FileNameFor(_mountPoint);
             using var parent = UnderlyingDirectory.Open(Path.GetDirectoryName(_directory)!);
             using var dir = parent.CreateDirectory(Path.GetFileName(_directory), (UnixFileMode)0x1ED, out _); // 0755
