@@ -186,7 +186,8 @@ public sealed class MountTests : IClassFixture<MountTests.Points>
         }
 
         handle.Dispose();
-        Assert.Equal(0, daemon.WaitForExit(TimeSpan.FromSeconds(20)));
+        int exit = daemon.WaitForExit(TimeSpan.FromSeconds(20));
+        Assert.True(exit == 0, $"the daemon exited with {exit} after the drain; its log:\n{daemon.Log}");
     }
 
     [Fact]
