@@ -39,6 +39,9 @@ public abstract class BlockSource : IBlockSource
     }
 
     /// <summary>Asserts the caller kept the range contract (checked for real only at the top of a stack).</summary>
+    /// <inheritdoc/>
+    public virtual bool ReadsPartCheaply(long offset, int length) => false;
+
     [Conditional("DEBUG")]
     protected void AssertRange(long offset, long length) =>
         Debug.Assert(offset >= 0 && length >= 0 && offset + length <= Length, $"range {offset}+{length} outside 0..{Length}");

@@ -36,6 +36,9 @@ namespace BackupFuse.Core;
 //   CheapBytesPerSecond (an uncompressed image in the page cache), copying them through the cache would cost about
 //   as much as loading them, so reads that cover whole blocks go straight into the caller's buffer, uncached, and
 //   readahead is off; partial-block reads (4 KiB random reads) still use the cache.
+// - Cheap parts: a partial-block miss that the layer can read on its own at about its own cost (ReadsPartCheaply: a
+//   raw chunk with sector checksums, zeros) is read straight into the caller's buffer and not cached. Loading the
+//   whole block would read and check 16 times the bytes of a 4 KiB read for a hit that random reads rarely get.
 // - No per-request allocation on the hot path: the per-request slot array is pooled; a new cache entry object is
 //   allocated per block loaded into the cache (not per request), buffers come from ArrayPool.
 // - Composition: the index, recency order and pins are a BlockLru, the stream slots and readahead windows a
@@ -229,10 +232,21 @@ public sealed partial class CacheFilter : BlockFilter, ICacheBudgetMember
 
             Interlocked.Increment(ref _misses);
             _budget?.CountMiss();
-            if (cheap && start >= offset && start + length <= end)
+            bool whole = start >= offset && start + length <= end;
+            if (cheap && whole)
             {
                 slots[i] = new Slot(null, SlotKind.Direct);
                 continue;
+            }
+
+            if (!whole)
+            {
+                long ps = Math.Max(start, offset);
+                if (Next.ReadsPartCheaply(ps, (int)(Math.Min(start + length, end) - ps)))
+                {
+                    slots[i] = new Slot(null, SlotKind.Part);
+                    continue;
+                }
             }
 
             lock (_lock)
@@ -308,6 +322,9 @@ public sealed partial class CacheFilter : BlockFilter, ICacheBudgetMember
                     break;
                 case SlotKind.Direct:
                     LoadTimed(start, piece);
+                    break;
+                case SlotKind.Part:
+                    Next.Read(ps, piece);
                     break;
                 case SlotKind.Private:
                     ReadPrivately(start, length, within, piece);
@@ -664,6 +681,7 @@ public sealed partial class CacheFilter : BlockFilter, ICacheBudgetMember
         Owned,
         Zero,
         Direct,
+        Part, // a part of a block, read alone below (the layer reads parts cheaply): never cached
         Private,
         Delegated,
     }

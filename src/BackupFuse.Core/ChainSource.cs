@@ -78,6 +78,14 @@ public sealed class ChainSource : BlockSource
         return extent;
     }
 
+    /// <inheritdoc/>
+    public override bool ReadsPartCheaply(long offset, int length)
+    {
+        AssertRange(offset, length);
+        var (layer, extent) = Resolve(offset, length);
+        return extent.Length >= length && (extent.Kind != ExtentKind.Data || layer!.ReadsPartCheaply(offset, length));
+    }
+
     /// <summary>The layer that answers at <paramref name="offset"/> and the run it answers for (Data or Zero).</summary>
     private (IBlockSource? Layer, Extent Extent) Resolve(long offset, long maxLength)
     {

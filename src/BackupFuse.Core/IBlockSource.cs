@@ -38,4 +38,11 @@ public interface IBlockSource : IDisposable
     /// <paramref name="maxLength"/> bytes long, and <see cref="ExtentKind.Unallocated"/> means "ask the layer below".
     /// </summary>
     Extent GetExtent(long offset, long maxLength);
+
+    /// <summary>
+    /// Whether reading just <paramref name="length"/> bytes at <paramref name="offset"/> costs about that length: no
+    /// larger unit around it (a compressed chunk, a chunk checked whole) has to be read and checked. A cache above may
+    /// then read such a part straight through instead of loading its whole block. A hint: reads are checked either way.
+    /// </summary>
+    bool ReadsPartCheaply(long offset, int length) => false;
 }

@@ -56,6 +56,31 @@ public sealed class CacheFilterTests
     }
 
     [Fact]
+    public void PartsTheLayerReadsCheaplyGoStraightThroughUncached_OtherPartsLoadTheirBlock()
+    {
+        var counting = new CountingSource(new PatternSource(16 * Block, seed: 3));
+        using var cache = new CacheFilter(new CheapPartsSource(counting, cheapBelow: 8 * Block), capacityBytes: 16 * Block, readaheadBytes: 0);
+        var expected = Expected(cache.Length, seed: 3);
+        var small = new byte[4096];
+        for (int round = 0; round < 2; round++)
+        {
+            for (int b = 0; b < 16; b++)
+            {
+                long offset = (b * Block) + 1000;
+                cache.Read(offset, small);
+                Assert.True(expected.AsSpan((int)offset, small.Length).SequenceEqual(small), $"bytes at {offset}");
+            }
+        }
+
+        // Blocks 0..7 (cheap parts): every 4 KiB read went below, 4 KiB each, nothing cached. Blocks 8..15: loaded once.
+        Assert.Equal((2 * 8) + 8, counting.Reads);
+        var s = cache.Statistics;
+        Assert.Equal(8 * Block, s.BytesCached);
+        Assert.Equal(8, s.Hits);
+        Assert.Equal(16 + 8, s.Misses);
+    }
+
+    [Fact]
     public void MemoryStaysWithinTheCapacityAndLeastRecentlyUsedBlocksGo()
     {
         var counting = new CountingSource(new SlowSource(new PatternSource(64 * Block, seed: 2)));
@@ -327,6 +352,12 @@ internal sealed class SlowSource(IBlockSource next, int delayMs = 1) : BlockFilt
         Thread.Sleep(delayMs);
         base.Read(offset, buffer);
     }
+}
+
+/// <summary>Says that parts below <c>cheapBelow</c> read cheaply (as a raw chunk with sector checksums does).</summary>
+internal sealed class CheapPartsSource(IBlockSource next, long cheapBelow) : BlockFilter(next)
+{
+    public override bool ReadsPartCheaply(long offset, int length) => offset + length <= cheapBelow;
 }
 
 internal sealed class CountingSource(IBlockSource next) : BlockFilter(next)

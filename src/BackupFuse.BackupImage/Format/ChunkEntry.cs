@@ -27,6 +27,12 @@ public enum ChunkFlags : byte
 
     /// <summary>The payload is AES-256-GCM ciphertext followed by a 16-byte tag.</summary>
     Encrypted = 2,
+
+    /// <summary>
+    /// A raw, unencrypted payload followed by the CRC-32C of every 4 KiB sector of the chunk
+    /// (<see cref="SectorChecksums"/>), so that a part of the chunk can be read and checked on its own.
+    /// </summary>
+    SectorChecksums = 4,
 }
 
 /// <summary>

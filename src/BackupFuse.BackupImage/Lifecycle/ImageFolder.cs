@@ -144,7 +144,7 @@ public static class ImageFolder
     private static WriteResult Write(BackupImageFile[] folded, bool full, ImageHeader header, ImageKeys? keys, Stream output, IProgress<BackupProgress>? progress, CancellationToken ct)
     {
         var writer = new ImageStreamWriter(output, header, keys, deduplicate: true);
-        int maxStored = header.ChunkSize + ImageKeys.TagSize;
+        int maxStored = header.ChunkSize + Math.Max(ImageKeys.TagSize, SectorChecksums.TableLength(header.ChunkSize));
         byte[] buffer = ArrayPool<byte>.Shared.Rent(maxStored);
         byte[] plain = ArrayPool<byte>.Shared.Rent(header.ChunkSize);
         byte[] recompressed = ArrayPool<byte>.Shared.Rent(header.ChunkSize);

@@ -16,7 +16,8 @@ public sealed partial class BackupImageFile
     /// <summary>
     /// Copies the payload of Data entry <paramref name="entry"/> of chunk <paramref name="chunkIndex"/> into
     /// <paramref name="destination"/> (at least <see cref="ChunkEntry.StoredLength"/> bytes), checked and decrypted;
-    /// returns its length. The payload is compressed when <c>entry.Flags</c> says so.
+    /// returns its length. The payload is compressed when <c>entry.Flags</c> says so; a raw payload's sector checksums
+    /// are left out (the length returned is the chunk's).
     /// </summary>
     /// <exception cref="InvalidDataException">The payload fails its checksum or authentication.</exception>
     internal int ReadPayloadForCopy(ChunkEntry entry, long chunkIndex, Span<byte> destination)
@@ -39,6 +40,11 @@ public sealed partial class BackupImageFile
         if (crc != entry.Crc)
         {
             throw new InvalidDataException($"{ChunkPlace(chunkIndex)}: checksum mismatch (stored 0x{entry.Crc:X8}, computed 0x{crc:X8}): the chunk is corrupt");
+        }
+
+        if (entry.Flags == ChunkFlags.SectorChecksums)
+        {
+            return ChunkLength(chunkIndex); // the plaintext; the writer makes the table of the copy itself
         }
 
         if ((entry.Flags & ChunkFlags.Encrypted) == 0)

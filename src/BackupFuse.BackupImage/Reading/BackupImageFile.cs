@@ -227,14 +227,19 @@ public sealed partial class BackupImageFile : IDisposable
             return "beyond the end of the disk";
         }
 
-        var allowed = ChunkFlags.Compressed | ChunkFlags.Encrypted;
+        var allowed = ChunkFlags.Compressed | ChunkFlags.Encrypted | ChunkFlags.SectorChecksums;
         bool encrypted = (e.Flags & ChunkFlags.Encrypted) != 0;
-        int maxStored = ChunkLength(chunkIndex) + (encrypted ? ImageKeys.TagSize : 0);
+        bool sectors = (e.Flags & ChunkFlags.SectorChecksums) != 0;
+        int chunkLength = ChunkLength(chunkIndex);
+        int maxStored = chunkLength + (encrypted ? ImageKeys.TagSize : 0);
+        int sectorStored = chunkLength + SectorChecksums.TableLength(chunkLength);
         return
             (e.Flags & ~allowed) != 0 ? $"unknown flags 0x{(byte)e.Flags:X2}" :
             encrypted != IsEncrypted ? "encryption flag disagrees with the header" :
             (e.Flags & ChunkFlags.Compressed) != 0 && Header.Codec == ChunkCodec.None ? "compressed chunk in an image without a codec" :
-            e.StoredLength <= 0 || e.StoredLength > maxStored ? $"stored length {e.StoredLength} is out of range 1..{maxStored}" :
+            sectors && e.Flags != ChunkFlags.SectorChecksums ? "sector checksums on a compressed or encrypted payload" :
+            sectors && e.StoredLength != sectorStored ? $"stored length {e.StoredLength} is not {sectorStored} (a raw chunk and its sector checksums)" :
+            !sectors && (e.StoredLength <= 0 || e.StoredLength > maxStored) ? $"stored length {e.StoredLength} is out of range 1..{maxStored}" :
             e.PayloadOffset < ImageHeader.Size || e.PayloadOffset > Trailer.DirectoryOffset - e.StoredLength ? $"payload offset {e.PayloadOffset} is outside the data area" :
             null;
     }
@@ -278,6 +283,11 @@ public sealed partial class BackupImageFile : IDisposable
         {
             throw new InvalidDataException($"{ChunkPlace(chunkIndex)}: SHA-256 of the plaintext does not match the index");
         }
+
+        if (entry.Flags == ChunkFlags.SectorChecksums)
+        {
+            VerifySectorTable(entry, chunkIndex, plain);
+        }
     }
 
     private void ReadPayload(ChunkEntry entry, long chunkIndex, Span<byte> destination)
@@ -295,6 +305,12 @@ public sealed partial class BackupImageFile : IDisposable
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void ReadPayloadOnce(ChunkEntry entry, long chunkIndex, Span<byte> destination)
     {
+        if (entry.Flags == ChunkFlags.SectorChecksums)
+        {
+            ReadRawWithTable(entry, chunkIndex, destination);
+            return;
+        }
+
         if ((entry.Flags & (ChunkFlags.Compressed | ChunkFlags.Encrypted)) == 0 && entry.StoredLength == destination.Length)
         {
             // A raw chunk: read it straight into the caller's buffer and verify it there (one copy, no pool buffer).

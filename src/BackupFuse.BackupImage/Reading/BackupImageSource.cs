@@ -12,8 +12,9 @@ namespace BackupFuse.BackupImage.Reading;
 // - Runs of absent pages are skipped a page (EntriesPerPage chunks) at a time without loading anything, so extent
 //   queries over a 1 TiB sparse image stay cheap.
 // - Read decompresses whole chunks: straight into the caller's buffer when the request covers a chunk, otherwise into
-//   a pooled buffer and copies the slice. No decompressed-chunk cache here: caching belongs to a filter above the
-//   chain (one cache for the whole stack instead of one per layer).
+//   a pooled buffer and copies the slice; a part of a raw chunk with sector checksums is read and checked alone
+//   (ReadsPartCheaply says so to the cache above). No decompressed-chunk cache here: caching belongs to a filter
+//   above the chain (one cache for the whole stack instead of one per layer).
 // - Thread-safe because BackupImageFile is; this class has no mutable state.
 
 /// <summary>One backup image as a read-only block source (a layer for <see cref="ChainSource"/>).</summary>
@@ -95,7 +96,7 @@ public sealed class BackupImageSource : BlockSource
             {
                 File.ReadChunk(chunk, piece);
             }
-            else
+            else if (!File.TryReadChunkPart(chunk, inChunk, piece))
             {
                 byte[] tmp = ArrayPool<byte>.Shared.Rent(chunkLength);
                 try
@@ -112,6 +113,14 @@ public sealed class BackupImageSource : BlockSource
             buffer = buffer[n..];
             offset += n;
         }
+    }
+
+    /// <inheritdoc/>
+    public override bool ReadsPartCheaply(long offset, int length)
+    {
+        AssertRange(offset, length);
+        long chunk = offset / File.ChunkSize;
+        return (offset + length - 1) / File.ChunkSize == chunk && File.CanReadChunkPart(chunk);
     }
 
     /// <inheritdoc/>

@@ -15,6 +15,8 @@ namespace BackupFuse.BackupImage.Writing;
 //   does not grow with the disk; past the bound new payloads are simply not remembered.
 // - Encryption happens here, not in the workers, because the nonce and AAD bind the payload's file offset, which only
 //   the ordered writer knows. AES-GCM with AES-NI costs far less than Deflate, so this thread does not limit speed.
+// - A raw, unencrypted payload is followed by its sector checksums (Format/SectorChecksums.cs, flag
+//   SectorChecksums): 4 bytes per 4 KiB, computed here so every writer (backup, file backup, merge) adds them.
 // - Single-threaded by design (the pipeline's writer thread).
 
 /// <summary>Serializes an image onto a forward-only stream.</summary>
@@ -88,12 +90,25 @@ internal sealed class ImageStreamWriter
                 stored = e;
             }
 
-            var entry = new ChunkEntry(ChunkKind.Data, flags, offset, stored.Length, Crc32C.Compute(stored), hash);
+            uint crc = Crc32C.Update(0xFFFFFFFFu, stored);
+            int length = stored.Length;
             Write(stored);
+            if (flags == ChunkFlags.None)
+            {
+                // A raw payload gets its sector checksums, so that readers can check a part of it alone.
+                Span<byte> table = stackalloc byte[SectorChecksums.TableLength(payload.Length)];
+                SectorChecksums.Compute(payload, table);
+                crc = Crc32C.Update(crc, table);
+                length += table.Length;
+                Write(table);
+                flags = ChunkFlags.SectorChecksums;
+            }
+
+            var entry = new ChunkEntry(ChunkKind.Data, flags, offset, length, ~crc, hash);
             SetEntry(chunk, entry);
             DataChunks++;
             UniquePayloads++;
-            PayloadBytes += stored.Length;
+            PayloadBytes += length;
             if (_dedup && _stored.Count < MaxDedupEntries)
             {
                 _stored[hash] = entry;

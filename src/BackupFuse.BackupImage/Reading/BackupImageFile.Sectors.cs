@@ -1,0 +1,138 @@
+using System.Buffers;
+using System.Runtime.CompilerServices;
+using BackupFuse.BackupImage.Format;
+using BackupFuse.Core;
+
+namespace BackupFuse.BackupImage.Reading;
+
+// Design notes:
+// - Raw payloads with sector checksums (ChunkFlags.SectorChecksums, Format/SectorChecksums.cs) can be read in parts:
+//   a read of a few 4 KiB sectors of a chunk reads those sectors and their table entries (two positional reads) and
+//   checks each sector against its entry. Nothing else of the chunk is read. A read that is not sector-aligned reads
+//   the covering sectors into a pooled buffer and copies the slice, so every byte handed on was checked.
+// - A whole-chunk read of such a payload reads the plaintext straight into the caller's buffer and the table beside
+//   it, and checks the entry's CRC over both, as for any payload.
+// - On a mismatch the destination is cleared, the range is refetched once when the object allows it (a cache copy),
+//   and a second failure is an InvalidDataException naming the chunk and the sector: never wrong bytes.
+
+/// <content>Reading raw chunks with sector checksums, whole or in parts.</content>
+public sealed partial class BackupImageFile
+{
+    /// <summary>
+    /// Reads <paramref name="destination"/>.Length bytes at <paramref name="inChunk"/> within chunk
+    /// <paramref name="chunkIndex"/> without reading the rest of the chunk, when its payload has sector checksums
+    /// (or it holds no data: zeros). Returns false, reading nothing, for any other payload (the caller reads the chunk whole).
+    /// </summary>
+    /// <exception cref="InvalidDataException">A sector read fails its checksum (names file, chunk and sector).</exception>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public bool TryReadChunkPart(long chunkIndex, int inChunk, Span<byte> destination)
+    {
+        var entry = GetEntry(chunkIndex);
+        int chunkLength = ChunkLength(chunkIndex);
+        if ((uint)inChunk > (uint)chunkLength || destination.Length > chunkLength - inChunk)
+        {
+            throw new ArgumentOutOfRangeException(nameof(inChunk), $"{inChunk}+{destination.Length} lies outside chunk {chunkIndex} ({chunkLength} bytes)");
+        }
+
+        if (entry.Kind != ChunkKind.Data)
+        {
+            destination.Clear();
+            return true;
+        }
+
+        if (entry.Flags != ChunkFlags.SectorChecksums)
+        {
+            return false;
+        }
+
+        if (destination.IsEmpty)
+        {
+            return true;
+        }
+
+        try
+        {
+            ReadPartOnce(entry, chunkIndex, chunkLength, inChunk, destination);
+        }
+        catch (InvalidDataException) when (_object.Refetch(entry.PayloadOffset, entry.StoredLength))
+        {
+            ReadPartOnce(entry, chunkIndex, chunkLength, inChunk, destination); // a cache copy was dropped: once more
+        }
+
+        return true;
+    }
+
+    /// <summary>Whether a part of chunk <paramref name="chunkIndex"/> can be read without reading the whole chunk.</summary>
+    public bool CanReadChunkPart(long chunkIndex)
+    {
+        var entry = GetEntry(chunkIndex);
+        return entry.Kind != ChunkKind.Data || entry.Flags == ChunkFlags.SectorChecksums;
+    }
+
+    private void ReadPartOnce(ChunkEntry entry, long chunkIndex, int chunkLength, int inChunk, Span<byte> destination)
+    {
+        const int size = SectorChecksums.SectorSize;
+        int end = inChunk + destination.Length;
+        int first = inChunk / size;
+        int last = (end - 1) / size;
+        Span<byte> table = stackalloc byte[(last - first + 1) * sizeof(uint)]; // at most 4 KiB (a 4 MiB chunk)
+        _object.ReadExactly(entry.PayloadOffset + chunkLength + (first * sizeof(uint)), table);
+        int coverStart = first * size;
+        int coverEnd = Math.Min(chunkLength, (last + 1) * size);
+        if (coverStart == inChunk && coverEnd == end)
+        {
+            _object.ReadExactly(entry.PayloadOffset + inChunk, destination);
+            CheckSectors(destination, first, table, chunkIndex);
+            return;
+        }
+
+        byte[] cover = ArrayPool<byte>.Shared.Rent(coverEnd - coverStart);
+        try
+        {
+            var c = cover.AsSpan(0, coverEnd - coverStart);
+            _object.ReadExactly(entry.PayloadOffset + coverStart, c);
+            CheckSectors(c, first, table, chunkIndex);
+            c.Slice(inChunk - coverStart, destination.Length).CopyTo(destination);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(cover);
+        }
+    }
+
+    private void CheckSectors(Span<byte> sectors, int firstSector, ReadOnlySpan<byte> table, long chunkIndex)
+    {
+        int bad = SectorChecksums.FirstMismatch(sectors, firstSector, table);
+        if (bad >= 0)
+        {
+            sectors.Clear();
+            throw new InvalidDataException($"{ChunkPlace(chunkIndex)}: checksum mismatch in sector {bad} (disk offset {(chunkIndex * ChunkSize) + ((long)bad * SectorChecksums.SectorSize)}): the chunk is corrupt");
+        }
+    }
+
+    /// <summary>A whole raw chunk with its table: the plaintext straight into the caller's buffer, the entry's CRC over both.</summary>
+    private void ReadRawWithTable(ChunkEntry entry, long chunkIndex, Span<byte> destination)
+    {
+        Span<byte> table = stackalloc byte[SectorChecksums.TableLength(destination.Length)];
+        _object.ReadExactly(entry.PayloadOffset, destination);
+        _object.ReadExactly(entry.PayloadOffset + destination.Length, table);
+        uint crc = ~Crc32C.Update(Crc32C.Update(0xFFFFFFFFu, destination), table);
+        if (crc != entry.Crc)
+        {
+            destination.Clear();
+            throw new InvalidDataException($"{ChunkPlace(chunkIndex)}: checksum mismatch (stored 0x{entry.Crc:X8}, computed 0x{crc:X8}): the chunk is corrupt");
+        }
+    }
+
+    /// <summary>For verify: the table of a chunk read whole must match its plaintext (a writer's slip would otherwise only show on part reads).</summary>
+    private void VerifySectorTable(ChunkEntry entry, long chunkIndex, ReadOnlySpan<byte> plain)
+    {
+        Span<byte> table = stackalloc byte[SectorChecksums.TableLength(plain.Length)];
+        _object.ReadExactly(entry.PayloadOffset + plain.Length, table);
+        int bad = SectorChecksums.FirstMismatch(plain, 0, table);
+        if (bad >= 0)
+        {
+            throw new InvalidDataException($"{ChunkPlace(chunkIndex)}: the checksum of sector {bad} in the payload's sector table does not match the chunk");
+        }
+    }
+}
