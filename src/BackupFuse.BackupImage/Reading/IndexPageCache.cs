@@ -5,11 +5,12 @@ using BackupFuse.Core;
 namespace BackupFuse.BackupImage.Reading;
 
 // Design notes:
-// - A small LRU of parsed index pages, bounded by a page count, shared by all reader threads of one image.
+// - An LRU of parsed index pages, bounded by a page count (BackupImageFile.DefaultPageCacheCapacity), shared by all
+//   reader threads of one image.
 // - The map and recency order are a BlockLru (Core, shared with the block cache); one lock guards it; loading a page happens outside the lock, so two threads that miss
 //   the same page may both load it (the second result is dropped). That is cheaper than a per-page lock and harmless.
 // - The pages' bytes (a parsed page of 1024 entries is about 64 KiB) are drawn from a CacheBudget (the process's by
-//   default, shared with the mount's block caches), so 64 open plugins over large images cannot hold 64 x 64 pages
+//   default, shared with the mount's block caches), so 64 open plugins over large images cannot hold 64 x 1024 pages
 //   beyond the mount's --cache-size. Under pressure the budget evicts pages of idle images as it evicts blocks; when
 //   it can make no room the page is returned uncached (the read still works). A member of the budget: eviction by
 //   another thread only tries the lock, and Dispose gives every byte back.
