@@ -38,6 +38,7 @@ public static class Errno
     public const int ENOTEMPTY = 39;
     public const int ELOOP = 40;
     public const int EOPNOTSUPP = 95;
+    public const int ECONNABORTED = 103;
 
     private static readonly (Type Type, int Errno, FuseLogLevel Level)[] Table =
     [

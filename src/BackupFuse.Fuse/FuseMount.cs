@@ -190,7 +190,7 @@ public sealed unsafe class FuseMount : IDisposable
                 }
             }
 
-            int loop = RunLoop(fuse);
+            int loop = EndOfConnectionIsClean(RunLoop(fuse));
             lock (_lock)
             {
                 _fuse = 0;
@@ -250,6 +250,22 @@ public sealed unsafe class FuseMount : IDisposable
         }
 
         return LibFuse.fuse_loop_mt_31(fuse, 0);
+    }
+
+    /// <summary>
+    /// The loop's return code, with the kernel's ECONNABORTED counted as the clean end it is. When the last file of a
+    /// detached mount closes, the kernel aborts the connection; a worker that takes a request off the queue in the
+    /// middle of that abort reads ECONNABORTED instead of ENODEV, and libfuse (3.14 and later) returns it as an error.
+    /// </summary>
+    private int EndOfConnectionIsClean(int loop)
+    {
+        if (loop == -Errno.ECONNABORTED && OperatingSystem.IsLinux())
+        {
+            _log.Log(FuseLogLevel.Debug, $"{MountPoint}: the kernel aborted the connection while a worker read it (ECONNABORTED): the mount has ended", null);
+            return 0;
+        }
+
+        return loop;
     }
 
     private void OnInitialized()

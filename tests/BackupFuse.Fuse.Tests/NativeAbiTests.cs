@@ -63,6 +63,7 @@ public sealed unsafe partial class NativeAbiTests(ITestOutputHelper output)
         V(EACCES, EACCES) V(EEXIST, EEXIST) V(EXDEV, EXDEV) V(ENOTDIR, ENOTDIR) V(EISDIR, EISDIR) V(EINVAL, EINVAL)
         V(EFBIG, EFBIG) V(ENOSPC, ENOSPC) V(EROFS, EROFS) V(ERANGE, ERANGE) V(ENAMETOOLONG, ENAMETOOLONG)
         V(ENOSYS, ENOSYS) V(ENOTEMPTY, ENOTEMPTY) V(ELOOP, ELOOP) V(EOPNOTSUPP, EOPNOTSUPP)
+        V(ECONNABORTED, ECONNABORTED)
         """;
 
     [Fact]
@@ -273,6 +274,7 @@ public sealed unsafe partial class NativeAbiTests(ITestOutputHelper output)
     [InlineData(Errno.EOPNOTSUPP, 45)]
     [InlineData(11 /* EAGAIN */, 35)]
     [InlineData(61 /* ENODATA */, 93 /* ENOATTR */)]
+    [InlineData(Errno.ECONNABORTED, 53)]
     [InlineData(107 /* ENOTCONN */, 57)]
     public void MacOSErrno_MatchesXnuErrnoH(int linux, int darwin)
     {

@@ -212,6 +212,7 @@ public sealed partial record NativeAbi
             (84, 92),   // EILSEQ
             (95, 45),   // EOPNOTSUPP/ENOTSUP = ENOTSUP
             (95, 102),  // Darwin's separate EOPNOTSUPP (sockets) reads back as the same
+            (103, 53),  // ECONNABORTED
             (107, 57),  // ENOTCONN
             (110, 60),  // ETIMEDOUT
             (116, 70),  // ESTALE
