@@ -16,6 +16,9 @@ public sealed class MemoryImageObject(byte[] bytes, string location = "fuzz.bfi"
     public ImageFileStatus? LocalStatus => null;
 
     /// <inheritdoc/>
+    public bool SmallReadsAreCheap => true; // in memory: the targets read parts of chunks as the daemon does locally
+
+    /// <inheritdoc/>
     public void ReadExactly(long offset, Span<byte> destination)
     {
         // As LocalImageObject: a negative offset is the caller's bug (RandomAccess throws), a range past the end is a

@@ -12,8 +12,8 @@ namespace BackupFuse.BackupImage.Reading;
 //   the covering sectors into a pooled buffer and copies the slice, so every byte handed on was checked.
 // - A whole-chunk read of such a payload reads the plaintext straight into the caller's buffer and the table beside
 //   it, and checks the entry's CRC over both, as for any payload.
-// - Local images only: a remote image reads parts as whole chunks, because there the sectors and their table would be
-//   two requests (two round trips, or two cache lookups) where the whole chunk is one.
+// - Only where small reads are cheap (IImageObject.SmallReadsAreCheap: a local file): a remote image reads parts as
+//   whole chunks, because there the sectors and their table would be two requests (or cache lookups) instead of one.
 // - On a mismatch the destination is cleared, the range is refetched once when the object allows it (a cache copy),
 //   and a second failure is an InvalidDataException naming the chunk and the sector: never wrong bytes.
 
@@ -23,8 +23,8 @@ public sealed partial class BackupImageFile
     /// <summary>
     /// Reads <paramref name="destination"/>.Length bytes at <paramref name="inChunk"/> within chunk
     /// <paramref name="chunkIndex"/> without reading the rest of the chunk, when its payload has sector checksums
-    /// (or it holds no data: zeros) and the image is local. Returns false, reading nothing, otherwise (the caller reads
-    /// the chunk whole).
+    /// (or it holds no data: zeros) and small reads of the image are cheap (a local file). Returns false, reading
+    /// nothing, otherwise (the caller reads the chunk whole).
     /// </summary>
     /// <exception cref="InvalidDataException">A sector read fails its checksum (names file, chunk and sector).</exception>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -43,7 +43,7 @@ public sealed partial class BackupImageFile
             return true;
         }
 
-        if (entry.Flags != ChunkFlags.SectorChecksums || IsRemote)
+        if (entry.Flags != ChunkFlags.SectorChecksums || !_object.SmallReadsAreCheap)
         {
             return false;
         }
@@ -69,7 +69,7 @@ public sealed partial class BackupImageFile
     public bool CanReadChunkPart(long chunkIndex)
     {
         var entry = GetEntry(chunkIndex);
-        return entry.Kind != ChunkKind.Data || (entry.Flags == ChunkFlags.SectorChecksums && !IsRemote);
+        return entry.Kind != ChunkKind.Data || (entry.Flags == ChunkFlags.SectorChecksums && _object.SmallReadsAreCheap);
     }
 
     private void ReadPartOnce(ChunkEntry entry, long chunkIndex, int chunkLength, int inChunk, Span<byte> destination)

@@ -37,6 +37,12 @@ public interface IImageObject : IDisposable
     /// </summary>
     bool Refetch(long offset, long length);
 
+    /// <summary>
+    /// Whether a small read costs about its size (a local file, memory), so that a reader may read a few sectors of a
+    /// chunk instead of the whole chunk. False for remote objects, where every read is a request (or a cache lookup).
+    /// </summary>
+    bool SmallReadsAreCheap => LocalStatus != null;
+
     /// <summary>A hint that the range will be read soon (index pages at open); may do nothing.</summary>
     void Prefetch(long offset, long length);
 }
