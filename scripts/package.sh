@@ -70,14 +70,8 @@ rm -rf "$work"
 mkdir -p "$work"
 
 if [[ -z "$binary" && "$rid" == linux-x64 ]]; then
-  # The same arguments as the Dockerfile's build stage: NativeAOT (one native executable, no JIT; needs clang and
-  # zlib1g-dev, which scripts/install-deps.sh --test installs).
-  if ! command -v clang >/dev/null 2>&1 || [[ ! -e /usr/include/zlib.h ]]; then
-    echo "error: the NativeAOT publish needs clang and zlib1g-dev (apt-get install clang zlib1g-dev, or scripts/install-deps.sh --test)" >&2
-    exit 1
-  fi
-  dotnet publish src/BackupFuse.Daemon/BackupFuse.Daemon.csproj -c Release -r linux-x64 --self-contained \
-    -p:PublishAot=true -p:DebugType=none -o "$work/publish" --nologo >&2
+  # NativeAOT (one native executable, no JIT), the same publish as the tests' and the Dockerfile's build stage.
+  scripts/publish.sh "$work/publish"
   binary="$work/publish/backupfuse"
 elif [[ -z "$binary" ]]; then
   # The same publish for another RID, built under $work (--artifacts-path) so the checkout's obj/ and bin/

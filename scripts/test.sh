@@ -11,11 +11,10 @@ export BACKUPFUSE_REQUIRE_FUSE=1
 log=$(mktemp)
 published=$(mktemp -d)
 trap 'rm -rf "$log" "$published"' EXIT
-# The integration tests run the binary that ships: the NativeAOT publish of scripts/package.sh and the Dockerfile
-# (same arguments), made once here (about a minute) and named by BACKUPFUSE_EXE.
+# The integration tests run the binary that ships: scripts/publish.sh (the NativeAOT publish that package.sh ships and
+# the Dockerfile repeats), made once here (about a minute) and named by BACKUPFUSE_EXE.
 echo "publishing the NativeAOT binary the tests run (BACKUPFUSE_EXE)" >&2
-dotnet publish src/BackupFuse.Daemon/BackupFuse.Daemon.csproj -c Release -r linux-x64 --self-contained \
-  -p:PublishAot=true -p:DebugType=none --artifacts-path "$published/build" -o "$published/out" --nologo -v q -clp:NoSummary >&2
+scripts/publish.sh "$published/out"
 export BACKUPFUSE_EXE="$published/out/backupfuse"
 status=0
 # -m:1 runs the test assemblies one after another: the FUSE and oracle tests are heavy on a 2-core machine.

@@ -85,7 +85,7 @@ public sealed class PackagingTests : IClassFixture<PackagingTests.Artifacts>
         }
 
         Assert.True(int.Parse(sdk.Groups[4].Value, System.Globalization.CultureInfo.InvariantCulture) >= int.Parse(pinned.Groups[4].Value, System.Globalization.CultureInfo.InvariantCulture), $"{build.Image} is older than global.json's SDK");
-        Assert.Equal(Dockerfile.PublishArguments(publish), Dockerfile.PublishArguments(File.ReadAllText(Path.Combine(RepoRoot, "scripts/package.sh"))));
+        Assert.Equal(Dockerfile.PublishArguments(publish), Dockerfile.PublishArguments(File.ReadAllText(Path.Combine(RepoRoot, "scripts/publish.sh"))));
     }
 
     [Fact]
@@ -469,12 +469,12 @@ public sealed class PackagingTests : IClassFixture<PackagingTests.Artifacts>
         /// <summary>The <c>-o DIR</c> of a dotnet publish command.</summary>
         public static string OutputDirectory(string publish) => Regex.Match(publish, @" -o (\S+)").Groups[1].Value;
 
-        /// <summary>The arguments of the first <c>dotnet publish</c> in a text, without -o/--nologo (compared between Dockerfile and package.sh).</summary>
+        /// <summary>The arguments of the first <c>dotnet publish</c> in a text, without -o/--nologo (compared between the Dockerfile and scripts/publish.sh).</summary>
         public static string PublishArguments(string text)
         {
             string joined = Regex.Replace(text.Replace("\\\n", " ", StringComparison.Ordinal), @"[ \t]+", " ");
             string line = Regex.Match(joined, @"dotnet publish [^\n&|>]*").Value;
-            return Regex.Replace(line, @" -o \S+| --nologo", string.Empty).Trim();
+            return Regex.Replace(line, @" -o \S+| --artifacts-path \S+| --nologo| -v q| -clp:\S+", string.Empty).Trim();
         }
     }
 }
