@@ -38,10 +38,10 @@ public abstract class BlockSource : IBlockSource
         return new Extent(offset, Math.Min(maxLength, Length - offset), ExtentKind.Data);
     }
 
-    /// <summary>Asserts the caller kept the range contract (checked for real only at the top of a stack).</summary>
     /// <inheritdoc/>
     public virtual bool ReadsPartCheaply(long offset, int length) => false;
 
+    /// <summary>Asserts the caller kept the range contract (checked for real only at the top of a stack).</summary>
     [Conditional("DEBUG")]
     protected void AssertRange(long offset, long length) =>
         Debug.Assert(offset >= 0 && length >= 0 && offset + length <= Length, $"range {offset}+{length} outside 0..{Length}");

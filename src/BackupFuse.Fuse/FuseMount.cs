@@ -261,7 +261,7 @@ public sealed unsafe class FuseMount : IDisposable
     {
         if (loop == -Errno.ECONNABORTED && OperatingSystem.IsLinux())
         {
-            _log.Log(FuseLogLevel.Debug, $"{MountPoint}: the kernel aborted the connection while a worker read it (ECONNABORTED): the mount has ended", null);
+            _log.Log(FuseLogLevel.Information, $"{MountPoint}: the kernel aborted the connection while a worker read it (ECONNABORTED): the mount has ended", null);
             return 0;
         }
 

@@ -2,6 +2,7 @@ using BackupFuse.BackupImage.Crypto;
 using BackupFuse.BackupImage.Format;
 using BackupFuse.BackupImage.Lifecycle;
 using BackupFuse.BackupImage.Reading;
+using BackupFuse.BackupImage.Storage;
 using BackupFuse.BackupImage.Writing;
 using BackupFuse.Testing;
 
@@ -181,11 +182,64 @@ public sealed class SectorChecksumTests : IDisposable
         Assert.True(changed.AsSpan((3 * Chunk) + 8192, 4096).SequenceEqual(part));
     }
 
+    [Fact]
+    public void ARemoteObjectReadsWholePayloadsInOneRequest_AndStillChecksThem()
+    {
+        string image = Backup("raw.bfi", ChunkCodec.None);
+        var (chunk, payload) = DataChunk(image);
+        var counting = new RequestCountingObject(LocalImageObject.Open(image));
+        using (var remote = BackupImageFile.Open(counting))
+        using (var source = new BackupImageSource(remote))
+        {
+            Assert.False(source.ReadsPartCheaply((chunk * Chunk) + 4096, 4096));
+            var part = new byte[4096];
+            int before = counting.Requests;
+            source.Read((chunk * Chunk) + 4096, part);
+            Assert.Equal(1, counting.Requests - before); // the whole payload, plaintext and table, in one request
+            Assert.True(_bytes.AsSpan((int)((chunk * Chunk) + 4096), 4096).SequenceEqual(part));
+        }
+
+        ImageTestKit.FlipBit(image, payload + Chunk + 1); // the table: only the whole-payload CRC sees it from afar
+        using var damaged = BackupImageFile.Open(new RequestCountingObject(LocalImageObject.Open(image)));
+        using var damagedSource = new BackupImageSource(damaged);
+        Assert.Contains("checksum mismatch", Assert.Throws<InvalidDataException>(() => damagedSource.Read((chunk * Chunk) + 4096, new byte[4096])).Message);
+    }
+
     private string Backup(string name, ChunkCodec codec)
     {
         string image = _dir[name];
         BackupWriter.Backup(_disk, image, new BackupOptions { Codec = codec });
         return image;
+    }
+
+    /// <summary>A local file that behaves as a remote object: small reads are not cheap; counts the reads of payloads.</summary>
+    private sealed class RequestCountingObject(IImageObject inner) : IImageObject
+    {
+        private int _requests;
+
+        public int Requests => Volatile.Read(ref _requests);
+
+        public string Location => inner.Location;
+
+        public long Length => inner.Length;
+
+        public ImageFileStatus? LocalStatus => null;
+
+        public bool SmallReadsAreCheap => false;
+
+        public void ReadExactly(long offset, Span<byte> destination)
+        {
+            Interlocked.Increment(ref _requests);
+            inner.ReadExactly(offset, destination);
+        }
+
+        public bool Refetch(long offset, long length) => false;
+
+        public void Prefetch(long offset, long length)
+        {
+        }
+
+        public void Dispose() => inner.Dispose();
     }
 
     private static (long Chunk, long PayloadOffset) DataChunk(string image)

@@ -56,6 +56,14 @@ internal sealed class ExtendedLayerSource : BlockSource
     }
 
     /// <inheritdoc/>
+    public override bool ReadsPartCheaply(long offset, int length)
+    {
+        AssertRange(offset, length);
+        long innerLength = _inner.Length;
+        return offset >= innerLength || (offset + length <= innerLength && _inner.ReadsPartCheaply(offset, length));
+    }
+
+    /// <inheritdoc/>
     protected override void Dispose(bool disposing)
     {
         if (disposing)

@@ -49,6 +49,11 @@ public sealed partial class BackupImageFile
 
         if ((entry.Flags & ChunkFlags.Encrypted) == 0)
         {
+            if ((entry.Flags & ChunkFlags.Compressed) == 0 && entry.StoredLength != ChunkLength(chunkIndex))
+            {
+                throw new InvalidDataException($"{ChunkPlace(chunkIndex)}: raw chunk holds {entry.StoredLength} bytes, expected {ChunkLength(chunkIndex)}");
+            }
+
             return entry.StoredLength;
         }
 

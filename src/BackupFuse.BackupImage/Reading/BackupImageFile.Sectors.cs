@@ -10,8 +10,9 @@ namespace BackupFuse.BackupImage.Reading;
 //   a read of a few 4 KiB sectors of a chunk reads those sectors and their table entries (two positional reads) and
 //   checks each sector against its entry. Nothing else of the chunk is read. A read that is not sector-aligned reads
 //   the covering sectors into a pooled buffer and copies the slice, so every byte handed on was checked.
-// - A whole-chunk read of such a payload reads the plaintext straight into the caller's buffer and the table beside
-//   it, and checks the entry's CRC over both, as for any payload.
+// - A whole-chunk read of such a payload checks the entry's CRC over plaintext and table, as for any payload: from a
+//   local file the plaintext goes straight into the caller's buffer and the table is read beside it; from a remote
+//   object the whole payload is one read (one request) into a pooled buffer.
 // - Only where small reads are cheap (IImageObject.SmallReadsAreCheap: a local file): a remote image reads parts as
 //   whole chunks, because there the sectors and their table would be two requests (or cache lookups) instead of one.
 // - On a mismatch the destination is cleared, the range is refetched once when the object allows it (a cache copy),
@@ -113,13 +114,40 @@ public sealed partial class BackupImageFile
         }
     }
 
-    /// <summary>A whole raw chunk with its table: the plaintext straight into the caller's buffer, the entry's CRC over both.</summary>
+    /// <summary>
+    /// A whole raw chunk with its table, the entry's CRC over both: locally the plaintext straight into the caller's
+    /// buffer and the table beside it (two positional reads, no copy); from a remote object one read of the whole
+    /// payload into a pooled buffer (one request), then the plaintext copied out once checked.
+    /// </summary>
     private void ReadRawWithTable(ChunkEntry entry, long chunkIndex, Span<byte> destination)
     {
-        Span<byte> table = stackalloc byte[SectorChecksums.TableLength(destination.Length)];
-        _object.ReadExactly(entry.PayloadOffset, destination);
-        _object.ReadExactly(entry.PayloadOffset + destination.Length, table);
-        uint crc = ~Crc32C.Update(Crc32C.Update(0xFFFFFFFFu, destination), table);
+        uint crc;
+        if (_object.SmallReadsAreCheap)
+        {
+            Span<byte> table = stackalloc byte[SectorChecksums.TableLength(destination.Length)];
+            _object.ReadExactly(entry.PayloadOffset, destination);
+            _object.ReadExactly(entry.PayloadOffset + destination.Length, table);
+            crc = ~Crc32C.Update(Crc32C.Update(0xFFFFFFFFu, destination), table);
+        }
+        else
+        {
+            byte[] stored = ArrayPool<byte>.Shared.Rent(entry.StoredLength);
+            try
+            {
+                var s = stored.AsSpan(0, entry.StoredLength);
+                _object.ReadExactly(entry.PayloadOffset, s);
+                crc = Crc32C.Compute(s);
+                if (crc == entry.Crc)
+                {
+                    s[..destination.Length].CopyTo(destination);
+                }
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(stored);
+            }
+        }
+
         if (crc != entry.Crc)
         {
             destination.Clear();
