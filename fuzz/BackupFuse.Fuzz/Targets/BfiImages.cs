@@ -8,8 +8,9 @@ namespace BackupFuse.Fuzz.Targets;
 // Design notes:
 // - What the two .bfi targets share: opening an input through the public reader (BackupImageFile.Open over an
 //   in-memory IImageObject), then reading every chunk of the disk that has an index page, as the daemon and verify do
-//   (GetEntry; ReadChunk, two part reads (TryReadChunkPart: sector checksums) and VerifyChunk for Data). Chunks without a page are Absent: nothing to read, so a header
-//   claiming a huge disk costs nothing, as it costs the daemon nothing.
+//   (GetEntry; ReadChunk, two part reads (TryReadChunkPart: sector checksums) and VerifyChunk for Data). Chunks
+//   without a page are Absent: nothing to read, so a header claiming a huge disk costs nothing, as it costs the
+//   daemon nothing.
 // - Seeds are written by BackupWriter from a small made-up disk (4 KiB chunks, 4 entries per page so that there are
 //   several pages): every codec, an incremental with Zero chunks, and damaged copies (truncated, a flipped payload bit).
 

@@ -30,7 +30,7 @@ public enum ChunkFlags : byte
 
     /// <summary>
     /// A raw, unencrypted payload followed by the CRC-32C of every 4 KiB sector of the chunk
-    /// (<see cref="SectorChecksums"/>), so that a part of the chunk can be read and checked on its own.
+    /// (<see cref="Format.SectorChecksums"/>), so that a part of the chunk can be read and checked on its own.
     /// </summary>
     SectorChecksums = 4,
 }

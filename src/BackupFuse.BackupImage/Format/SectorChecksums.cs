@@ -4,8 +4,8 @@ using BackupFuse.Core;
 namespace BackupFuse.BackupImage.Format;
 
 // Design notes:
-// - A raw (uncompressed, unencrypted) payload written since issue 17 is the chunk's plaintext followed by a table: the CRC-32C
-//   of each 4 KiB sector of the chunk, little-endian, the last sector possibly short (docs/format.md, section 3.1).
+// - A raw (uncompressed, unencrypted) payload written since issue 17 is the chunk's plaintext followed by a table:
+//   the CRC-32C of each 4 KiB sector of the chunk, little-endian, the last sector possibly short (docs/format.md 3.1).
 //   Its index entry has ChunkFlags.SectorChecksums, and the entry's CRC covers plaintext and table as for any payload.
 // - Why: a whole-chunk CRC forces a 4 KiB read to read and check the whole 64 KiB chunk (16x the bytes). With the
 //   table, a reader checks just the sectors it reads. A damaged table entry is found as a mismatch of its sector

@@ -44,7 +44,7 @@ public sealed partial class BackupImageFile
             return true;
         }
 
-        if (entry.Flags != ChunkFlags.SectorChecksums || !_object.SmallReadsAreCheap)
+        if (!PartsReadAlone(entry))
         {
             return false;
         }
@@ -70,8 +70,11 @@ public sealed partial class BackupImageFile
     public bool CanReadChunkPart(long chunkIndex)
     {
         var entry = GetEntry(chunkIndex);
-        return entry.Kind != ChunkKind.Data || (entry.Flags == ChunkFlags.SectorChecksums && _object.SmallReadsAreCheap);
+        return entry.Kind != ChunkKind.Data || PartsReadAlone(entry);
     }
+
+    /// <summary>A Data entry whose parts are read alone: a raw payload with its sector table, from a local file.</summary>
+    private bool PartsReadAlone(in ChunkEntry entry) => entry.Flags == ChunkFlags.SectorChecksums && _object.SmallReadsAreCheap;
 
     private void ReadPartOnce(ChunkEntry entry, long chunkIndex, int chunkLength, int inChunk, Span<byte> destination)
     {
