@@ -172,7 +172,7 @@ public sealed partial class CacheFilter
                     long block = _first + _blocks[k];
                     long start = block << owner._shift;
                     int length = owner.BlockLength(block);
-                    owner.LoadTimed(start, new Span<byte>(_buffer + (start - _offset), length));
+                    owner.LoadTimed(start, new Span<byte>(_buffer + (start - _offset), length), plain: true);
                 }
             }
             catch (Exception e)

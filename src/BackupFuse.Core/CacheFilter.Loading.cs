@@ -8,7 +8,8 @@ namespace BackupFuse.Core;
 //   Loading until its one claimer (TryClaim: a CAS, done only by a thread that loads at once) publishes Ready or
 //   Failed; other readers wait on it (WaitFor). Queued entries (parallel loads, readahead) are thread-pool work items
 //   whose Execute claims like any reader, so a reader that reaches a queued block first loads it itself.
-// - LoadTimed feeds the cheap-layer vote with the time of a whole-block load, after touching the destination's pages.
+// - LoadTimed feeds the cheap-layer vote with the time of a whole plain block's load (stored as it reads), after
+//   touching the destination's pages; loads that decompress or decrypt do not vote.
 
 /// <content>Claiming, loading, publishing and scheduling the loads of cache entries.</content>
 public sealed partial class CacheFilter
@@ -32,7 +33,8 @@ public sealed partial class CacheFilter
     {
         try
         {
-            LoadTimed(e.Block << _shift, e.Buffer.AsSpan(0, e.Length));
+            long start = e.Block << _shift;
+            LoadTimed(start, e.Buffer.AsSpan(0, e.Length), Next.ReadsPartCheaply(start, e.Length));
         }
         catch
         {
@@ -70,8 +72,9 @@ public sealed partial class CacheFilter
         }
     }
 
+    /// <summary>Loads a whole block; the time of a <paramref name="plain"/> block's load votes on the layer's cost.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private void LoadTimed(long start, Span<byte> destination)
+    private void LoadTimed(long start, Span<byte> destination, bool plain)
     {
         // Touch every page of the destination before the clock starts. A new cache buffer is fresh memory the kernel
         // maps on first touch: timed, those page faults made an uncompressed image in the page cache measure as dear,
@@ -84,6 +87,12 @@ public sealed partial class CacheFilter
         if (!destination.IsEmpty)
         {
             destination[^1] = 0; // the span need not start on a page: its last page may be one more
+        }
+
+        if (!plain)
+        {
+            Next.Read(start, destination);
+            return;
         }
 
         long t0 = Stopwatch.GetTimestamp();
@@ -142,13 +151,14 @@ public sealed partial class CacheFilter
 
     private void ScheduleReadahead(long from, long to)
     {
+        bool cheap = LoadsAreCheap;
         for (long block = from; block <= to; block++)
         {
             long start = block << _shift;
             int length = BlockLength(block);
-            if (IsZeroBlock(start, length))
+            if ((cheap && Next.ReadsPartCheaply(start, length)) || IsZeroBlock(start, length))
             {
-                continue;
+                continue; // a plain block of a cheap layer is read straight through when it is asked for
             }
 
             CacheEntry? created;

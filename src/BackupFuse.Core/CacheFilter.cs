@@ -30,11 +30,16 @@ namespace BackupFuse.Core;
 // - Split direct reads: when a request has several whole blocks to read straight into the caller's buffer (cheap
 //   layers), the last half of them goes to a pool thread (CacheFilter.DirectLoadHelper.cs) so both cores copy and
 //   verify; a request at queue depth 1 otherwise leaves the second core idle.
-// - Cheap layers: the filter measures what each load costs and keeps a clamped vote (cheap +1, dear -1, within
-//   +-16) so that a few loads slowed by preemption do not flip the policy. When most blocks load faster than
-//   CheapBytesPerSecond (an uncompressed image in the page cache), copying them through the cache would cost about
-//   as much as loading them, so reads that cover whole blocks go straight into the caller's buffer, uncached, and
-//   readahead is off; partial-block reads (4 KiB random reads) still use the cache.
+// - Cheap layers: the filter measures what each load of a plain block costs (one the layer stores as it reads:
+//   ReadsPartCheaply for the whole block) and keeps a clamped vote (cheap +1, dear -1, within +-16) so that a few
+//   loads slowed by preemption do not flip the policy. When most plain blocks load faster than CheapBytesPerSecond
+//   (an uncompressed image in the page cache), copying them through the cache would cost about as much as loading
+//   them, so reads that cover whole plain blocks go straight into the caller's buffer, uncached, and readahead
+//   skips them; partial-block reads (4 KiB random reads) still use the cache. Blocks to decompress or decrypt never
+//   vote and always go through the cache with readahead, however fast their codec, also in an image whose raw chunks
+//   (incompressible data) made the verdict cheap. (Before, every fast load voted and a cheap verdict switched
+//   readahead off for the whole layer: zstd chunks of text decode faster than the threshold, and a zstd image read
+//   some 10-30 % slower while its reader decoded alone, the other core idle.)
 // - Cheap parts: a partial-block miss that the layer can read on its own at about its own cost (ReadsPartCheaply: a
 //   raw chunk with sector checksums, zeros) is read straight into the caller's buffer and not cached. Loading the
 //   whole block would read and check 16 times the bytes of a 4 KiB read for a hit that random reads rarely get.
@@ -167,7 +172,7 @@ public sealed partial class CacheFilter : BlockFilter, ICacheBudgetMember
                     slots[i] = Lookup(first + i);
                 }
 
-                readahead = _streams.Track(offset, buffer.Length, !LoadsAreCheap, out readaheadFrom, out readaheadTo);
+                readahead = _streams.Track(offset, buffer.Length, allowReadahead: true, out readaheadFrom, out readaheadTo);
             }
 
             PlanMisses(offset, buffer, first, slots.AsSpan(0, count));
@@ -233,7 +238,7 @@ public sealed partial class CacheFilter : BlockFilter, ICacheBudgetMember
             Interlocked.Increment(ref _misses);
             _budget?.CountMiss();
             bool whole = start >= offset && start + length <= end;
-            if (cheap && whole)
+            if (cheap && whole && Next.ReadsPartCheaply(start, length))
             {
                 slots[i] = new Slot(null, SlotKind.Direct);
                 continue;
@@ -321,7 +326,7 @@ public sealed partial class CacheFilter : BlockFilter, ICacheBudgetMember
                     slot.Entry!.Buffer.AsSpan(within, piece.Length).CopyTo(piece);
                     break;
                 case SlotKind.Direct:
-                    LoadTimed(start, piece);
+                    LoadTimed(start, piece, plain: true);
                     break;
                 case SlotKind.Part:
                     Next.Read(ps, piece);
@@ -363,16 +368,17 @@ public sealed partial class CacheFilter : BlockFilter, ICacheBudgetMember
 
     private void ReadPrivately(long start, int length, int within, Span<byte> piece)
     {
+        bool plain = Next.ReadsPartCheaply(start, length);
         if (within == 0 && piece.Length == length)
         {
-            LoadTimed(start, piece);
+            LoadTimed(start, piece, plain);
             return;
         }
 
         byte[] tmp = ArrayPool<byte>.Shared.Rent(length);
         try
         {
-            LoadTimed(start, tmp.AsSpan(0, length));
+            LoadTimed(start, tmp.AsSpan(0, length), plain);
             tmp.AsSpan(within, piece.Length).CopyTo(piece);
         }
         finally

@@ -40,9 +40,10 @@ public interface IBlockSource : IDisposable
     Extent GetExtent(long offset, long maxLength);
 
     /// <summary>
-    /// Whether reading just <paramref name="length"/> bytes at <paramref name="offset"/> costs about that length: no
-    /// larger unit around it (a compressed chunk, a chunk checked whole) has to be read and checked. A cache above may
-    /// then read such a part straight through instead of loading its whole block. A hint: reads are checked either way.
+    /// Whether reading just <paramref name="length"/> bytes at <paramref name="offset"/> is about a copy of that length:
+    /// the bytes are stored as they read (nothing to decompress or decrypt) and no larger unit around them (a chunk
+    /// checked whole) has to be read and checked. A cache above may then read such a range straight through instead
+    /// of loading its whole block, and only such loads can count as cheap. A hint: reads are checked either way.
     /// </summary>
     bool ReadsPartCheaply(long offset, int length) => false;
 }

@@ -87,6 +87,8 @@ public sealed class SectorChecksumTests : IDisposable
                 // Word salad compresses; random runs do not and are stored raw, with their table.
                 Assert.True(e.Flags is ChunkFlags.Compressed or ChunkFlags.SectorChecksums, $"chunk {c}: {e.Flags}");
                 Assert.Equal(e.Flags == ChunkFlags.SectorChecksums, source.ReadsPartCheaply((c * Chunk) + 4096, 4096));
+                // Whole, a raw chunk is a checked copy; a compressed one is decoded, however fast: never cheap.
+                Assert.Equal(e.Flags == ChunkFlags.SectorChecksums, source.ReadsPartCheaply(c * Chunk, file.ChunkLength(c)));
                 _ = e.Flags == ChunkFlags.Compressed ? compressed++ : raw++;
             }
 
@@ -100,6 +102,7 @@ public sealed class SectorChecksumTests : IDisposable
             var e = encrypted.GetEntry(c);
             Assert.True(e.Kind != ChunkKind.Data || e.Flags == ChunkFlags.Encrypted, $"chunk {c}: {e.Flags}");
             Assert.False(e.Kind == ChunkKind.Data && encrypted.CanReadChunkPart(c));
+            Assert.Equal(e.Kind != ChunkKind.Data, encrypted.IsChunkStoredPlain(c));
         }
     }
 
@@ -192,6 +195,7 @@ public sealed class SectorChecksumTests : IDisposable
         using (var source = new BackupImageSource(remote))
         {
             Assert.False(source.ReadsPartCheaply((chunk * Chunk) + 4096, 4096));
+            Assert.True(source.ReadsPartCheaply(chunk * Chunk, remote.ChunkLength(chunk))); // whole: a plain copy still
             var part = new byte[4096];
             int before = counting.Requests;
             source.Read((chunk * Chunk) + 4096, part);

@@ -222,7 +222,7 @@ public sealed class CacheFilterTests
     public void CheapLayersAreReadAroundTheCacheForWholeBlocks()
     {
         var expected = Expected(64 * Block, seed: 10);
-        using var cache = new CacheFilter(new MemorySource(expected), readaheadBytes: 8 * Block);
+        using var cache = new CacheFilter(new PlainBlocksSource(new MemorySource(expected), Block), readaheadBytes: 8 * Block);
         var buffer = new byte[4 * Block];
         for (int round = 0; round < 2; round++)
         {
@@ -244,11 +244,92 @@ public sealed class CacheFilterTests
     }
 
     [Fact]
+    public void FastLoadsOfBlocksToDecodeNeverCountAsCheap_ReadaheadStaysOn()
+    {
+        // A layer whose blocks are not stored as they read (compressed chunks: ReadsPartCheaply false for a whole
+        // block) is always read through the cache with readahead, however fast its loads: a fast codec on text used to
+        // win the vote and switch readahead off in the middle of a compressed image. Whole plain blocks of the same
+        // speed do win it.
+        var expected = Expected(64 * Block, seed: 11);
+        using var coded = new CacheFilter(new MemorySource(expected), readaheadBytes: 8 * Block);
+        using var plain = new CacheFilter(new PlainBlocksSource(new MemorySource(expected), Block), readaheadBytes: 8 * Block);
+        var buffer = new byte[4 * Block];
+        foreach (var cache in new[] { coded, plain })
+        {
+            for (int round = 0; round < 3; round++)
+            {
+                for (int i = 0; i < 16; i++)
+                {
+                    cache.Read(i * 4L * Block, buffer);
+                    Assert.True(expected.AsSpan(i * 4 * Block, buffer.Length).SequenceEqual(buffer));
+                }
+            }
+        }
+
+        Assert.False(coded.LoadsAreCheap, "blocks to decode must never vote");
+        Assert.True(plain.LoadsAreCheap, "copies of plain blocks from memory should measure as cheap");
+        Assert.Equal(64L * Block, coded.Statistics.BytesCached); // every block to decode was cached
+
+        // Still a sequential reader of blocks to decode gets readahead: the blocks after its last read are queued, and
+        // nobody but the pool loads them.
+        using var again = new CacheFilter(new MemorySource(expected), readaheadBytes: 8 * Block);
+        for (int i = 0; i < 8; i++)
+        {
+            again.Read(i * 4L * Block, buffer);
+        }
+
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (again.Statistics.ReadaheadLoads == 0 && DateTime.UtcNow < deadline)
+        {
+            Thread.Sleep(10);
+        }
+
+        Assert.True(again.Statistics.ReadaheadLoads > 0, "no block was read ahead");
+        long cachedBefore = plain.Statistics.BytesCached;
+        plain.Read(0, buffer);
+        Assert.Equal(cachedBefore, plain.Statistics.BytesCached);
+    }
+
+    [Fact]
+    public void InALayerVotedCheap_BlocksToDecodeStillGetReadahead_PlainBlocksDoNot()
+    {
+        // A zstd image keeps incompressible chunks raw: those vote cheap, and the compressed ones between them must
+        // still be read ahead (the plain ones are read straight through when asked for, so readahead skips them).
+        var expected = Expected(128 * Block, seed: 14);
+        var mixed = new EvenBlocksPlainSource(new MemorySource(expected), Block);
+        using var cache = new CacheFilter(mixed, readaheadBytes: 8 * Block);
+        var buffer = new byte[4 * Block];
+        for (int round = 0; round < 2; round++)
+        {
+            for (int i = 0; i < 16; i++)
+            {
+                cache.Read(i * 4L * Block, buffer);
+            }
+        }
+
+        Assert.True(cache.LoadsAreCheap, "copies of the plain blocks from memory should measure as cheap");
+        for (int i = 16; i < 24; i++)
+        {
+            cache.Read(i * 4L * Block, buffer); // blocks 64-95
+            Assert.True(expected.AsSpan(i * 4 * Block, buffer.Length).SequenceEqual(buffer));
+        }
+
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!(mixed.WasRead(97) && mixed.WasRead(99)) && DateTime.UtcNow < deadline)
+        {
+            Thread.Sleep(10);
+        }
+
+        Assert.True(mixed.WasRead(97) && mixed.WasRead(99), "the blocks to decode after the reader were not read ahead");
+        Assert.False(mixed.WasRead(96) || mixed.WasRead(98), "plain blocks of a cheap layer were read ahead");
+    }
+
+    [Fact]
     public void SplitDirectReadsReturnTheRightBytesAndTheHelpersErrors()
     {
         var expected = Expected(64 * Block, seed: 12);
         var faulty = new FaultInjectingFilter(new MemorySource(expected), (62L * Block) + 100, 10);
-        using var cache = new CacheFilter(faulty, readaheadBytes: 8 * Block);
+        using var cache = new CacheFilter(new PlainBlocksSource(faulty, Block), readaheadBytes: 8 * Block);
         var buffer = new byte[8 * Block];
         for (int round = 0; round < 3; round++)
         {
@@ -275,7 +356,7 @@ public sealed class CacheFilterTests
         // the half-built list (claimed, it would run the blocks added so far, report done, and the reader would
         // return a buffer whose later blocks were never read).
         var expected = Expected(128 * Block, seed: 13);
-        using var cache = new CacheFilter(new MemorySource(expected), readaheadBytes: 0);
+        using var cache = new CacheFilter(new PlainBlocksSource(new MemorySource(expected), Block), readaheadBytes: 0);
         var buffer = new byte[8 * Block];
         for (int i = 0; i < 7; i++)
         {
@@ -350,6 +431,32 @@ internal sealed class SlowSource(IBlockSource next, int delayMs = 1) : BlockFilt
     public override void Read(long offset, Span<byte> buffer)
     {
         Thread.Sleep(delayMs);
+        base.Read(offset, buffer);
+    }
+}
+
+/// <summary>Says that whole aligned blocks read as plain copies (as raw chunks without sector checksums do).</summary>
+internal sealed class PlainBlocksSource(IBlockSource next, int block) : BlockFilter(next)
+{
+    public override bool ReadsPartCheaply(long offset, int length) => offset % block == 0 && length == block;
+}
+
+/// <summary>Even whole blocks read as plain copies, odd ones are "compressed"; remembers which blocks were read.</summary>
+internal sealed class EvenBlocksPlainSource(IBlockSource next, int block) : BlockFilter(next)
+{
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<long, bool> _read = new();
+
+    public bool WasRead(long blockIndex) => _read.ContainsKey(blockIndex);
+
+    public override bool ReadsPartCheaply(long offset, int length) => offset % block == 0 && length == block && (offset / block) % 2 == 0;
+
+    public override void Read(long offset, Span<byte> buffer)
+    {
+        for (long b = offset / block; b * block < offset + buffer.Length; b++)
+        {
+            _read[b] = true;
+        }
+
         base.Read(offset, buffer);
     }
 }

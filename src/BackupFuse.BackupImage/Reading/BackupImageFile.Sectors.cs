@@ -73,6 +73,16 @@ public sealed partial class BackupImageFile
         return entry.Kind != ChunkKind.Data || PartsReadAlone(entry);
     }
 
+    /// <summary>
+    /// Whether chunk <paramref name="chunkIndex"/> is stored as it reads: no data (zeros), or a payload that is neither
+    /// compressed nor encrypted, so that reading it whole is a checked copy.
+    /// </summary>
+    public bool IsChunkStoredPlain(long chunkIndex)
+    {
+        var entry = GetEntry(chunkIndex);
+        return entry.Kind != ChunkKind.Data || (entry.Flags & (ChunkFlags.Compressed | ChunkFlags.Encrypted)) == 0;
+    }
+
     /// <summary>A Data entry whose parts are read alone: a raw payload with its sector table, from a local file.</summary>
     private bool PartsReadAlone(in ChunkEntry entry) => entry.Flags == ChunkFlags.SectorChecksums && _object.SmallReadsAreCheap;
 

@@ -12,8 +12,9 @@ namespace BackupFuse.BackupImage.Reading;
 // - Runs of absent pages are skipped a page (EntriesPerPage chunks) at a time without loading anything, so extent
 //   queries over a 1 TiB sparse image stay cheap.
 // - Read decompresses whole chunks: straight into the caller's buffer when the request covers a chunk, otherwise into
-//   a pooled buffer and copies the slice; a part of a raw chunk with sector checksums is read and checked alone
-//   (ReadsPartCheaply says so to the cache above). No decompressed-chunk cache here: caching belongs to a filter
+//   a pooled buffer and copies the slice; a part of a raw chunk with sector checksums is read and checked alone.
+//   ReadsPartCheaply tells the cache above which reads are plain copies: a whole chunk stored raw, a part of one with
+//   sector checksums (from a local file), zeros; never a compressed or encrypted chunk. No decompressed-chunk cache here: caching belongs to a filter
 //   above the chain (one cache for the whole stack instead of one per layer).
 // - Thread-safe because BackupImageFile is; this class has no mutable state.
 
@@ -120,7 +121,14 @@ public sealed class BackupImageSource : BlockSource
     {
         AssertRange(offset, length);
         long chunk = offset / File.ChunkSize;
-        return (offset + length - 1) / File.ChunkSize == chunk && File.CanReadChunkPart(chunk);
+        if ((offset + length - 1) / File.ChunkSize != chunk)
+        {
+            return false;
+        }
+
+        return offset == chunk * File.ChunkSize && length == File.ChunkLength(chunk)
+            ? File.IsChunkStoredPlain(chunk)
+            : File.CanReadChunkPart(chunk);
     }
 
     /// <inheritdoc/>
