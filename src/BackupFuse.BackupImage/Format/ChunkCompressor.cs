@@ -41,7 +41,7 @@ public static class ChunkCompressor
     /// not be smaller than the source (store raw then).
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="codec"/> is None or unknown.</exception>
-    public static bool TryCompress(ChunkCodec codec, ReadOnlySpan<byte> source, byte[] destination, int level, out int written)
+    public static bool TryCompress(ChunkCodec codec, ReadOnlySpan<byte> source, Span<byte> destination, int level, out int written)
     {
         switch (codec)
         {
@@ -49,7 +49,7 @@ public static class ChunkCompressor
                 return TryCompress(source, destination, level, out written);
             case ChunkCodec.Zstd:
                 int capacity = Math.Min(destination.Length, source.Length - 1);
-                written = capacity <= 0 ? 0 : LibZstd.Compress(source, destination.AsSpan(0, capacity), level);
+                written = capacity <= 0 ? 0 : LibZstd.Compress(source, destination[..capacity], level);
                 return written > 0;
             default:
                 throw new ArgumentOutOfRangeException(nameof(codec), codec, "not a compression codec");
@@ -83,21 +83,21 @@ public static class ChunkCompressor
     /// Compresses <paramref name="source"/> into <paramref name="destination"/>; false when the result would not be
     /// smaller than the source (store raw then).
     /// </summary>
-    public static bool TryCompress(ReadOnlySpan<byte> source, byte[] destination, int level, out int written) =>
+    public static bool TryCompress(ReadOnlySpan<byte> source, Span<byte> destination, int level, out int written) =>
         LibDeflate.Available ? TryCompressWithLibDeflate(source, destination, level, out written) : TryCompressWithZlib(source, destination, level, out written);
 
     /// <summary>Decompresses into exactly <paramref name="destination"/>; false when the data is not a stream of that length.</summary>
     public static bool TryDecompress(byte[] source, int offset, int length, Span<byte> destination) =>
         LibDeflate.Available ? LibDeflate.TryDecompress(source.AsSpan(offset, length), destination) : TryDecompressWithZlib(source, offset, length, destination);
 
-    internal static bool TryCompressWithLibDeflate(ReadOnlySpan<byte> source, byte[] destination, int level, out int written)
+    internal static bool TryCompressWithLibDeflate(ReadOnlySpan<byte> source, Span<byte> destination, int level, out int written)
     {
         int capacity = Math.Min(destination.Length, source.Length - 1);
-        written = capacity <= 0 ? 0 : LibDeflate.Compress(source, destination.AsSpan(0, capacity), level);
+        written = capacity <= 0 ? 0 : LibDeflate.Compress(source, destination[..capacity], level);
         return written > 0;
     }
 
-    internal static bool TryCompressWithZlib(ReadOnlySpan<byte> source, byte[] destination, int level, out int written)
+    internal static bool TryCompressWithZlib(ReadOnlySpan<byte> source, Span<byte> destination, int level, out int written)
     {
         int capacity = Math.Min(destination.Length, source.Length - 1);
         written = 0;
@@ -106,21 +106,30 @@ public static class ChunkCompressor
             return false;
         }
 
-        var output = new MemoryStream(destination, 0, capacity, writable: true);
+        byte[] scratch = System.Buffers.ArrayPool<byte>.Shared.Rent(capacity); // MemoryStream needs an array
         try
         {
-            using (var deflate = new DeflateStream(output, new ZLibCompressionOptions { CompressionLevel = level }, leaveOpen: true))
+            var output = new MemoryStream(scratch, 0, capacity, writable: true);
+            try
             {
-                deflate.Write(source);
+                using (var deflate = new DeflateStream(output, new ZLibCompressionOptions { CompressionLevel = level }, leaveOpen: true))
+                {
+                    deflate.Write(source);
+                }
             }
-        }
-        catch (NotSupportedException)
-        {
-            return false; // the fixed-size output is full: compression does not pay for this chunk
-        }
+            catch (NotSupportedException)
+            {
+                return false; // the fixed-size output is full: compression does not pay for this chunk
+            }
 
-        written = (int)output.Position;
-        return true;
+            written = (int)output.Position;
+            scratch.AsSpan(0, written).CopyTo(destination);
+            return true;
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(scratch);
+        }
     }
 
     internal static bool TryDecompressWithZlib(byte[] source, int offset, int length, Span<byte> destination)
