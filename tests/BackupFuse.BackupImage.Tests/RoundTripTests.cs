@@ -63,6 +63,71 @@ public sealed class RoundTripTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(0, image.Trailer.ZeroChunks);
     }
 
+    [Theory]
+    [InlineData(4096)] // 256 chunks per batch
+    [InlineData(65536)] // 16
+    [InlineData(2 << 20)] // one chunk larger than a batch
+    public void BatchesOfChunksKeepHolesShortLastChunksAndParents(int chunkSize)
+    {
+        // The pipeline hands out batches of up to 1 MiB of consecutive data chunks: holes (a hole inside a chunk, runs
+        // of hole chunks), the short last chunk and an incremental's per-chunk comparison must come out as with one
+        // chunk at a time.
+        string disk = _dir["disk.raw"];
+        long length = (9L << 20) + 4097;
+        using (var fs = new FileStream(disk, FileMode.Create))
+        {
+            fs.SetLength(length);
+            var rng = new Random(chunkSize);
+            foreach (var (start, end) in new[] { (0L, 1_300_000L), (1_310_000L, 3L << 20), ((7L << 20) + 100, length) })
+            {
+                var data = new byte[end - start];
+                rng.NextBytes(data);
+                data.AsSpan(0, data.Length / 3).Fill(7); // some of it compresses
+                fs.Position = start;
+                fs.Write(data);
+            }
+        }
+
+        var full = BackupWriter.Backup(disk, _dir["full.bfi"], new BackupOptions { Codec = ChunkCodec.Zstd, ChunkSize = chunkSize });
+        using (var image = BackupImageFile.Open(_dir["full.bfi"]))
+        using (var source = new BackupImageSource(image))
+        {
+            ImageTestKit.AssertSameContent(disk, source);
+            Assert.True(image.GetInfo().AbsentChunks > 0, "the hole run should be absent chunks");
+        }
+
+        using (var fs = new FileStream(disk, FileMode.Open))
+        {
+            foreach (long at in new[] { (1L << 20) - 10, 2_000_000L, length - 1 }) // across a batch edge, inside, the end
+            {
+                fs.Position = at;
+                fs.Write(new byte[] { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 }, 0, (int)Math.Min(10, length - at));
+            }
+        }
+
+        using (var parent = BackupChain.Open(_dir["full.bfi"]))
+        {
+            var inc = BackupWriter.Backup(disk, _dir["inc.bfi"], new BackupOptions { Parent = parent });
+            Assert.InRange(inc.DataChunks, 2, 4); // three changed places: two share a 2 MiB chunk, one spans two small ones
+        }
+
+        using var chain = BackupChain.Open(_dir["inc.bfi"], new ImageCatalog([_dir.Path]));
+        using var chainSource = chain.CreateSource();
+        ImageTestKit.AssertSameContent(disk, chainSource);
+        Assert.True(ChainVerifier.Verify(chain).IsValid);
+        Assert.Equal(full.ImageId, chain.Layers[1].Id);
+    }
+
+    [Theory]
+    [InlineData(2, 65536, 8)] // four per worker
+    [InlineData(64, 65536, 66)] // 16 items of 2 MiB fill 32 MiB; never fewer than the workers + 2
+    [InlineData(8, 4 << 20, 10)] // chunks larger than a batch: 4 items of 8 MiB, but workers + 2
+    [InlineData(1, 4096, 4)]
+    public void BackupQueuesHoldAtMost32MiBOfBatchesBeyondTheWorkersNeeds(int workers, int chunkSize, int depth)
+    {
+        Assert.Equal(depth, BackupPipeline.QueueDepth(workers, chunkSize));
+    }
+
     [Fact]
     public void IncrementalStoresOnlyChangesAndTheChainReadsTheChangedDisk()
     {

@@ -102,7 +102,7 @@ public sealed class SectorChecksumTests : IDisposable
             var e = encrypted.GetEntry(c);
             Assert.True(e.Kind != ChunkKind.Data || e.Flags == ChunkFlags.Encrypted, $"chunk {c}: {e.Flags}");
             Assert.False(e.Kind == ChunkKind.Data && encrypted.CanReadChunkPart(c));
-            Assert.Equal(e.Kind != ChunkKind.Data, encrypted.IsChunkStoredPlain(c));
+            Assert.Equal(e.Kind != ChunkKind.Data, encrypted.ReadsWholeChunkAsCopy(c));
         }
     }
 
@@ -195,7 +195,7 @@ public sealed class SectorChecksumTests : IDisposable
         using (var source = new BackupImageSource(remote))
         {
             Assert.False(source.ReadsPartCheaply((chunk * Chunk) + 4096, 4096));
-            Assert.True(source.ReadsPartCheaply(chunk * Chunk, remote.ChunkLength(chunk))); // whole: a plain copy still
+            Assert.False(source.ReadsPartCheaply(chunk * Chunk, remote.ChunkLength(chunk))); // whole: a request, not a copy
             var part = new byte[4096];
             int before = counting.Requests;
             source.Read((chunk * Chunk) + 4096, part);

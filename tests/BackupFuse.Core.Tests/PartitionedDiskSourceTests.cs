@@ -80,10 +80,44 @@ public sealed class PartitionedDiskSourceTests
     }
 
     [Fact]
+    public void ReadsPartCheaplyAsksTheVolumeAtItsOwnOffset_StructuresAndGapsAreCheap()
+    {
+        // The block cache above asks this to decide what it may read around itself: a partitioned disk must pass the
+        // question to the volume, translated, or its plain volumes would never count as cheap.
+        var layout = PartitionedDiskLayout.Create([Spec(2 * MiB, 1), Spec(MiB, 2)], DiskGuid, PartitionTableKind.Mbr);
+        var asked = new List<(long Offset, int Length)>();
+        var v1 = new AskingSource(new MemorySource(new byte[2 * MiB]), asked, answer: true);
+        var v2 = new AskingSource(new MemorySource(new byte[MiB]), asked, answer: false);
+        using var disk = new PartitionedDiskSource(layout, [v1, v2]);
+        long p1 = layout.PartitionOffsets[0], p2 = layout.PartitionOffsets[1];
+        Assert.Equal(MiB, p1);
+        Assert.True(p2 >= p1 + (2 * MiB));
+        Assert.True(disk.ReadsPartCheaply(0, 512)); // the MBR, in memory
+        Assert.True(disk.ReadsPartCheaply(p1 + 65536, 65536)); // volume 1 says so
+        Assert.Equal((65536L, 65536), asked[^1]);
+        Assert.False(disk.ReadsPartCheaply(p2 + 8192, 4096)); // volume 2 says not
+        Assert.Equal((8192L, 4096), asked[^1]);
+        int before = asked.Count;
+        Assert.False(disk.ReadsPartCheaply(p1 + (2 * MiB) - 4096, 8192)); // across the end of volume 1: never
+        Assert.True(disk.ReadsPartCheaply(p2 + MiB, 4096)); // after the last volume: zeros
+        Assert.Equal(before, asked.Count); // neither was a volume's question
+    }
+
+    [Fact]
     public void MoreThanFourVolumesNeedGpt()
     {
         var specs = Enumerable.Range(1, 5).Select(i => Spec(MiB, i)).ToList();
         Assert.Contains("use GPT", Assert.Throws<InvalidDataException>(() => PartitionedDiskLayout.Create(specs, DiskGuid, PartitionTableKind.Mbr)).Message, StringComparison.Ordinal);
         Assert.Equal(7 * MiB, PartitionedDiskLayout.Create(specs, DiskGuid, PartitionTableKind.Gpt).Length);
+    }
+}
+
+/// <summary>Records what it is asked by ReadsPartCheaply and gives a fixed answer.</summary>
+internal sealed class AskingSource(IBlockSource next, List<(long Offset, int Length)> asked, bool answer) : BlockFilter(next)
+{
+    public override bool ReadsPartCheaply(long offset, int length)
+    {
+        asked.Add((offset, length));
+        return answer;
     }
 }

@@ -74,13 +74,15 @@ public sealed partial class BackupImageFile
     }
 
     /// <summary>
-    /// Whether chunk <paramref name="chunkIndex"/> is stored as it reads: no data (zeros), or a payload that is neither
-    /// compressed nor encrypted, so that reading it whole is a checked copy.
+    /// Whether reading chunk <paramref name="chunkIndex"/> whole is a checked copy: it holds no data (zeros), or its
+    /// payload is neither compressed nor encrypted and lies in a local file (IImageObject.SmallReadsAreCheap; a remote
+    /// chunk is a request, better loaded ahead than on the reader's thread).
     /// </summary>
-    public bool IsChunkStoredPlain(long chunkIndex)
+    public bool ReadsWholeChunkAsCopy(long chunkIndex)
     {
         var entry = GetEntry(chunkIndex);
-        return entry.Kind != ChunkKind.Data || (entry.Flags & (ChunkFlags.Compressed | ChunkFlags.Encrypted)) == 0;
+        return entry.Kind != ChunkKind.Data
+            || ((entry.Flags & (ChunkFlags.Compressed | ChunkFlags.Encrypted)) == 0 && _object.SmallReadsAreCheap);
     }
 
     /// <summary>A Data entry whose parts are read alone: a raw payload with its sector table, from a local file.</summary>

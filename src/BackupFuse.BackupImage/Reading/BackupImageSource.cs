@@ -13,8 +13,8 @@ namespace BackupFuse.BackupImage.Reading;
 //   queries over a 1 TiB sparse image stay cheap.
 // - Read decompresses whole chunks: straight into the caller's buffer when the request covers a chunk, otherwise into
 //   a pooled buffer and copies the slice; a part of a raw chunk with sector checksums is read and checked alone.
-//   ReadsPartCheaply tells the cache above which reads are plain copies: a whole chunk stored raw, a part of one with
-//   sector checksums (from a local file), zeros; never a compressed or encrypted chunk. No decompressed-chunk cache here: caching belongs to a filter
+//   ReadsPartCheaply tells the cache above which reads are plain copies: zeros, and from a local file a whole chunk
+//   stored raw or a part of one with sector checksums; never a compressed or encrypted chunk, nor a remote one. No decompressed-chunk cache here: caching belongs to a filter
 //   above the chain (one cache for the whole stack instead of one per layer).
 // - Thread-safe because BackupImageFile is; this class has no mutable state.
 
@@ -127,7 +127,7 @@ public sealed class BackupImageSource : BlockSource
         }
 
         return offset == chunk * File.ChunkSize && length == File.ChunkLength(chunk)
-            ? File.IsChunkStoredPlain(chunk)
+            ? File.ReadsWholeChunkAsCopy(chunk)
             : File.CanReadChunkPart(chunk);
     }
 

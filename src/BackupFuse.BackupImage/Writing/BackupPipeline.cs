@@ -8,8 +8,9 @@ namespace BackupFuse.BackupImage.Writing;
 // Design notes:
 // - Threads: one reader (this class's reader thread), WorkerCount workers, and the caller as the ordered writer.
 //   The reader puts every item on the ordered queue first and then (data items only) on the work queue; the writer
-//   takes items in order and waits for each to be done. Both queues are bounded (QueueDepth), so at most about
-//   2 x QueueDepth items are alive.
+//   takes items in order and waits for each to be done. Both queues are bounded (QueueDepth: four items per worker,
+//   at most 32 MiB of them, at least workers + 2), so at most about 2 x QueueDepth items are alive: about 16 MiB on 2
+//   cores, and never more than about 2 x 32 MiB plus the workers' items on a large machine.
 // - A data item is a batch of up to BatchBytes (1 MiB) of consecutive chunks that hold data: one read of the source,
 //   one hand-off to a worker, one wait of the writer for all of them. With one item per 64 KiB chunk the queues' locks
 //   and wake-ups (some four per chunk, each dear on a virtual machine whose idle vCPU has to be woken) kept the two
@@ -23,8 +24,11 @@ namespace BackupFuse.BackupImage.Writing;
 /// <summary>The read / hash+compress / ordered-write pipeline of one backup.</summary>
 internal sealed class BackupPipeline(IDiskReader disk, ImageHeader header, BackupOptions options, ImageStreamWriter writer, IProgress<BackupProgress>? progress)
 {
-    /// <summary>The most source bytes one data item (a batch of chunks) holds.</summary>
+    /// <summary>The most source bytes one data item (a batch of chunks) holds, unless one chunk is larger.</summary>
     public const int BatchBytes = 1 << 20;
+
+    /// <summary>The bytes of items each queue may hold (see <see cref="QueueDepth"/>).</summary>
+    public const long QueueBytes = 32L << 20;
 
     private readonly int _chunkSize = header.ChunkSize;
     private readonly long _chunkCount = header.ChunkCount;
@@ -37,7 +41,7 @@ internal sealed class BackupPipeline(IDiskReader disk, ImageHeader header, Backu
     public void Run(CancellationToken ct)
     {
         int workers = Math.Max(1, options.WorkerCount);
-        int depth = Math.Max(8, workers * 4);
+        int depth = QueueDepth(workers, _chunkSize);
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
         using var ordered = new BlockingCollection<WorkItem>(depth);
         using var work = new BlockingCollection<WorkItem>(depth);
@@ -78,6 +82,17 @@ internal sealed class BackupPipeline(IDiskReader disk, ImageHeader header, Backu
             ct.ThrowIfCancellationRequested();
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(_failure);
         }
+    }
+
+    /// <summary>
+    /// Items per queue: four per worker, so none waits for work, but no more than QueueBytes of batches per queue (a
+    /// data item holds up to twice its batch: the source bytes and their compressed form), and never fewer than the
+    /// workers and two.
+    /// </summary>
+    internal static int QueueDepth(int workers, int chunkSize)
+    {
+        long itemBytes = 2L * Math.Max(chunkSize, BatchBytes / chunkSize * chunkSize);
+        return (int)Math.Max(workers + 2, Math.Min(workers * 4L, QueueBytes / itemBytes));
     }
 
     private void Fail(Exception e, CancellationTokenSource cts)
@@ -160,6 +175,10 @@ internal sealed class BackupPipeline(IDiskReader disk, ImageHeader header, Backu
                     {
                         Process(item, k);
                     }
+                }
+                catch (Exception e)
+                {
+                    Fail(e, cts); // before Done: the writer must see the failure, never the batch's unset results
                 }
                 finally
                 {

@@ -97,6 +97,18 @@ public sealed class PartitionedDiskSource : BlockSource
     }
 
     /// <inheritdoc/>
+    public override bool ReadsPartCheaply(long offset, int length)
+    {
+        AssertRange(offset, length);
+        var region = Find(offset, length);
+        return region.Length >= length && region.Kind switch
+        {
+            RegionKind.Volume => _volumes[region.Index].ReadsPartCheaply(offset - _layout.PartitionOffsets[region.Index], length),
+            _ => true, // synthesized structures are in memory; gaps are zeros
+        };
+    }
+
+    /// <inheritdoc/>
     protected override void Dispose(bool disposing)
     {
         if (disposing)
