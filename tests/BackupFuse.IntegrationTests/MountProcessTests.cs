@@ -86,6 +86,27 @@ public sealed class MountProcessTests : IDisposable
     }
 
     [Fact]
+    public void TheBackgroundDaemonLeadsASessionOfItsOwn_WithFewMallocArenasFromItsStart()
+    {
+        // Ctrl-C in the terminal that ran `mount` must never reach the daemon: it makes a session of its own (setsid in
+        // the child, no /usr/bin/setsid in between), and it has MALLOC_ARENA_MAX from its first malloc on.
+        var r = Cli.RunWithEnv(Env(Logs), "mount", Vms, "--images", Images);
+        Assert.True(r.ExitCode == 0, r.Output);
+        var match = System.Text.RegularExpressions.Regex.Match(r.StdErr, @"daemon pid (\d+)");
+        Assert.True(match.Success, r.StdErr);
+        int pid = int.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        string stat = File.ReadAllText($"/proc/{pid}/stat");
+        string[] fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' '); // after "pid (comm) ": state ppid pgrp session
+        Assert.Equal(pid.ToString(System.Globalization.CultureInfo.InvariantCulture), fields[3]); // session id = its pid
+        Assert.Equal(pid.ToString(System.Globalization.CultureInfo.InvariantCulture), fields[2]); // its own process group
+        Assert.NotEqual(Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture), fields[3]);
+        string[] environment = File.ReadAllText($"/proc/{pid}/environ").Split('\0'); // as it was at exec
+        Assert.Contains("MALLOC_ARENA_MAX=2", environment);
+        Cli.Ok("unmount", Vms);
+        DaemonProcess.WaitUnmounted(Vms, TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
     public void UnderSystemdTheBackgroundDaemonLogsToTheJournalOnly()
     {
         // Standard error goes to a file here (the journal's place): the daemon inherits it and keeps it open.

@@ -178,6 +178,8 @@ public static class MountCommand
             return Daemonize(mountPoint, parse.GetValue(GlobalOptions.LogFile));
         }
 
+        DaemonSession.EnterIfMarked(); // the daemon child of a `mount` without --foreground: its own session
+
         string? volatileDir = parse.GetValue(Volatile) ? Directory.CreateTempSubdirectory("backupfuse-volatile-").FullName : null;
         try
         {
@@ -199,7 +201,7 @@ public static class MountCommand
         PreloadCrypto();
         CacheBudget.Process.CapacityBytes = parse.GetValue(CacheSize) ?? CacheBudget.DefaultCapacityBytes; // one budget for every plugin of this mount
         MemoryTrimmer.Watch(CacheBudget.Process, MemoryTrimmer.DefaultHeadroomBytes);
-        NativeHeap.LimitArenas(2);
+        NativeHeap.LimitArenas(DaemonSession.MallocArenas); // the daemon child has it from the start (DaemonSession)
         using var opener = OpenImages(roots, Passphrase.Resolve(parse));
         using var provider = new PluginProvider(opener, new PluginProviderOptions { ReadOnly = parse.GetValue(ReadOnly), VolatileDirectory = volatileDir });
         using var fs = DirectoryOverlayFileSystem.Open(dir, provider, parse.GetValue(ReadOnly), Presentation(parse));
@@ -291,7 +293,7 @@ public static class MountCommand
     }
 
     /// <summary>
-    /// Starts this same command again with --foreground in a new session (setsid), waits until the mount is live
+    /// Starts this same command again with --foreground in a new session (DaemonSession), waits until the mount is live
     /// or the child has failed, and returns. The child's log goes to --log-file, else under systemd to the inherited
     /// standard error (the journal), else to the mount point's file in the private log directory (see
     /// <see cref="LogFiles"/>); where it goes is printed.
@@ -309,15 +311,14 @@ public static class MountCommand
         }
 
         string logShown = logFile ?? "standard error (the journal)";
-        var psi = new ProcessStartInfo("setsid") { UseShellExecute = false, RedirectStandardError = !toJournal, RedirectStandardOutput = true, RedirectStandardInput = true };
         string self = Environment.ProcessPath ?? throw new CliError("cannot find this program's path to start the daemon");
+        var psi = new ProcessStartInfo(self) { UseShellExecute = false, RedirectStandardError = !toJournal, RedirectStandardOutput = true, RedirectStandardInput = true };
         if (Path.GetFileNameWithoutExtension(self) == "dotnet")
         {
-            psi.ArgumentList.Add(self);
-            self = Path.Combine(AppContext.BaseDirectory, "backupfuse.dll");
+            psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "backupfuse.dll"));
         }
 
-        psi.ArgumentList.Add(self);
+        DaemonSession.Mark(psi.Environment);
         foreach (var a in args)
         {
             psi.ArgumentList.Add(a);

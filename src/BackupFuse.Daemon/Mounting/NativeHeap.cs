@@ -11,7 +11,9 @@ namespace BackupFuse.Daemon.Mounting;
 // - Deliberately not done: lowering the mmap threshold (each 1 MiB buffer would be mapped and faulted in again for
 //   every request, a third of the sequential read speed).
 // - Called by the daemon's mount command before the FUSE worker threads start (not inside the binding: the FUSE
-//   tests' process runs without it). glibc only: elsewhere (musl, macOS) the call is missing or means something else, and nothing happens.
+//   tests' process runs without it). By then the runtime's own threads may have made arenas of their own, so the
+//   daemon child of `backupfuse mount` also gets MALLOC_ARENA_MAX in its environment (DaemonSession), which glibc
+//   reads before any thread exists; this call covers --foreground runs started some other way. glibc only: elsewhere (musl, macOS) the call is missing or means something else, and nothing happens.
 
 /// <summary>Keeps the C heap (libfuse's request buffers) from growing an arena per worker thread.</summary>
 public static partial class NativeHeap
