@@ -14,8 +14,8 @@ namespace BackupFuse.BackupImage.Writing;
 // - A data item is a batch of up to BatchBytes (1 MiB) of consecutive chunks that hold data: one read of the source,
 //   one hand-off to a worker, one wait of the writer for all of them. With one item per 64 KiB chunk the queues' locks
 //   and wake-ups (some four per chunk, each dear on a virtual machine whose idle vCPU has to be woken) kept the two
-//   cores a quarter idle; a batch pays them once per 16 chunks. Each chunk of a batch is still hashed, compared with
-//   the parent and compressed on its own, and written as its own entry.
+//   cores a fifth idle (156-167 % CPU); a batch pays them once per 16 chunks. Each chunk of a batch is still hashed,
+//   compared with the parent and compressed on its own, and written as its own entry.
 // - A hole run (chunks the source reports as holes) is one item, never read. For a full backup it costs nothing;
 //   for an incremental the writer walks only the chunks of the run that lie in index pages the parent chain has,
 //   recording Zero where the chain holds data.
