@@ -14,8 +14,9 @@ namespace BackupFuse.BackupImage.Reading;
 // - Read decompresses whole chunks: straight into the caller's buffer when the request covers a chunk, otherwise into
 //   a pooled buffer and copies the slice; a part of a raw chunk with sector checksums is read and checked alone.
 //   ReadsPartCheaply tells the cache above which reads are plain copies: zeros, and from a local file a whole chunk
-//   stored raw or a part of one with sector checksums; never a compressed or encrypted chunk, nor a remote one. No decompressed-chunk cache here: caching belongs to a filter
-//   above the chain (one cache for the whole stack instead of one per layer).
+//   stored raw or a part of one with sector checksums; never a compressed or encrypted chunk, nor a remote one.
+// - No decompressed-chunk cache here: caching belongs to a filter above the chain (one cache for the whole stack
+//   instead of one per layer).
 // - Thread-safe because BackupImageFile is; this class has no mutable state.
 
 /// <summary>One backup image as a read-only block source (a layer for <see cref="ChainSource"/>).</summary>

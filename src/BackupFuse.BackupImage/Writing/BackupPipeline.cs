@@ -124,8 +124,7 @@ internal sealed class BackupPipeline(IDiskReader disk, ImageHeader header, Backu
                 if (dataStart >= offset + length)
                 {
                     long end = dataStart >= disk.Length ? _chunkCount : dataStart / _chunkSize;
-                    var hole = new WorkItem(chunk, end - chunk, _chunkSize, batchChunks: 0);
-                    hole.Done.Set();
+                    var hole = WorkItem.Hole(chunk, end - chunk);
                     ordered.Add(hole, cts.Token);
                     chunk = end;
                     continue;
@@ -135,7 +134,7 @@ internal sealed class BackupPipeline(IDiskReader disk, ImageHeader header, Backu
                 long dataChunksEnd = (knownDataEnd + _chunkSize - 1) / _chunkSize;
                 int count = (int)Math.Max(1, Math.Min(Math.Min(batchChunks, _chunkCount - chunk), dataChunksEnd - chunk));
                 int bytes = (int)Math.Min((long)count * _chunkSize, disk.Length - offset);
-                var item = new WorkItem(chunk, count, _chunkSize, count) { Input = ArrayPool<byte>.Shared.Rent(bytes), Length = bytes };
+                var item = WorkItem.Batch(chunk, count, _chunkSize, bytes);
                 try
                 {
                     disk.Read(offset, item.Input.AsSpan(0, bytes));
@@ -307,31 +306,55 @@ internal sealed class BackupPipeline(IDiskReader disk, ImageHeader header, Backu
     }
 
     /// <summary>A hole run (no Input), or a batch of Count consecutive chunks read as one.</summary>
-    private sealed class WorkItem(long chunk, long count, int chunkSize, int batchChunks)
+    private sealed class WorkItem
     {
-        public long Chunk { get; } = chunk;
+        private readonly int _chunkSize;
 
-        public long Count { get; } = count;
+        private WorkItem(long chunk, long count, int chunkSize, byte[]? input, int length)
+        {
+            Chunk = chunk;
+            Count = count;
+            _chunkSize = chunkSize;
+            Input = input;
+            Length = length;
+            Results = input == null ? [] : new ChunkResult[count];
+        }
 
-        public byte[]? Input { get; init; }
+        public long Chunk { get; }
+
+        public long Count { get; }
+
+        public byte[]? Input { get; }
 
         /// <summary>Source bytes in <see cref="Input"/> (the last chunk of the disk may be short).</summary>
-        public int Length { get; init; }
+        public int Length { get; }
 
-        public ChunkResult[] Results { get; } = new ChunkResult[batchChunks];
+        public ChunkResult[] Results { get; }
 
         /// <summary>Compressed chunks, each at its chunk's offset within the batch (rented on the first need).</summary>
         public byte[]? Output { get; set; }
 
         public ManualResetEventSlim Done { get; } = new(false);
 
-        public Span<byte> ChunkInput(int k)
+        /// <summary>A hole run of <paramref name="count"/> chunks: nothing to read or process, done from the start.</summary>
+        public static WorkItem Hole(long chunk, long count)
         {
-            int start = k * chunkSize;
-            return Input.AsSpan(start, Math.Min(chunkSize, Length - start));
+            var hole = new WorkItem(chunk, count, 0, null, 0);
+            hole.Done.Set();
+            return hole;
         }
 
-        public Span<byte> ChunkOutputSpace(int k) => Output.AsSpan(k * chunkSize, Math.Min(chunkSize, Length - (k * chunkSize)));
+        /// <summary>A batch of <paramref name="count"/> chunks, <paramref name="length"/> source bytes, in a rented buffer.</summary>
+        public static WorkItem Batch(long chunk, int count, int chunkSize, int length) =>
+            new(chunk, count, chunkSize, ArrayPool<byte>.Shared.Rent(length), length);
+
+        public Span<byte> ChunkInput(int k)
+        {
+            int start = k * _chunkSize;
+            return Input.AsSpan(start, Math.Min(_chunkSize, Length - start));
+        }
+
+        public Span<byte> ChunkOutputSpace(int k) => Output.AsSpan(k * _chunkSize, Math.Min(_chunkSize, Length - (k * _chunkSize)));
 
         public void Release()
         {

@@ -22,16 +22,13 @@ public static partial class DaemonSession
     /// <summary>Set by the parent in the child's environment: make a new session.</summary>
     public const string NewSessionVariable = "BACKUPFUSE_NEW_SESSION";
 
-    /// <summary>The glibc malloc arenas of the daemon (see NativeHeap).</summary>
-    public const int MallocArenas = 2;
-
     /// <summary>Marks a child's environment for <see cref="EnterIfMarked"/> and limits its malloc arenas from the start.</summary>
     public static void Mark(IDictionary<string, string?> environment)
     {
         environment[NewSessionVariable] = "1";
         if (!environment.ContainsKey("MALLOC_ARENA_MAX"))
         {
-            environment["MALLOC_ARENA_MAX"] = MallocArenas.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            environment["MALLOC_ARENA_MAX"] = NativeHeap.DaemonArenas.ToString(System.Globalization.CultureInfo.InvariantCulture);
         }
     }
 

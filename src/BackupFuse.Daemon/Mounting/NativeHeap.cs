@@ -18,6 +18,9 @@ namespace BackupFuse.Daemon.Mounting;
 /// <summary>Keeps the C heap (libfuse's request buffers) from growing an arena per worker thread.</summary>
 public static partial class NativeHeap
 {
+    /// <summary>The daemon's glibc malloc arenas: two keep libfuse's buffers near two requests' worth.</summary>
+    public const int DaemonArenas = 2;
+
     private const int MArenaMax = -8;
 
     /// <summary>Limits glibc to <paramref name="arenas"/> malloc arenas; call before the FUSE worker threads start.</summary>
