@@ -107,6 +107,26 @@ public sealed class MountProcessTests : IDisposable
     }
 
     [Fact]
+    public void OnceMountedTheBackgroundDaemonNoLongerWritesToThePipesOfTheMountCommand()
+    {
+        // The `mount` command reads the daemon's standard output and error until the mount is live, then exits: from
+        // then on the daemon's streams point at /dev/null (a write to the old pipes would fail with EPIPE), and its log
+        // lines still reach the log file.
+        var r = Cli.RunWithEnv(Env(Logs), "mount", Vms, "--images", Images);
+        Assert.True(r.ExitCode == 0, r.Output);
+        var match = System.Text.RegularExpressions.Regex.Match(r.StdErr, @"daemon pid (\d+)");
+        Assert.True(match.Success, r.StdErr);
+        int pid = int.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        WaitUntil(() => new FileInfo($"/proc/{pid}/fd/2").LinkTarget == "/dev/null", "the daemon's standard error at /dev/null");
+        Assert.Equal("/dev/null", new FileInfo($"/proc/{pid}/fd/1").LinkTarget);
+        Assert.Equal("/dev/null", new FileInfo($"/proc/{pid}/fd/0").LinkTarget);
+        Cli.Ok("unmount", Vms);
+        DaemonProcess.WaitUnmounted(Vms, TimeSpan.FromSeconds(10));
+        string log = Path.Combine(Logs, LogFiles.FileNameFor(Vms));
+        WaitUntil(() => File.ReadLines(log).Any(l => l.Contains("\"MessageTemplate\":\"unmounted {MountPoint}", StringComparison.Ordinal)), "the unmounted line in " + log);
+    }
+
+    [Fact]
     public void UnderSystemdTheBackgroundDaemonLogsToTheJournalOnly()
     {
         // Standard error goes to a file here (the journal's place): the daemon inherits it and keeps it open.

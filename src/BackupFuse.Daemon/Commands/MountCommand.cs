@@ -222,6 +222,7 @@ public static class MountCommand
             {
                 Log.Information("mounted {MountPoint}; libfuse {Version}", mountPoint, FuseLibrary.PackageVersion);
                 SystemdNotify.Ready(mountPoint);
+                DaemonSession.ReleaseParentPipes(); // the `mount` command returns now and stops reading them
             });
         }
 
@@ -318,7 +319,7 @@ public static class MountCommand
             psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "backupfuse.dll"));
         }
 
-        DaemonSession.Mark(psi.Environment);
+        DaemonSession.Mark(psi.Environment, standardStreamsArePipes: !toJournal);
         foreach (var a in args)
         {
             psi.ArgumentList.Add(a);

@@ -15,6 +15,10 @@ namespace BackupFuse.Daemon.Mounting;
 //   where the limit allows one. With the variable, one did (the resident total of that small read stayed about the
 //   same, 29-31 MiB, but the bound now holds under many readers, which is what NativeHeap is for).
 // - A failed setsid (already a session leader: started some other way) changes nothing and is not an error.
+// - Standard streams: unless it logs to the journal, the child's standard output and error are pipes to the parent,
+//   which reports them if the child fails before the mount is live and exits once it is. From then on a write to
+//   them fails with EPIPE (the log file still gets every line, but each console line cost a failed write), so the
+//   child points them at /dev/null when its mount is live (ReleaseParentPipes). The mark says whether they are pipes.
 
 /// <summary>Puts the daemon child of `backupfuse mount` in a session of its own.</summary>
 public static partial class DaemonSession
@@ -22,10 +26,17 @@ public static partial class DaemonSession
     /// <summary>Set by the parent in the child's environment: make a new session.</summary>
     public const string NewSessionVariable = "BACKUPFUSE_NEW_SESSION";
 
-    /// <summary>Marks a child's environment for <see cref="EnterIfMarked"/> and limits its malloc arenas from the start.</summary>
-    public static void Mark(IDictionary<string, string?> environment)
+    private const string MarkWithPipes = "pipes";
+
+    private static bool s_pipesToParent;
+
+    /// <summary>
+    /// Marks a child's environment for <see cref="EnterIfMarked"/> and limits its malloc arenas from the start;
+    /// <paramref name="standardStreamsArePipes"/> when the parent reads the child's standard output and error.
+    /// </summary>
+    public static void Mark(IDictionary<string, string?> environment, bool standardStreamsArePipes)
     {
-        environment[NewSessionVariable] = "1";
+        environment[NewSessionVariable] = standardStreamsArePipes ? MarkWithPipes : "1";
         if (!environment.ContainsKey("MALLOC_ARENA_MAX"))
         {
             environment["MALLOC_ARENA_MAX"] = NativeHeap.DaemonArenas.ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -35,14 +46,54 @@ public static partial class DaemonSession
     /// <summary>In a child started by <see cref="Mark"/>: removes the mark and starts a new session; true if it did.</summary>
     public static bool EnterIfMarked()
     {
-        if (Environment.GetEnvironmentVariable(NewSessionVariable) != "1")
+        string? mark = Environment.GetEnvironmentVariable(NewSessionVariable);
+        if (mark is not ("1" or MarkWithPipes))
         {
             return false;
         }
 
+        s_pipesToParent = mark == MarkWithPipes;
         Environment.SetEnvironmentVariable(NewSessionVariable, null);
         return OperatingSystem.IsLinux() || OperatingSystem.IsMacOS() ? SetSid() >= 0 : false;
     }
+
+    /// <summary>
+    /// In a child whose standard streams are pipes to its parent (see <see cref="Mark"/>), once the parent no longer
+    /// reads them: points standard input, output and error at /dev/null. Does nothing in any other process.
+    /// </summary>
+    public static void ReleaseParentPipes()
+    {
+        if (!s_pipesToParent || !(OperatingSystem.IsLinux() || OperatingSystem.IsMacOS()))
+        {
+            return;
+        }
+
+        s_pipesToParent = false;
+        int devNull = Open("/dev/null", 2 /* O_RDWR */);
+        if (devNull < 0)
+        {
+            return; // keep the pipes: a failed write costs a little, nothing is lost (the log file has every line)
+        }
+
+        for (int fd = 0; fd <= 2; fd++)
+        {
+            _ = Dup2(devNull, fd);
+        }
+
+        if (devNull > 2)
+        {
+            _ = Close(devNull);
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Open(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "dup2")]
+    private static partial int Dup2(int from, int to);
+
+    [LibraryImport("libc", EntryPoint = "close")]
+    private static partial int Close(int fd);
 
     [LibraryImport("libc", EntryPoint = "setsid")]
     private static partial int SetSid();
