@@ -48,7 +48,8 @@ namespace BackupFuse.Core;
 // - Composition: the index, recency order and pins are a BlockLru, the stream slots and readahead windows a
 //   SequentialStreamTracker, the cheap-layer vote a LoadCostVote (each its own file, testable without threads);
 //   this class adds the buffers and their byte bound, the load states, coalescing and the scheduling (the claiming,
-//   loading and queueing of entries in CacheFilter.Loading.cs, split direct reads in CacheFilter.DirectLoadHelper.cs).
+//   loading and queueing of entries in CacheFilter.Loading.cs, split direct reads in CacheFilter.DirectLoadHelper.cs,
+//   reserving and evicting buffers in CacheFilter.Capacity.cs).
 // - Thread-safe; one lock guards the map, the LRU list, the pins and the stream slots, and is held only for
 //   bookkeeping (never during a load or a copy). The cost vote is lock-free (see LoadCostVote).
 // - Shared budget (optional, CacheBudget): the mount's caches draw their block bytes from one budget, so many open
@@ -408,79 +409,6 @@ public sealed partial class CacheFilter : BlockFilter, ICacheBudgetMember
                 }
             }
         }
-    }
-
-    /// <summary>Under the lock: makes room (evicting) and adds a Loading entry for the block; false when all is pinned.</summary>
-    private bool TryReserve(long block, int length, out CacheEntry created)
-    {
-        created = null!;
-        if (_blockSize > _capacity || _disposed)
-        {
-            return false;
-        }
-
-        while (_bytesHeld + _blockSize > _capacity)
-        {
-            if (!EvictOldest())
-            {
-                return false;
-            }
-        }
-
-        if (_budget != null && !_budget.TryTake(_blockSize))
-        {
-            return false;
-        }
-
-        _bytesHeld += _blockSize;
-        created = new CacheEntry(this, block, ArrayPool<byte>.Shared.Rent(_blockSize), length);
-        _lru.Add(created);
-        return true;
-    }
-
-    /// <summary>Under the lock: drops the least recently used unpinned block; false when there is none.</summary>
-    private bool EvictOldest()
-    {
-        if (!_lru.TryEvictOldest(out var victim))
-        {
-            return false;
-        }
-
-        ReturnBuffer(victim);
-        _evictions++;
-        return true;
-    }
-
-    /// <inheritdoc/>
-    bool ICacheBudgetMember.TryEvictOldest()
-    {
-        // Never block: the budget calls this from another member's thread, which holds that member's lock.
-        if (!Monitor.TryEnter(_lock))
-        {
-            return false;
-        }
-
-        try
-        {
-            return !_disposed && EvictOldest();
-        }
-        finally
-        {
-            Monitor.Exit(_lock);
-        }
-    }
-
-    private void ReturnBuffer(CacheEntry e)
-    {
-        if (e.BufferReturned)
-        {
-            return;
-        }
-
-        e.BufferReturned = true;
-        _bytesHeld -= _blockSize;
-        _budget?.Release(_blockSize);
-        ArrayPool<byte>.Shared.Return(e.Buffer);
     }
 
     private int BlockLength(long block) => (int)Math.Min(_blockSize, Length - (block << _shift));
