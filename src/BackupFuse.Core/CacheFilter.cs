@@ -236,11 +236,10 @@ public sealed partial class CacheFilter : BlockFilter, ICacheBudgetMember
                 continue;
             }
 
-            Interlocked.Increment(ref _misses);
-            _budget?.CountMiss();
             bool whole = start >= offset && start + length <= end;
             if (cheap && whole && Next.ReadsPartCheaply(start, length))
             {
+                CountMiss();
                 slots[i] = new Slot(null, SlotKind.Direct);
                 continue;
             }
@@ -250,6 +249,7 @@ public sealed partial class CacheFilter : BlockFilter, ICacheBudgetMember
                 long ps = Math.Max(start, offset);
                 if (Next.ReadsPartCheaply(ps, (int)(Math.Min(start + length, end) - ps)))
                 {
+                    CountMiss();
                     slots[i] = new Slot(null, SlotKind.Part);
                     continue;
                 }
@@ -260,9 +260,12 @@ public sealed partial class CacheFilter : BlockFilter, ICacheBudgetMember
                 var found = Lookup(block);
                 if (found.Kind != SlotKind.Miss)
                 {
-                    slots[i] = found;
+                    slots[i] = found; // another reader added it since the first look: Serve counts a hit or a wait
+                    continue;
                 }
-                else if (TryReserve(block, length, out var created))
+
+                CountMiss();
+                if (TryReserve(block, length, out var created))
                 {
                     _lru.Pin(created);
                     slots[i] = new Slot(created, SlotKind.Owned);
@@ -292,6 +295,12 @@ public sealed partial class CacheFilter : BlockFilter, ICacheBudgetMember
                 }
             }
         }
+    }
+
+    private void CountMiss()
+    {
+        Interlocked.Increment(ref _misses);
+        _budget?.CountMiss();
     }
 
     private bool IsZeroBlock(long start, int length)
@@ -343,11 +352,15 @@ public sealed partial class CacheFilter : BlockFilter, ICacheBudgetMember
                     }
                     else if (Volatile.Read(ref e.State) == EntryState.Loading)
                     {
-                        Interlocked.Increment(ref _waits);
-                        _budget?.CountWait();
+                        if (slot.Kind != SlotKind.Owned) // this request's own miss, loaded by a pool thread: counted once
+                        {
+                            Interlocked.Increment(ref _waits);
+                            _budget?.CountWait();
+                        }
+
                         WaitFor(e);
                     }
-                    else
+                    else if (slot.Kind != SlotKind.Owned)
                     {
                         Interlocked.Increment(ref _hits);
                         _budget?.CountHit();

@@ -16,6 +16,20 @@ internal sealed class SlowSource(IBlockSource next, int delayMs = 1) : BlockFilt
     }
 }
 
+/// <summary>Makes reads of the first block slow (200 ms), so loads of the other blocks finish meanwhile on other threads.</summary>
+internal sealed class FirstBlockSlowSource(IBlockSource next, int block) : BlockFilter(next)
+{
+    public override void Read(long offset, Span<byte> buffer)
+    {
+        if (offset < block)
+        {
+            Thread.Sleep(200);
+        }
+
+        base.Read(offset, buffer);
+    }
+}
+
 /// <summary>Says that whole aligned blocks read as plain copies (as raw chunks without sector checksums do).</summary>
 internal sealed class PlainBlocksSource(IBlockSource next, int block) : BlockFilter(next)
 {

@@ -56,6 +56,38 @@ public sealed class CacheFilterTests
     }
 
     [Fact]
+    public void AMissLoadedOnAPoolThreadCountsOnce_NotAlsoAsTheRequestsHitOrWait()
+    {
+        // One read of 8 uncached blocks: this thread loads the first (slow) and hands the rest to the pool, whose
+        // threads load them meanwhile (enough pool threads at once: the minimum is raised for this test). Each block is
+        // still one miss, not also a hit or a wait of the request that queued it.
+        ThreadPool.GetMinThreads(out int workers, out int io);
+        ThreadPool.SetMinThreads(Math.Max(workers, 8), io);
+        try
+        {
+            var counting = new CountingSource(new FirstBlockSlowSource(new PatternSource(16 * Block, seed: 3), Block));
+            using var cache = new CacheFilter(counting, capacityBytes: 16 * Block, readaheadBytes: 0);
+            var buffer = new byte[8 * Block];
+            cache.Read(0, buffer);
+            Assert.True(Expected(cache.Length, seed: 3).AsSpan(0, buffer.Length).SequenceEqual(buffer));
+            var s = cache.Statistics;
+            Assert.True(counting.MaxConcurrent >= 2, "the pool loaded no block beside this thread's");
+            Assert.Equal(8, counting.Reads);
+            Assert.Equal(8, s.Misses);
+            Assert.Equal(0, s.Hits);
+            Assert.Equal(0, s.CoalescedWaits);
+
+            cache.Read(0, buffer); // now every block is a hit
+            Assert.Equal(8, cache.Statistics.Hits);
+            Assert.Equal(8, cache.Statistics.Misses);
+        }
+        finally
+        {
+            ThreadPool.SetMinThreads(workers, io);
+        }
+    }
+
+    [Fact]
     public void PartsTheLayerReadsCheaplyGoStraightThroughUncached_OtherPartsLoadTheirBlock()
     {
         var counting = new CountingSource(new PatternSource(16 * Block, seed: 3));
