@@ -90,11 +90,7 @@ public sealed class MountProcessTests : IDisposable
     {
         // Ctrl-C in the terminal that ran `mount` must never reach the daemon: it makes a session of its own (setsid in
         // the child, no /usr/bin/setsid in between), and it has MALLOC_ARENA_MAX from its first malloc on.
-        var r = Cli.RunWithEnv(Env(Logs), "mount", Vms, "--images", Images);
-        Assert.True(r.ExitCode == 0, r.Output);
-        var match = System.Text.RegularExpressions.Regex.Match(r.StdErr, @"daemon pid (\d+)");
-        Assert.True(match.Success, r.StdErr);
-        int pid = int.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        int pid = MountInTheBackground();
         string stat = File.ReadAllText($"/proc/{pid}/stat");
         string[] fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' '); // after "pid (comm) ": state ppid pgrp session
         Assert.Equal(pid.ToString(System.Globalization.CultureInfo.InvariantCulture), fields[3]); // session id = its pid
@@ -112,11 +108,7 @@ public sealed class MountProcessTests : IDisposable
         // The `mount` command reads the daemon's standard output and error until the mount is live, then exits: from
         // then on the daemon's streams point at /dev/null (a write to the old pipes would fail with EPIPE), and its log
         // lines still reach the log file.
-        var r = Cli.RunWithEnv(Env(Logs), "mount", Vms, "--images", Images);
-        Assert.True(r.ExitCode == 0, r.Output);
-        var match = System.Text.RegularExpressions.Regex.Match(r.StdErr, @"daemon pid (\d+)");
-        Assert.True(match.Success, r.StdErr);
-        int pid = int.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        int pid = MountInTheBackground();
         WaitUntil(() => new FileInfo($"/proc/{pid}/fd/2").LinkTarget == "/dev/null", "the daemon's standard error at /dev/null");
         Assert.Equal("/dev/null", new FileInfo($"/proc/{pid}/fd/1").LinkTarget);
         Assert.Equal("/dev/null", new FileInfo($"/proc/{pid}/fd/0").LinkTarget);
@@ -124,6 +116,16 @@ public sealed class MountProcessTests : IDisposable
         DaemonProcess.WaitUnmounted(Vms, TimeSpan.FromSeconds(10));
         string log = Path.Combine(Logs, LogFiles.FileNameFor(Vms));
         WaitUntil(() => File.ReadLines(log).Any(l => l.Contains("\"MessageTemplate\":\"unmounted {MountPoint}", StringComparison.Ordinal)), "the unmounted line in " + log);
+    }
+
+    /// <summary>`backupfuse mount` without --foreground; the daemon's pid as the command prints it.</summary>
+    private int MountInTheBackground()
+    {
+        var r = Cli.RunWithEnv(Env(Logs), "mount", Vms, "--images", Images);
+        Assert.True(r.ExitCode == 0, r.Output);
+        var match = System.Text.RegularExpressions.Regex.Match(r.StdErr, @"daemon pid (\d+)");
+        Assert.True(match.Success, r.StdErr);
+        return int.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
     }
 
     [Fact]
