@@ -346,13 +346,14 @@ public sealed partial class CacheFilter : BlockFilter, ICacheBudgetMember
                     break;
                 default:
                     var e = slot.Entry!;
+                    bool ownMiss = slot.Kind == SlotKind.Owned; // counted as a miss in PlanMisses, whoever loads it
                     if (TryClaim(e))
                     {
                         LoadEntry(e);
                     }
                     else if (Volatile.Read(ref e.State) == EntryState.Loading)
                     {
-                        if (slot.Kind != SlotKind.Owned) // this request's own miss, loaded by a pool thread: counted once
+                        if (!ownMiss)
                         {
                             Interlocked.Increment(ref _waits);
                             _budget?.CountWait();
@@ -360,7 +361,7 @@ public sealed partial class CacheFilter : BlockFilter, ICacheBudgetMember
 
                         WaitFor(e);
                     }
-                    else if (slot.Kind != SlotKind.Owned)
+                    else if (!ownMiss)
                     {
                         Interlocked.Increment(ref _hits);
                         _budget?.CountHit();

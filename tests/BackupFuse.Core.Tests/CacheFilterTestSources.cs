@@ -6,24 +6,17 @@ namespace BackupFuse.Core.Tests;
 // Layers for the cache filter tests (CacheFilterTests, CacheFilterSchedulingTests, CacheBudgetTests): each wraps a real
 // source and changes one thing the cache reacts to: cost, plainness, cheap parts, counts of reads, or a gate.
 
-/// <summary>Makes every read cost at least <c>delayMs</c> (1 ms default), so the cache measures it as expensive.</summary>
-internal sealed class SlowSource(IBlockSource next, int delayMs = 1) : BlockFilter(next)
+/// <summary>
+/// Makes every read that starts below <c>slowBelow</c> (all of them by default) cost at least <c>delayMs</c> (1 ms
+/// default), so the cache measures it as expensive, or so other threads finish their loads meanwhile.
+/// </summary>
+internal sealed class SlowSource(IBlockSource next, int delayMs = 1, long slowBelow = long.MaxValue) : BlockFilter(next)
 {
     public override void Read(long offset, Span<byte> buffer)
     {
-        Thread.Sleep(delayMs);
-        base.Read(offset, buffer);
-    }
-}
-
-/// <summary>Makes reads of the first block slow (200 ms), so loads of the other blocks finish meanwhile on other threads.</summary>
-internal sealed class FirstBlockSlowSource(IBlockSource next, int block) : BlockFilter(next)
-{
-    public override void Read(long offset, Span<byte> buffer)
-    {
-        if (offset < block)
+        if (offset < slowBelow)
         {
-            Thread.Sleep(200);
+            Thread.Sleep(delayMs);
         }
 
         base.Read(offset, buffer);

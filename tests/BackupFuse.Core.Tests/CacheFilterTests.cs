@@ -65,7 +65,7 @@ public sealed class CacheFilterTests
         ThreadPool.SetMinThreads(Math.Max(workers, 8), io);
         try
         {
-            var counting = new CountingSource(new FirstBlockSlowSource(new PatternSource(16 * Block, seed: 3), Block));
+            var counting = new CountingSource(new SlowSource(new PatternSource(16 * Block, seed: 3), delayMs: 200, slowBelow: Block));
             using var cache = new CacheFilter(counting, capacityBytes: 16 * Block, readaheadBytes: 0);
             var buffer = new byte[8 * Block];
             cache.Read(0, buffer);

@@ -190,6 +190,15 @@ public static unsafe partial class PosixCalls
         return true;
     }
 
+    /// <summary>dup2(2): makes <paramref name="target"/> refer to what <paramref name="source"/> does; -1 on failure.</summary>
+    public static int DuplicateOnto(int source, int target) => dup2_native(source, target);
+
+    /// <summary>close(2); -1 on failure (see <see cref="LastErrno"/>).</summary>
+    public static int Close(int fd) => close_native(fd);
+
+    [LibraryImport("libc", EntryPoint = "dup2", SetLastError = true)]
+    private static partial int dup2_native(int source, int target);
+
     [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
     private static partial int fsync_native(int fd);
 

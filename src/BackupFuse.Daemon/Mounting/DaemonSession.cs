@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using BackupFuse.Core.Native;
 
 namespace BackupFuse.Daemon.Mounting;
 
@@ -69,7 +70,7 @@ public static partial class DaemonSession
         }
 
         s_pipesToParent = false;
-        int devNull = Open("/dev/null", 2 /* O_RDWR */);
+        int devNull = PosixCalls.Open("/dev/null", PosixCalls.ORdWr);
         if (devNull < 0)
         {
             return; // keep the pipes: a failed write costs a little, nothing is lost (the log file has every line)
@@ -77,23 +78,14 @@ public static partial class DaemonSession
 
         for (int fd = 0; fd <= 2; fd++)
         {
-            _ = Dup2(devNull, fd);
+            _ = PosixCalls.DuplicateOnto(devNull, fd);
         }
 
         if (devNull > 2)
         {
-            _ = Close(devNull);
+            _ = PosixCalls.Close(devNull);
         }
     }
-
-    [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int Open(string path, int flags);
-
-    [LibraryImport("libc", EntryPoint = "dup2")]
-    private static partial int Dup2(int from, int to);
-
-    [LibraryImport("libc", EntryPoint = "close")]
-    private static partial int Close(int fd);
 
     [LibraryImport("libc", EntryPoint = "setsid")]
     private static partial int SetSid();
