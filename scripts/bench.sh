@@ -20,7 +20,8 @@
 #   scripts/bench.sh --only volume   only the volume backup figures: a 2 GiB ext4 volume, 25 % full, backed up used
 #                                    blocks only, against partclone.ext4 -c | zstd -1 and against our every-block backup
 #   scripts/bench.sh --only zstd     only the zstd codec: backup vs zstd -1 -T0 and our Deflate; sequential read vs
-#                                    qemu-storage-daemon's export of a compression_type=zstd qcow2 and our Deflate (issue 17)
+#                                    qemu-storage-daemon's export of a compression_type=zstd qcow2 and our Deflate (issue 17;
+#                                    --reps N times interleaved, as the sections below)
 #   The issue-17 sections below measure every figure --reps N times (default 3), print medians and min-max; ratios
 #   are ratios of medians; each prints the daemon's peak RSS for the disk size, so RSS growth with size is visible:
 #   scripts/bench.sh --only ceiling  the FUSE ceiling (our binding serving a synthetic file, scripts/bench/FuseCeiling)
@@ -694,46 +695,45 @@ fi # lifecycle
 
 # ---------------------------------------------------------------------------------------------------------------
 if [[ $only == all || $only == zstd ]]; then
-say "zstd: backup vs zstd -1 -T0 of the raw disk and vs our Deflate (source in the page cache)"
+say "zstd: backup vs zstd -1 -T0 of the raw disk and vs our Deflate (source in the page cache), $reps times interleaved"
 Z="$W/zstd"; mkdir -p "$Z/img" "$Z/vms"
 warm "$disk"
-t=$(now); "$bf" backup "$disk" "$Z/img/zstd.bfi" --codec zstd 2>/dev/null; zb_s=$(elapsed "$t")
-t=$(now); zstd -q -1 -T0 -f "$disk" -o "$Z/disk.raw.zst"; zcli_s=$(elapsed "$t")
-t=$(now); "$bf" backup "$disk" "$Z/img/deflate.bfi" --codec deflate 2>/dev/null; db_s=$(elapsed "$t")
+z_backup=(); z_cli=(); d_backup=()
+for (( rep = 1; rep <= reps; rep++ )); do # an image is never overwritten: each repetition writes it anew
+  rm -f "$Z/img/zstd.bfi" "$Z/img/deflate.bfi" "$Z/disk.raw.zst"
+  t=$(now); "$bf" backup "$disk" "$Z/img/zstd.bfi" --codec zstd 2>/dev/null; z_backup+=("$(elapsed "$t")")
+  t=$(now); zstd -q -1 -T0 -f "$disk" -o "$Z/disk.raw.zst"; z_cli+=("$(elapsed "$t")")
+  t=$(now); "$bf" backup "$disk" "$Z/img/deflate.bfi" --codec deflate 2>/dev/null; d_backup+=("$(elapsed "$t")")
+done
 qemu-img convert -c -O qcow2 -o compression_type=zstd "$disk" "$Z/disk-zstd.qcow2"
 zb_size=$(stat -c %s "$Z/img/zstd.bfi"); zcli_size=$(stat -c %s "$Z/disk.raw.zst"); db_size=$(stat -c %s "$Z/img/deflate.bfi")
-echo "zstd backup ${zb_s} s $(( zb_size >> 20 )) MiB; zstd -1 -T0 ${zcli_s} s $(( zcli_size >> 20 )) MiB; deflate backup ${db_s} s $(( db_size >> 20 )) MiB; qcow2+zstd $(( $(stat -c %s "$Z/disk-zstd.qcow2") >> 20 )) MiB" >&2
-record "zstd backup time (s), lower is better" "$zb_s" "zstd -1 -T0 raw -> file" "$zcli_s" s "$(ratio "$zcli_s" "$zb_s")" 1
+echo "zstd backup ${z_backup[*]} s $(( zb_size >> 20 )) MiB; zstd -1 -T0 ${z_cli[*]} s $(( zcli_size >> 20 )) MiB; deflate backup ${d_backup[*]} s $(( db_size >> 20 )) MiB; qcow2+zstd $(( $(stat -c %s "$Z/disk-zstd.qcow2") >> 20 )) MiB" >&2
+record_reps "zstd backup time (s), lower is better" "${z_backup[*]}" "zstd -1 -T0 raw -> file" "${z_cli[*]}" s 1 lower
 record "zstd backup size (MiB), lower is better" "$(( zb_size >> 20 ))" "zstd -1 -T0 raw -> file" "$(( zcli_size >> 20 ))" MiB "$(ratio "$zcli_size" "$zb_size")" 1
-record "zstd backup time (s), lower is better" "$zb_s" "backupfuse deflate" "$db_s" s "$(ratio "$db_s" "$zb_s")" -
+record_reps "zstd backup time (s), lower is better" "${z_backup[*]}" "backupfuse deflate" "${d_backup[*]}" s - lower
 record "zstd backup size (MiB), lower is better" "$(( zb_size >> 20 ))" "backupfuse deflate" "$(( db_size >> 20 ))" MiB "$(ratio "$db_size" "$zb_size")" -
 
-say "zstd: sequential read through the mount vs qemu-storage-daemon's export of the qcow2 (compression_type=zstd)"
+say "zstd: sequential read through the mount vs qemu-storage-daemon's export of the qcow2 (compression_type=zstd), $reps times interleaved"
 "$bf" plugin create "$Z/img/zstd.bfi" "$Z/vms/zstd.vhdx" >/dev/null
 "$bf" plugin create "$Z/img/deflate.bfi" "$Z/vms/deflate.vhdx" >/dev/null
-z_seq() { # file -> MiB/s (fio, 1 MiB, O_DIRECT, the whole disk once)
-  fio --name=seq --filename="$1" --rw=read --bs=1M --direct=1 --ioengine=psync --numjobs=1 --size="$bytes" \
-    --minimal | awk -F';' '{ printf "%.0f", $7 / 1024 }'
-}
-declare -A zseq
-for codec in zstd deflate; do
-  drop_caches; warm "$Z/img/$codec.bfi"
-  "$bf" mount "$Z/vms" --images "$Z/img" --read-only 2>/dev/null; mounts+=("$Z/vms")
-  zseq[$codec]=$(z_seq "$Z/vms/$codec.vhdx")
-  "$bf" unmount "$Z/vms" >/dev/null 2>&1 || umount "$Z/vms"; sleep 0.3
+declare -A zseq=([zstd]="" [deflate]="" [qsd]="")
+for (( rep = 1; rep <= reps; rep++ )); do # each read on a fresh daemon (or export), page cache dropped, its file warm
+  for codec in zstd deflate; do
+    drop_caches; warm "$Z/img/$codec.bfi"
+    bf_up "$Z/vms" "$Z/img"
+    zseq[$codec]+=" $(seq_read "$Z/vms/$codec.vhdx")"
+    bf_down "$Z/vms"
+  done
+  drop_caches; warm "$Z/disk-zstd.qcow2"
+  qsd_start "$Z/disk-zstd.qcow2" "$Z/qsd.export"
+  zseq[qsd]+=" $(seq_read "$Z/qsd.export")"
+  qsd_down
 done
-drop_caches; warm "$Z/disk-zstd.qcow2"; : > "$Z/qsd.export"
-qemu-storage-daemon --blockdev "driver=file,node-name=f,filename=$Z/disk-zstd.qcow2,read-only=on" \
-  --blockdev driver=qcow2,node-name=q,file=f,read-only=on \
-  --export "type=fuse,id=e,node-name=q,mountpoint=$Z/qsd.export,writable=off" >/dev/null 2>&1 &
-zqsd=$!; pids+=("$zqsd"); mounts+=("$Z/qsd.export")
-wait_for "is_mounted $Z/qsd.export"
-zseq[qsd]=$(z_seq "$Z/qsd.export")
-kill "$zqsd"; wait "$zqsd" 2>/dev/null || true
-echo "sequential read: zstd ${zseq[zstd]} MiB/s, deflate ${zseq[deflate]} MiB/s, qsd qcow2+zstd ${zseq[qsd]} MiB/s" >&2
-record "seq read MiB/s, zstd backup" "${zseq[zstd]}" "qsd qcow2+zstd export" "${zseq[qsd]}" MiB/s "$(ratio "${zseq[zstd]}" "${zseq[qsd]}")" 3
-record "seq read MiB/s, zstd backup" "${zseq[zstd]}" "1.5 GB/s (1431 MiB/s)" 1431 MiB/s "$(ratio "${zseq[zstd]}" 1431)" 1
-record "seq read MiB/s, zstd backup" "${zseq[zstd]}" "backupfuse deflate" "${zseq[deflate]}" MiB/s "$(ratio "${zseq[zstd]}" "${zseq[deflate]}")" -
+echo "sequential read MiB/s: zstd${zseq[zstd]}; deflate${zseq[deflate]}; qsd qcow2+zstd${zseq[qsd]}" >&2
+record_reps "seq read MiB/s, zstd backup" "${zseq[zstd]}" "qsd qcow2+zstd export" "${zseq[qsd]}" MiB/s 3
+record_reps "seq read MiB/s, zstd backup" "${zseq[zstd]}" "1.5 GB/s (1431 MiB/s)" 1431 MiB/s 1
+record_reps "seq read MiB/s, zstd backup" "${zseq[zstd]}" "backupfuse deflate" "${zseq[deflate]}" MiB/s -
+record_rss zstd
 fi # zstd
 
 # ---------------------------------------------------------------------------------------------------------------
