@@ -51,6 +51,8 @@ RUN if ! dpkg -s fuse3 libdeflate0 libzstd1 >/dev/null 2>&1; then \
       && rm -rf /var/lib/apt/lists/*; \
     fi
 COPY --from=binary /out/backupfuse /usr/bin/backupfuse
+# One malloc arena from the daemon's first malloc on (docs/operations.md, memory); `docker run -e` overrides it.
+ENV MALLOC_ARENA_MAX=1
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/bin/backupfuse"]
 CMD ["mount", "/srv/backupfuse/vms", "--images", "/backups", "--foreground"]

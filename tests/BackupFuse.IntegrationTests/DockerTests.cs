@@ -82,6 +82,8 @@ public sealed class DockerTests
             DockerOk([.. run]);
             WaitLive(vms, name, "after docker run");
             AssertReadsAsTheDisk(plugin, dir["disk.raw"]);
+            string[] daemonEnvironment = File.ReadAllText($"/proc/{State(name, "{{.State.Pid}}")}/environ").Split('\0');
+            Assert.Contains("MALLOC_ARENA_MAX=1", daemonEnvironment); // the image's ENV: one malloc arena from the first malloc on
 
             // docker kill while a VM (here: an open file) uses the disk leaves a dead mount on the host.
             // A VM keeps its disk open after the daemon died (its I/O fails); as long as it does, the host mount stays,

@@ -97,7 +97,7 @@ public sealed class MountProcessTests : IDisposable
         Assert.Equal(pid.ToString(System.Globalization.CultureInfo.InvariantCulture), fields[2]); // its own process group
         Assert.NotEqual(Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture), fields[3]);
         string[] environment = File.ReadAllText($"/proc/{pid}/environ").Split('\0'); // as it was at exec
-        Assert.Contains("MALLOC_ARENA_MAX=2", environment);
+        Assert.Contains("MALLOC_ARENA_MAX=1", environment); // NativeHeap.DaemonArenas
         Cli.Ok("unmount", Vms);
         DaemonProcess.WaitUnmounted(Vms, TimeSpan.FromSeconds(10));
     }

@@ -165,6 +165,8 @@ public sealed class PackagingTests : IClassFixture<PackagingTests.Artifacts>
 
         Assert.Equal("/usr/bin/backupfuse mount ${BACKUPFUSE_DIR} $BACKUPFUSE_ARGS --foreground", Setting("ExecStart"));
         Assert.Equal("/etc/backupfuse/%i.conf", Setting("EnvironmentFile"));
+        Assert.Equal("MALLOC_ARENA_MAX=1", Setting("Environment")); // before the configuration file, which may override it
+        Assert.True(unit.IndexOf("Environment=MALLOC", StringComparison.Ordinal) < unit.IndexOf("EnvironmentFile=", StringComparison.Ordinal));
         Assert.Equal("notify", Setting("Type"));
         Assert.Equal("on-failure", Setting("Restart"));
         Assert.Equal("SIGTERM", Setting("KillSignal"));
