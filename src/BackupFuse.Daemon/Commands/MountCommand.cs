@@ -201,7 +201,7 @@ public static class MountCommand
         PreloadCrypto();
         CacheBudget.Process.CapacityBytes = parse.GetValue(CacheSize) ?? CacheBudget.DefaultCapacityBytes; // one budget for every plugin of this mount
         MemoryTrimmer.Watch(CacheBudget.Process, MemoryTrimmer.DefaultHeadroomBytes);
-        NativeHeap.LimitArenas(NativeHeap.DaemonArenas); // the daemon child has it from the start (DaemonSession)
+        NativeHeap.ConfigureForDaemon(); // the daemon child has its arena limit from the start (DaemonSession)
         using var opener = OpenImages(roots, Passphrase.Resolve(parse));
         using var provider = new PluginProvider(opener, new PluginProviderOptions { ReadOnly = parse.GetValue(ReadOnly), VolatileDirectory = volatileDir });
         using var fs = DirectoryOverlayFileSystem.Open(dir, provider, parse.GetValue(ReadOnly), Presentation(parse));
