@@ -12,29 +12,29 @@ public sealed partial class NativeHeapTests
         // First glibc's initial threshold (128 KiB), under which a 2 MiB buffer gets a mapping of its own; the test
         // process may have raised it already (glibc raises it when a larger mapped chunk is freed).
         Assert.Equal(1, Mallopt(MMmapThreshold, 128 << 10));
-        Assert.True(TriesOnce(b => b, "mapped"), "with a 128 KiB threshold a 2 MiB malloc should get a mapping of its own");
+        Assert.True(TriesOnce(wantMapped: true), "with a 128 KiB threshold a 2 MiB malloc should get a mapping of its own");
 
         NativeHeap.ConfigureForDaemon();
-        Assert.True(TriesOnce(b => !b, "from the heap"), "a 2 MiB malloc got a mapping of its own: the daemon's mmap threshold is not in force");
+        Assert.True(TriesOnce(wantMapped: false), "a 2 MiB malloc got a mapping of its own: the daemon's mmap threshold is not in force");
         Assert.True(NativeHeap.MmapThresholdBytes > 1 << 20, "libfuse's 1 MiB read buffers must stay below the mmap threshold");
     }
 
     /// <summary>
-    /// Whether a 2 MiB malloc got a mapping (mallinfo2's total of mapped bytes grew by it) as <paramref name="expected"/>
-    /// says, in one of a few tries: the total is process-wide, and another test's mapping or unmapping between the two
+    /// Whether a 2 MiB malloc got a mapping of its own (mallinfo2's total of mapped bytes grew by it) exactly when
+    /// <paramref name="wantMapped"/>, in one of a few tries: the total is process-wide, and another test's mapping or unmapping between the two
     /// looks moves it.
     /// </summary>
-    private static bool TriesOnce(Func<bool, bool> expected, string what)
+    private static bool TriesOnce(bool wantMapped)
     {
         const int size = 2 << 20;
         for (int attempt = 0; attempt < 5; attempt++)
         {
             nuint before = MallInfo2().MappedBytes;
             nint buffer = Malloc(size);
-            Assert.True(buffer != 0, $"malloc failed ({what})");
+            Assert.True(buffer != 0, "malloc failed");
             nuint after = MallInfo2().MappedBytes;
             Free(buffer);
-            if (expected(after >= before + size))
+            if ((after >= before + size) == wantMapped)
             {
                 return true;
             }
@@ -51,8 +51,8 @@ public sealed partial class NativeHeapTests
         public nuint SmallBlocks;
         public nuint MappedBlocks;
         public nuint MappedBytes;
-        public nuint Unused1;
-        public nuint Unused2;
+        public nuint Unused;
+        public nuint FastbinFreeBytes;
         public nuint AllocatedBytes;
         public nuint FreeBytes;
         public nuint KeepCost;

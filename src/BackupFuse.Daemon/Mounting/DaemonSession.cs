@@ -13,8 +13,8 @@ namespace BackupFuse.Daemon.Mounting;
 // - The parent also sets MALLOC_ARENA_MAX (unless the user did): glibc reads it when the child's C heap starts, before
 //   any thread exists. NativeHeap's mallopt comes later, when the runtime's threads may already have made arenas: in
 //   /proc/PID/smaps during a 64 MiB read, three arenas besides the main heap grew by a 1 MiB libfuse read buffer each,
-//   where the limit allowed one. With the variable the limit holds from the start (NativeHeap.DaemonArenas: since
-//   this stop one arena, the main heap, so libfuse's buffers add no arena of their own).
+//   where the limit allowed one. With the variable the limit holds from the start (NativeHeap.DaemonArenas: one
+//   arena, the main heap, so libfuse's buffers add no arena of their own).
 // - A failed setsid (already a session leader: started some other way) changes nothing and is not an error.
 // - Standard streams: unless it logs to the journal, the child's standard output and error are pipes to the parent,
 //   which reports them if the child fails before the mount is live and exits once it is. From then on a write to
