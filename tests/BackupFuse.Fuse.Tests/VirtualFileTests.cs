@@ -244,6 +244,92 @@ public sealed class VirtualFileTests(ITestOutputHelper output)
         output.WriteLine(dd.StdErr.Trim());
     }
 
+    [SkippableFact]
+    public void SequentialReaders_GetTheRightBytes_AndAWritableFileShowsEachWrite()
+    {
+        if (FuseTestEnvironment.SkipUnlessMountable(output))
+        {
+            return;
+        }
+
+        // The read-ahead runs on the thread pool, which the test host keeps busy: without spare threads every
+        // read-ahead would still be queued when the next read comes (taken back), and the writable part below
+        // would pass even with read-ahead on writable files.
+        ThreadPool.GetMinThreads(out int workers, out int completion);
+        ThreadPool.SetMinThreads(Math.Max(workers, 16), completion);
+        const long size = 32L * 1024 * 1024;
+        var provider = new MarkerFileProvider();
+        using var m = new TestMount(output, d =>
+        {
+            Populate(d);
+            File.WriteAllText(Path.Combine(d, "big.vhdx"), MarkerFileProvider.Content(size, "fast"));
+        }, provider);
+
+        // Read-only sources are read ahead for a sequential reader: two threads each read the file from start to end
+        // through a handle of their own, and two more share one handle, so its reads are only partly sequential.
+        var expected = new FastPatternSource(size);
+        var failures = new System.Collections.Concurrent.ConcurrentBag<string>();
+        using var shared = File.OpenHandle(m["big.vhdx"]);
+        var threads = Enumerable.Range(0, 4).Select(t => new Thread(() =>
+        {
+            try
+            {
+                using var own = t < 2 ? File.OpenHandle(m["big.vhdx"]) : null;
+                var h = own ?? shared;
+                var buffer = new byte[(t + 1) * 192 * 1024];
+                for (long offset = 0; offset < size; offset += buffer.Length)
+                {
+                    int n = RandomAccess.Read(h, buffer, offset);
+                    if (n != Math.Min(buffer.Length, size - offset))
+                    {
+                        failures.Add($"thread {t}: short read {n} at {offset}");
+                    }
+
+                    for (int k = 0; k < n; k += 509)
+                    {
+                        if (buffer[k] != expected.ByteAt(offset + k))
+                        {
+                            failures.Add($"thread {t}: wrong byte at {offset + k}");
+                            break;
+                        }
+                    }
+                }
+            }
+            catch (Exception e)
+            {
+                failures.Add($"thread {t}: {e}");
+            }
+        })).ToList();
+        threads.ForEach(t => t.Start());
+        Assert.All(threads, t => Assert.True(t.Join(TimeSpan.FromSeconds(60)), "reader thread hung"));
+        Assert.Empty(failures);
+
+        // A writable source is never read ahead: a sequential reader sees what another descriptor wrote into the
+        // range it would have read next.
+        const int block = 64 * 1024;
+        int writer = Posix.Open(m["rw.vhdx"], Posix.O_RDWR);
+        Assert.True(writer >= 0, $"open: {writer}");
+        try
+        {
+            // Data everywhere first (never-written ranges of the memory source are holes, which are not read ahead).
+            Assert.Equal(MemorySize, Posix.Pwrite(writer, Enumerable.Repeat((byte)0xAB, (int)MemorySize).ToArray(), 0));
+            using var reader = File.OpenHandle(m["rw.vhdx"]);
+            var buffer = new byte[block];
+            for (long offset = 0; offset < MemorySize; offset += block)
+            {
+                var stamp = System.Text.Encoding.ASCII.GetBytes($"written at {offset}");
+                Assert.Equal(stamp.Length, Posix.Pwrite(writer, stamp, offset));
+                Assert.Equal(block, RandomAccess.Read(reader, buffer, offset));
+                Assert.Equal(stamp, buffer.AsSpan(0, stamp.Length).ToArray());
+                Thread.Sleep(20); // time for a read-ahead of the next block (were there one) to finish before the write
+            }
+        }
+        finally
+        {
+            Posix.Close(writer);
+        }
+    }
+
     private static void AssertPattern(PatternSource expected, long offset, ReadOnlySpan<byte> actual)
     {
         for (int i = 0; i < actual.Length; i++)

@@ -9,11 +9,13 @@ namespace BackupFuse.Fuse.Overlay;
 //   source through a non-owning wrapper) and an O_PATH descriptor of the plugin file underneath, which answers
 //   fstat and utimens (LibC.SetTimesPinned: /proc/self/fd/N on Linux, futimens elsewhere); chmod/chown are kept in memory by the mount's VirtualFileOwnership,
 //   never applied to the plugin file (see there).
-// - The rules of a virtual file: reads go straight into libfuse's buffer (no copy, no allocation; the file is
-//   opened direct_io) and end in a short read at the source's length; it never grows or shrinks (a write past the
-//   end is EFBIG, a truncate to another size EPERM, fallocate EOPNOTSUPP); writes need a writable open (EROFS
-//   otherwise; a read-only mount never makes one); SEEK_DATA/SEEK_HOLE follow GetExtent (Data is data, Zero and
-//   Unallocated are holes); flush flushes a writable source, fsync any source.
+// - The rules of a virtual file: reads go straight into libfuse's buffer (no allocation; the file is opened
+//   direct_io) and end in a short read at the source's length. A source that cannot change (CanWrite false) is read
+//   one request ahead for a sequential reader (SequentialReadAhead: direct_io leaves no kernel read-ahead); such a
+//   read is one copy out of the staging buffer. It never grows or shrinks (a write past the end is EFBIG, a truncate
+//   to another size EPERM, fallocate EOPNOTSUPP); writes need a writable open (EROFS otherwise; a read-only mount
+//   never makes one); SEEK_DATA/SEEK_HOLE follow GetExtent (Data is data, Zero and Unallocated are holes); flush
+//   flushes a writable source, fsync any source.
 // - getattr reports the plugin file's stat with the presented owner/mode (VirtualFileOwnership) and the provider's
 //   VirtualFileInfo applied (ApplyInfo, shared with the path-based getattr), the size taken from the open source.
 // - Thread-safe as far as the source is (IBlockSource sources are); Dispose runs once, at release.
@@ -21,6 +23,9 @@ namespace BackupFuse.Fuse.Overlay;
 /// <summary>An open virtual file: a block source plus the plugin file's O_PATH descriptor (see design notes).</summary>
 internal sealed unsafe class VirtualFile(IBlockSource source, bool writable, int pathDescriptor, string relativePath, VirtualFileInfo info, VirtualFileOwnership ownership) : IOpenFile
 {
+    // Only a source that cannot change may be read ahead: nothing checks a staged range against a later write.
+    private readonly SequentialReadAhead? _readAhead = source.CanWrite ? null : new SequentialReadAhead(source);
+
     /// <summary>The provider's source (owned).</summary>
     public IBlockSource Source { get; } = source;
 
@@ -79,7 +84,19 @@ internal sealed unsafe class VirtualFile(IBlockSource source, bool writable, int
         }
 
         int n = (int)Math.Min(buffer.Length, length - offset);
-        Source.Read(offset, buffer[..n]);
+        if (_readAhead is not { } readAhead)
+        {
+            Source.Read(offset, buffer[..n]);
+            return n;
+        }
+
+        bool served = readAhead.TryServe(offset, buffer[..n]);
+        if (!served)
+        {
+            Source.Read(offset, buffer[..n]);
+        }
+
+        readAhead.Completed(offset, n, served, length);
         return n;
     }
 
@@ -198,6 +215,7 @@ internal sealed unsafe class VirtualFile(IBlockSource source, bool writable, int
     {
         try
         {
+            _readAhead?.Dispose();
             Source.Dispose();
         }
         finally
