@@ -96,6 +96,35 @@ public sealed class SequentialReadAheadTests
     }
 
     [Fact]
+    public void QueuedReadAhead_IsTakenBack_AndAStaleItemOnlyRunsCompleteWork()
+    {
+        // The "pool" keeps the items; nothing runs until the test says so.
+        var queued = new List<IThreadPoolWorkItem>();
+        var source = new WatchedSource(new PatternSource(Size, seed: 3));
+        using var readAhead = new SequentialReadAhead(source, queued.Add);
+        var buffer = new byte[Request];
+        Read(readAhead, source, 0, buffer, settle: false);
+        Read(readAhead, source, Request, buffer, settle: false);
+        Assert.Single(queued); // [2R, 3R), not started
+
+        // The reader comes before the pool: it takes the read back and reads itself (on its own thread).
+        Read(readAhead, source, 2 * Request, buffer, settle: false);
+        AssertPattern(source.Inner, 2 * Request, buffer);
+        Assert.Equal(0, readAhead.Hits);
+        Assert.Equal(2, queued.Count); // the stale item of [2R, 3R) and the new one of [3R, 4R)
+
+        // The stale item runs first: it claims the new range, which is completely set up, and reads it.
+        queued[0].Execute();
+        Assert.Equal(1, source.ReadsAt(3 * Request));
+        queued[1].Execute(); // finds it claimed: reads nothing
+        Read(readAhead, source, 3 * Request, buffer, settle: false);
+        AssertPattern(source.Inner, 3 * Request, buffer);
+        Assert.Equal(1, readAhead.Hits);
+        Assert.Equal(1, source.ReadsAt(3 * Request)); // read once, by the item, not again by the reader
+        Assert.Equal(1, source.ReadsAt(2 * Request)); // the taken-back range: only the reader's own read
+    }
+
+    [Fact]
     public void Dispose_WaitsForTheReadAheadInFlight()
     {
         var source = new WatchedSource(new PatternSource(Size, seed: 3)) { Gate = new ManualResetEventSlim(false) };
@@ -145,6 +174,7 @@ public sealed class SequentialReadAheadTests
     private sealed class WatchedSource(PatternSource inner) : BlockSource
     {
         private readonly int _testThread = Environment.CurrentManagedThreadId;
+        private readonly System.Collections.Concurrent.ConcurrentDictionary<long, int> _readsAt = new();
         private int _readsOffThread;
         private int _failures;
 
@@ -160,12 +190,15 @@ public sealed class SequentialReadAheadTests
 
         public int Failures => Volatile.Read(ref _failures);
 
+        public int ReadsAt(long offset) => _readsAt.GetValueOrDefault(offset);
+
         public override long Length => Inner.Length;
 
         public override Extent GetExtent(long offset, long maxLength) => Inner.GetExtent(offset, maxLength);
 
         public override void Read(long offset, Span<byte> buffer)
         {
+            _readsAt.AddOrUpdate(offset, 1, (_, n) => n + 1);
             if (Environment.CurrentManagedThreadId != _testThread)
             {
                 Interlocked.Increment(ref _readsOffThread);

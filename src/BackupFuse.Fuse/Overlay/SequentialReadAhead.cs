@@ -23,13 +23,15 @@ namespace BackupFuse.Fuse.Overlay;
 //   read-ahead before the buffer and the source go away.
 
 /// <summary>Reads the next range of a sequential reader ahead on a pool thread (see design notes).</summary>
-internal sealed unsafe class SequentialReadAhead(IBlockSource source) : IThreadPoolWorkItem, IDisposable
+internal sealed unsafe class SequentialReadAhead : IThreadPoolWorkItem, IDisposable
 {
     private const int Idle = 0;
     private const int Queued = 1;
     private const int Running = 2;
     private const int Done = 3;
 
+    private readonly IBlockSource _source;
+    private readonly Action<IThreadPoolWorkItem> _queue;
     private readonly object _lock = new();
     private readonly ManualResetEventSlim _finished = new(false);
     private int _state;
@@ -40,6 +42,19 @@ internal sealed unsafe class SequentialReadAhead(IBlockSource source) : IThreadP
     private int _capacity;
     private long _lastEnd = -1;
     private bool _disposed;
+
+    /// <summary>Reads ahead of sequential readers of <paramref name="source"/> on the thread pool.</summary>
+    public SequentialReadAhead(IBlockSource source)
+        : this(source, static item => ThreadPool.UnsafeQueueUserWorkItem(item, preferLocal: false))
+    {
+    }
+
+    /// <summary>Tests: <paramref name="queue"/> stands for the thread pool.</summary>
+    internal SequentialReadAhead(IBlockSource source, Action<IThreadPoolWorkItem> queue)
+    {
+        _source = source;
+        _queue = queue;
+    }
 
     /// <summary>Reads served from a read-ahead (tests).</summary>
     public long Hits { get; private set; }
@@ -97,7 +112,7 @@ internal sealed unsafe class SequentialReadAhead(IBlockSource source) : IThreadP
 
             long next = offset + count;
             int n = (int)Math.Min(count, length - next);
-            if (n <= 0 || source.GetExtent(next, n) is not { Kind: ExtentKind.Data } extent || extent.Length < n)
+            if (n <= 0 || _source.GetExtent(next, n) is not { Kind: ExtentKind.Data } extent || extent.Length < n)
             {
                 return;
             }
@@ -116,7 +131,7 @@ internal sealed unsafe class SequentialReadAhead(IBlockSource source) : IThreadP
             _failed = false;
             _finished.Reset();
             Volatile.Write(ref _state, Queued);
-            ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+            _queue(this);
         }
     }
 
@@ -130,7 +145,7 @@ internal sealed unsafe class SequentialReadAhead(IBlockSource source) : IThreadP
 
         try
         {
-            source.Read(_offset, new Span<byte>(_buffer, _length));
+            _source.Read(_offset, new Span<byte>(_buffer, _length));
         }
         catch (Exception)
         {
