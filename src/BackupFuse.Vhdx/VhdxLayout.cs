@@ -240,7 +240,7 @@ public sealed class VhdxLayout
         identity.TryWriteBytes(input);
         Encoding.UTF8.GetBytes(purpose, input.AsSpan(16));
         Span<byte> hash = stackalloc byte[32];
-        SHA256.HashData(input, hash);
+        IdentityHash.HashData(input, hash);
         hash[7] = (byte)((hash[7] & 0x0F) | 0x80); // Data3 is stored little-endian: byte 7 holds its top nibble
         hash[8] = (byte)((hash[8] & 0x3F) | 0x80);
         return new Guid(hash[..16]);

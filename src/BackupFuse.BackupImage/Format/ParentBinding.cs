@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using BackupFuse.Core;
 
 namespace BackupFuse.BackupImage.Format;
 
@@ -35,7 +36,7 @@ public static class ParentBinding
         Label.CopyTo(bytes);
         header.WriteTo(bytes[Label.Length..]);
         trailer.WriteTo(bytes[(Label.Length + ImageHeader.Size)..]);
-        return SHA256.HashData(bytes);
+        return IdentityHash.HashData(bytes);
     }
 
     /// <summary>

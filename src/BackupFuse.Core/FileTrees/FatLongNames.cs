@@ -94,7 +94,7 @@ public static class FatLongNames
             return cleaned;
         }
 
-        string hash = "~" + Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(name)), 0, 4);
+        string hash = "~" + Convert.ToHexString(IdentityHash.HashData(Encoding.UTF8.GetBytes(name)), 0, 4);
         return WithSuffix(cleaned, hash);
     }
 

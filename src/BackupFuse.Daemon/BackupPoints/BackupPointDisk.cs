@@ -265,7 +265,7 @@ public sealed class BackupPointDisk : IDisposable
     /// <summary>A version-8 GUID from the SHA-256 of <paramref name="seed"/>.</summary>
     private static Guid Derive(string seed)
     {
-        byte[] hash = SHA256.HashData(Encoding.UTF8.GetBytes("backupfuse volume disk|" + seed));
+        byte[] hash = IdentityHash.HashData(Encoding.UTF8.GetBytes("backupfuse volume disk|" + seed));
         var bytes = hash.AsSpan(0, 16);
         bytes[7] = (byte)((bytes[7] & 0x0F) | 0x80); // version 8 (Guid's mixed-endian layout keeps the version in byte 7)
         bytes[8] = (byte)((bytes[8] & 0x3F) | 0x80); // RFC 9562 variant

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
-using System.Security.Cryptography;
 using System.Text;
+using BackupFuse.Core;
 using BackupFuse.Core.Native;
 using BackupFuse.Fuse;
 using BackupFuse.Fuse.Overlay;
@@ -104,7 +104,7 @@ public static partial class LogFiles
         string escaped = name.Length == 0 ? "-" : name.ToString();
         if (escaped.Length > 200)
         {
-            string hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(path)))[..16];
+            string hash = Convert.ToHexStringLower(IdentityHash.HashData(Encoding.UTF8.GetBytes(path)))[..16];
             escaped = escaped[..200] + "_" + hash;
         }
 

@@ -198,7 +198,6 @@ public static class MountCommand
 
     private static int Serve(ParseResult parse, string dir, string mountPoint, ImageRoots roots, string? volatileDir, CancellationToken token)
     {
-        PreloadCrypto();
         CacheBudget.Process.CapacityBytes = parse.GetValue(CacheSize) ?? CacheBudget.DefaultCapacityBytes; // one budget for every plugin of this mount
         MemoryTrimmer.Watch(CacheBudget.Process, MemoryTrimmer.DefaultHeadroomBytes);
         NativeHeap.ConfigureForDaemon(); // the daemon child has its arena limit from the start (DaemonSession)
@@ -229,24 +228,6 @@ public static class MountCommand
         Log.Information("unmounted {MountPoint}", mountPoint);
         return rc == 0 ? ExitCodes.Ok : ExitCodes.Error;
     }
-
-    /// <summary>
-    /// Loads OpenSSL (libssl, libcrypto, openssl.cnf: about 4 ms) on a pool thread while the mount is made, instead of
-    /// inside the first open of a backup point, which a hypervisor's first stat of a plugin waits for.
-    /// </summary>
-    private static void PreloadCrypto() => ThreadPool.UnsafeQueueUserWorkItem(
-        static _ =>
-        {
-            try
-            {
-                System.Security.Cryptography.SHA256.HashData(ReadOnlySpan<byte>.Empty);
-            }
-            catch (Exception e) when (e is System.Security.Cryptography.CryptographicException or TypeInitializationException or DllNotFoundException or PlatformNotSupportedException)
-            {
-                // Without OpenSSL only encrypted images fail, and they say so when opened.
-            }
-        },
-        state: null);
 
     /// <summary>
     /// How plugins are presented (--owner, --mode); warns when the named owner cannot use the mount without --allow-other

@@ -280,7 +280,7 @@ public sealed class PluginProviderOptions
         if (VolatileDirectory != null)
         {
             // One folder per plugin path, so plugins with the same name in different subfolders never collide.
-            string folder = Path.Combine(VolatileDirectory, Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(relativePath)))[..16]);
+            string folder = Path.Combine(VolatileDirectory, Convert.ToHexString(IdentityHash.HashData(System.Text.Encoding.UTF8.GetBytes(relativePath)))[..16]);
             return ChangesLocation.InDirectory(folder, Path.GetFileNameWithoutExtension(relativePath));
         }
 

@@ -105,7 +105,7 @@ public sealed class ExFatVolume : BlockSource
         long free = options.FreeBytes ?? Math.Max(1L << 30, treeClusters / 4 * clusterSize);
         _geometry = new ExFatGeometry(clusterSize, treeClusters, ExFatGeometry.Ceil(free, clusterSize));
         _runs = new ClusterRuns(counts, _geometry.TreeCluster);
-        uint serial = BinaryPrimitives.ReadUInt32LittleEndian(SHA256.HashData(options.SerialSeed.ToByteArray()));
+        uint serial = BinaryPrimitives.ReadUInt32LittleEndian(IdentityHash.HashData(options.SerialSeed.ToByteArray()));
         _bootRegion = ExFatBootRegion.Build(_geometry, _runs.StartOf(0), serial, _runs.EndCluster - 2);
         VolumeSerial = serial;
     }

@@ -253,7 +253,7 @@ public sealed class Fat32Volume : BlockSource
     private static uint SerialFor(string seed)
     {
         ArgumentNullException.ThrowIfNull(seed);
-        var hash = SHA256.HashData(Encoding.UTF8.GetBytes("BackupFuse FAT32 volume serial\n" + seed));
+        var hash = IdentityHash.HashData(Encoding.UTF8.GetBytes("BackupFuse FAT32 volume serial\n" + seed));
         return BinaryPrimitives.ReadUInt32LittleEndian(hash);
     }
 
