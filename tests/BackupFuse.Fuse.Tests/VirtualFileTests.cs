@@ -201,42 +201,19 @@ public sealed class VirtualFileTests(ITestOutputHelper output)
         const long size = 64L * 1024 * 1024;
         using var m = new TestMount(output, d => File.WriteAllText(Path.Combine(d, "big.vhdx"), MarkerFileProvider.Content(size, "fast")), new MarkerFileProvider());
         var expected = new FastPatternSource(size);
-        var failures = new System.Collections.Concurrent.ConcurrentBag<string>();
-        var threads = Enumerable.Range(0, 6).Select(t => new Thread(() =>
+        RunReaders(6, (t, failures) =>
         {
-            try
+            var random = new Random(t);
+            using var h = File.OpenHandle(m["big.vhdx"]);
+            var buffer = new byte[1 << 20];
+            for (int i = 0; i < 40; i++)
             {
-                var random = new Random(t);
-                using var h = File.OpenHandle(m["big.vhdx"]);
-                var buffer = new byte[1 << 20];
-                for (int i = 0; i < 40; i++)
-                {
-                    long offset = random.NextInt64(size - buffer.Length);
-                    int len = random.Next(1, buffer.Length);
-                    int n = RandomAccess.Read(h, buffer.AsSpan(0, len), offset);
-                    if (n != len)
-                    {
-                        failures.Add($"thread {t}: short read {n}/{len} at {offset}");
-                    }
-
-                    for (int k = 0; k < n; k += 997)
-                    {
-                        if (buffer[k] != expected.ByteAt(offset + k))
-                        {
-                            failures.Add($"thread {t}: wrong byte at {offset + k}");
-                            break;
-                        }
-                    }
-                }
+                long offset = random.NextInt64(size - buffer.Length);
+                int len = random.Next(1, buffer.Length);
+                int n = RandomAccess.Read(h, buffer.AsSpan(0, len), offset);
+                CheckRead(failures, t, expected, buffer.AsSpan(0, n), len, offset, step: 997);
             }
-            catch (Exception e)
-            {
-                failures.Add($"thread {t}: {e}");
-            }
-        })).ToList();
-        threads.ForEach(t => t.Start());
-        Assert.All(threads, t => Assert.True(t.Join(TimeSpan.FromSeconds(60)), "reader thread hung"));
-        Assert.Empty(failures);
+        });
 
         // For reference only (no assertion on time): sequential read speed with dd bs=1M.
         var dd = ExternalTool.Run("dd", [$"if={m["big.vhdx"]}", "of=/dev/null", "bs=1M"]);
@@ -268,41 +245,18 @@ public sealed class VirtualFileTests(ITestOutputHelper output)
         // Read-only sources are read ahead for a sequential reader: two threads each read the file from start to end
         // through a handle of their own, and two more share one handle, so its reads are only partly sequential.
         var expected = new FastPatternSource(size);
-        var failures = new System.Collections.Concurrent.ConcurrentBag<string>();
         using var shared = File.OpenHandle(m["big.vhdx"]);
-        var threads = Enumerable.Range(0, 4).Select(t => new Thread(() =>
+        RunReaders(4, (t, failures) =>
         {
-            try
+            using var own = t < 2 ? File.OpenHandle(m["big.vhdx"]) : null;
+            var h = own ?? shared;
+            var buffer = new byte[(t + 1) * 192 * 1024];
+            for (long offset = 0; offset < size; offset += buffer.Length)
             {
-                using var own = t < 2 ? File.OpenHandle(m["big.vhdx"]) : null;
-                var h = own ?? shared;
-                var buffer = new byte[(t + 1) * 192 * 1024];
-                for (long offset = 0; offset < size; offset += buffer.Length)
-                {
-                    int n = RandomAccess.Read(h, buffer, offset);
-                    if (n != Math.Min(buffer.Length, size - offset))
-                    {
-                        failures.Add($"thread {t}: short read {n} at {offset}");
-                    }
-
-                    for (int k = 0; k < n; k += 509)
-                    {
-                        if (buffer[k] != expected.ByteAt(offset + k))
-                        {
-                            failures.Add($"thread {t}: wrong byte at {offset + k}");
-                            break;
-                        }
-                    }
-                }
+                int n = RandomAccess.Read(h, buffer, offset);
+                CheckRead(failures, t, expected, buffer.AsSpan(0, n), (int)Math.Min(buffer.Length, size - offset), offset, step: 509);
             }
-            catch (Exception e)
-            {
-                failures.Add($"thread {t}: {e}");
-            }
-        })).ToList();
-        threads.ForEach(t => t.Start());
-        Assert.All(threads, t => Assert.True(t.Join(TimeSpan.FromSeconds(60)), "reader thread hung"));
-        Assert.Empty(failures);
+        });
 
         // A writable source is never read ahead: a sequential reader sees what another descriptor wrote into the
         // range it would have read next.
@@ -327,6 +281,44 @@ public sealed class VirtualFileTests(ITestOutputHelper output)
         finally
         {
             Posix.Close(writer);
+        }
+    }
+
+    /// <summary>Runs <paramref name="count"/> reader threads; a failure any of them adds (or throws) fails the test.</summary>
+    private static void RunReaders(int count, Action<int, System.Collections.Concurrent.ConcurrentBag<string>> reader)
+    {
+        var failures = new System.Collections.Concurrent.ConcurrentBag<string>();
+        var threads = Enumerable.Range(0, count).Select(t => new Thread(() =>
+        {
+            try
+            {
+                reader(t, failures);
+            }
+            catch (Exception e)
+            {
+                failures.Add($"thread {t}: {e}");
+            }
+        })).ToList();
+        threads.ForEach(t => t.Start());
+        Assert.All(threads, t => Assert.True(t.Join(TimeSpan.FromSeconds(60)), "reader thread hung"));
+        Assert.Empty(failures);
+    }
+
+    /// <summary>Adds a failure when <paramref name="read"/> is short or a sampled byte (every <paramref name="step"/>-th) is wrong.</summary>
+    private static void CheckRead(System.Collections.Concurrent.ConcurrentBag<string> failures, int thread, FastPatternSource expected, ReadOnlySpan<byte> read, int length, long offset, int step)
+    {
+        if (read.Length != length)
+        {
+            failures.Add($"thread {thread}: short read {read.Length}/{length} at {offset}");
+        }
+
+        for (int k = 0; k < read.Length; k += step)
+        {
+            if (read[k] != expected.ByteAt(offset + k))
+            {
+                failures.Add($"thread {thread}: wrong byte at {offset + k}");
+                return;
+            }
         }
     }
 
