@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Security.Cryptography;
 using System.Text;
 using BackupFuse.Core;
 using BackupFuse.Vhdx.Format;

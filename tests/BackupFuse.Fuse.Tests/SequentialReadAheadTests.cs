@@ -113,15 +113,51 @@ public sealed class SequentialReadAheadTests
         Assert.Equal(0, readAhead.Hits);
         Assert.Equal(2, queued.Count); // the stale item of [2R, 3R) and the new one of [3R, 4R)
 
-        // The stale item runs first: it claims the new range, which is completely set up, and reads it.
+        // The pool's queue holds the same object twice. Whichever entry runs first claims the new range, which is
+        // completely set up, and reads it; the other finds it claimed and reads nothing.
         queued[0].Execute();
         Assert.Equal(1, source.ReadsAt(3 * Request));
-        queued[1].Execute(); // finds it claimed: reads nothing
+        queued[1].Execute();
         Read(readAhead, source, 3 * Request, buffer, settle: false);
         AssertPattern(source.Inner, 3 * Request, buffer);
         Assert.Equal(1, readAhead.Hits);
         Assert.Equal(1, source.ReadsAt(3 * Request)); // read once, by the item, not again by the reader
         Assert.Equal(1, source.ReadsAt(2 * Request)); // the taken-back range: only the reader's own read
+    }
+
+    [Fact]
+    public void UnusedReadAhead_IsDropped_AndTheStreamGoesOn()
+    {
+        // The reader's request size changes: the staged range is too short for the next read, which reads itself;
+        // the finished read-ahead nobody used is dropped and the range after that read is staged instead.
+        var queued = new List<IThreadPoolWorkItem>();
+        var source = new WatchedSource(new PatternSource(Size, seed: 3));
+        using var readAhead = new SequentialReadAhead(source, queued.Add);
+        var small = new byte[Request];
+        var large = new byte[2 * Request];
+        Read(readAhead, source, 0, small, settle: false);
+        Read(readAhead, source, Request, small, settle: false); // stages [2R, 3R)
+        queued[^1].Execute();
+        Read(readAhead, source, 2 * Request, large, settle: false); // [2R, 4R): not served, stages [4R, 6R)
+        AssertPattern(source.Inner, 2 * Request, large);
+        Assert.Equal(0, readAhead.Hits);
+        queued[^1].Execute();
+        Read(readAhead, source, 4 * Request, large, settle: false);
+        AssertPattern(source.Inner, 4 * Request, large);
+        Assert.Equal(1, readAhead.Hits);
+        Assert.Equal(1, source.ReadsAt(4 * Request));
+    }
+
+    [Fact]
+    public void ALayerThatCannotTellWhatFollows_GetsNoReadAhead_AndTheReadStillSucceeds()
+    {
+        var source = new WatchedSource(new PatternSource(Size, seed: 3)) { ExtentFailsFrom = 2 * Request };
+        using var readAhead = new SequentialReadAhead(source, _ => Assert.Fail("nothing may be queued"));
+        var buffer = new byte[Request];
+        Read(readAhead, source, 0, buffer, settle: false);
+        Read(readAhead, source, Request, buffer, settle: false); // GetExtent of [2R, 3R) throws: no read-ahead, no error
+        AssertPattern(source.Inner, Request, buffer);
+        Assert.Equal(0, readAhead.Hits);
     }
 
     [Fact]
@@ -184,6 +220,8 @@ public sealed class SequentialReadAheadTests
 
         public ManualResetEventSlim? Gate { get; init; }
 
+        public long ExtentFailsFrom { get; init; } = long.MaxValue;
+
         public ManualResetEventSlim Blocked { get; } = new(false);
 
         public int ReadsOffThread => Volatile.Read(ref _readsOffThread);
@@ -194,7 +232,8 @@ public sealed class SequentialReadAheadTests
 
         public override long Length => Inner.Length;
 
-        public override Extent GetExtent(long offset, long maxLength) => Inner.GetExtent(offset, maxLength);
+        public override Extent GetExtent(long offset, long maxLength) =>
+            offset >= ExtentFailsFrom ? throw new InvalidDataException("test: a damaged index page") : Inner.GetExtent(offset, maxLength);
 
         public override void Read(long offset, Span<byte> buffer)
         {

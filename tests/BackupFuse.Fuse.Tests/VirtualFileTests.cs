@@ -234,6 +234,18 @@ public sealed class VirtualFileTests(ITestOutputHelper output)
         // would pass even with read-ahead on writable files.
         ThreadPool.GetMinThreads(out int workers, out int completion);
         ThreadPool.SetMinThreads(Math.Max(workers, 16), completion);
+        try
+        {
+            SequentialReadersAndWrites();
+        }
+        finally
+        {
+            ThreadPool.SetMinThreads(workers, completion);
+        }
+    }
+
+    private void SequentialReadersAndWrites()
+    {
         const long size = 32L * 1024 * 1024;
         var provider = new MarkerFileProvider();
         using var m = new TestMount(output, d =>

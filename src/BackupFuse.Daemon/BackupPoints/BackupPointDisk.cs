@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using System.Text;
 using BackupFuse.BackupImage.Files;
 using BackupFuse.BackupImage.Format;

@@ -13,7 +13,11 @@ namespace BackupFuse.Fuse.Overlay;
 //   buffer is never checked against a later write. Only for ranges that are all Data: holes read as fast as a copy.
 // - Correctness never depends on the staging: a read that finds nothing matching, a failed read-ahead (the error is
 //   dropped; the reader's own read meets it again) or a read-ahead the pool has not started yet (taken back: the
-//   reader reads itself, as without read-ahead) all end in the plain read.
+//   reader reads itself, as without read-ahead) all end in the plain read. Deciding whether to read ahead never fails
+//   a read: a layer that cannot say what the next range holds (GetExtent throws) just gets no read-ahead.
+// - The worker writes Done and then signals; nothing moves Done to Idle without waiting for that signal (TryServe and
+//   Dispose wait for it anyway, Completed when it drops an unused read-ahead), so a late signal can never mark the next
+//   read-ahead finished while it runs (found by review: a stale Set, then a copy out of a buffer still being written).
 // - Take-back as in CacheFilter's DirectLoadHelper: the pool item claims the work (Queued -> Running) and so does a
 //   reader that finds it queued (Queued -> Idle), so nobody waits for a pool thread that is not running. A stale item
 //   (taken back, still in the pool's queue) only ever claims work that is completely set up (Queued is set last).
@@ -103,7 +107,10 @@ internal sealed unsafe class SequentialReadAhead : IThreadPoolWorkItem, IDisposa
             int state = Volatile.Read(ref _state);
             if (state == Done)
             {
-                Finish(); // a read-ahead nobody asked for
+                // A read-ahead nobody asked for. Its worker writes Done just before it signals: wait for the signal,
+                // or a late Set would mark the next read-ahead finished while it still runs.
+                _finished.Wait();
+                Finish();
             }
             else if (state != Idle)
             {
@@ -112,7 +119,7 @@ internal sealed unsafe class SequentialReadAhead : IThreadPoolWorkItem, IDisposa
 
             long next = offset + count;
             int n = (int)Math.Min(count, length - next);
-            if (n <= 0 || _source.GetExtent(next, n) is not { Kind: ExtentKind.Data } extent || extent.Length < n)
+            if (n <= 0 || !AllData(next, n))
             {
                 return;
             }
@@ -132,6 +139,19 @@ internal sealed unsafe class SequentialReadAhead : IThreadPoolWorkItem, IDisposa
             _finished.Reset();
             Volatile.Write(ref _state, Queued);
             _queue(this);
+        }
+    }
+
+    /// <summary>Whether [<paramref name="offset"/>, +<paramref name="length"/>) is all Data; false when the layer cannot tell (a damaged index page is the reader's to meet, not this read's).</summary>
+    private bool AllData(long offset, int length)
+    {
+        try
+        {
+            return _source.GetExtent(offset, length) is { Kind: ExtentKind.Data } extent && extent.Length >= length;
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
+        {
+            return false;
         }
     }
 

@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
-using System.Security.Cryptography;
 using BackupFuse.Core.FileTrees;
 
 namespace BackupFuse.Core.FileSystems.ExFat;
