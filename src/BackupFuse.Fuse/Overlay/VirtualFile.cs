@@ -84,19 +84,14 @@ internal sealed unsafe class VirtualFile(IBlockSource source, bool writable, int
         }
 
         int n = (int)Math.Min(buffer.Length, length - offset);
-        if (_readAhead is not { } readAhead)
-        {
-            Source.Read(offset, buffer[..n]);
-            return n;
-        }
-
-        bool served = readAhead.TryServe(offset, buffer[..n]);
+        var part = buffer[..n];
+        bool served = _readAhead?.TryServe(offset, part) == true;
         if (!served)
         {
-            Source.Read(offset, buffer[..n]);
+            Source.Read(offset, part);
         }
 
-        readAhead.Completed(offset, n, served, length);
+        _readAhead?.Completed(offset, n, served, length);
         return n;
     }
 
